@@ -1,0 +1,477 @@
+/*
+ * discovery.c - which processes to watch, and what each one is.
+ *
+ * The one idea: a process is chosen by a service's selectors (open port,
+ * executable regex, pid) either at start-up, from a /proc scan, or later
+ * from kernel events (exec for new programs, listen for new servers, fork
+ * for children, which the kernel side already adopts in its pid filter).
+ * Every watched process gets a resource (service.name, process.pid, ...)
+ * that all its spans and metrics share.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "capture.h"
+
+/* --- listening sockets: inode -> port, from /proc/net/tcp{,6} -------- */
+
+struct listen_map {
+	uint64_t *inode;
+	uint16_t *port;
+	size_t n, cap;
+};
+
+static void listen_map_read(struct listen_map *m, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+
+	if (!f)
+		return;
+	if (!fgets(line, sizeof(line), f)) { /* header */
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char local[64], rem[64];
+		unsigned st;
+		unsigned long long inode;
+		/* sl local rem st tx:rx tr:tm retr uid timeout inode */
+		if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %*s %*s %llu", local, rem, &st,
+		           &inode) != 4 || st != 0x0A)
+			continue;
+		char *colon = strrchr(local, ':');
+		if (!colon)
+			continue;
+		if (m->n == m->cap) {
+			size_t nc = m->cap ? m->cap * 2 : 64;
+			uint64_t *ni = realloc(m->inode, nc * sizeof(*ni));
+			if (!ni)
+				break;
+			m->inode = ni;
+			uint16_t *np = realloc(m->port, nc * sizeof(*np));
+			if (!np)
+				break;
+			m->port = np;
+			m->cap = nc;
+		}
+		m->inode[m->n] = inode;
+		m->port[m->n] = (uint16_t)strtoul(colon + 1, NULL, 16);
+		m->n++;
+	}
+	fclose(f);
+}
+
+static int listen_map_port(const struct listen_map *m, uint64_t inode)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (m->inode[i] == inode)
+			return m->port[i];
+	return -1;
+}
+
+/* Ports this process listens on (through any of its fds). */
+static unsigned proc_listen_ports(uint32_t pid, const struct listen_map *m, uint16_t *out,
+                                  unsigned max)
+{
+	char dir[64], link[64], tgt[128];
+	DIR *d;
+	struct dirent *de;
+	unsigned n = 0;
+
+	if (!m->n)
+		return 0;
+	snprintf(dir, sizeof(dir), "/proc/%u/fd", pid);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		unsigned long long ino;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		ssize_t l = readlink(link, tgt, sizeof(tgt) - 1);
+		if (l <= 0)
+			continue;
+		tgt[l] = 0;
+		if (sscanf(tgt, "socket:[%llu]", &ino) != 1)
+			continue;
+		int port = listen_map_port(m, ino);
+		if (port < 0)
+			continue;
+		bool dup = false;
+		for (unsigned i = 0; i < n; i++)
+			dup |= out[i] == port;
+		if (!dup)
+			out[n++] = (uint16_t)port;
+	}
+	closedir(d);
+	return n;
+}
+
+/* --- selectors ----------------------------------------------------------- */
+
+static bool port_selected(const struct service_cfg *s, uint16_t port)
+{
+	for (size_t i = 0; i < s->n_ports; i++)
+		if (port >= s->ports[i].lo && port <= s->ports[i].hi)
+			return true;
+	return false;
+}
+
+static bool service_matches(const struct service *svc, uint32_t pid, const char *exe,
+                            const uint16_t *ports, unsigned n_ports)
+{
+	const struct service_cfg *s = svc->cfg;
+
+	for (size_t i = 0; i < s->n_pids; i++)
+		if (s->pids[i] == pid)
+			return true;
+	if (svc->has_re && exe && !regexec(&svc->exe_re, exe, 0, NULL, 0))
+		return true;
+	for (unsigned i = 0; i < n_ports; i++)
+		if (port_selected(s, ports[i]))
+			return true;
+	return false;
+}
+
+static bool any_port_selector(const struct agent *a)
+{
+	for (size_t i = 0; i < a->n_services; i++)
+		if (a->services[i].cfg->n_ports)
+			return true;
+	return false;
+}
+
+int discovery_init(struct agent *a)
+{
+	size_t n = a->cfg->n_services + (a->have_cli_service ? 1 : 0);
+
+	a->services = calloc(n ? n : 1, sizeof(*a->services));
+	if (!a->services)
+		return -1;
+	/* Command-line selectors come first: they are the most specific ask. */
+	if (a->have_cli_service)
+		a->services[a->n_services++].cfg = &a->cli_service;
+	for (size_t i = 0; i < a->cfg->n_services; i++)
+		a->services[a->n_services++].cfg = &a->cfg->services[i];
+	for (size_t i = 0; i < a->n_services; i++) {
+		struct service *s = &a->services[i];
+		if (!s->cfg->exe_path)
+			continue;
+		if (regcomp(&s->exe_re, s->cfg->exe_path, REG_EXTENDED | REG_NOSUB)) {
+			fprintf(stderr, "sonde: invalid exe_path regex '%s'\n", s->cfg->exe_path);
+			return -1;
+		}
+		s->has_re = true;
+	}
+	return 0;
+}
+
+/* --- processes and their resources --------------------------------------- */
+
+static char *read_exe(uint32_t pid)
+{
+	char link[64], buf[PATH_MAX];
+	ssize_t l;
+
+	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
+	l = readlink(link, buf, sizeof(buf) - 1);
+	if (l <= 0)
+		return NULL;
+	buf[l] = 0;
+	/* A replaced binary reads "/path (deleted)"; keep the path. */
+	char *del = strstr(buf, " (deleted)");
+	if (del && del[10] == 0)
+		*del = 0;
+	return strdup(buf);
+}
+
+static uint32_t read_ppid(uint32_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	unsigned ppid = 0;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *rp = strrchr(buf, ')');
+		if (rp)
+			sscanf(rp + 1, " %*c %u", &ppid);
+	}
+	fclose(f);
+	return ppid;
+}
+
+static void uuid4(char out[37])
+{
+	uint8_t b[16];
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		memset(b, 0x5a, sizeof(b));
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+	         b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+	         b[13], b[14], b[15]);
+}
+
+static struct resource *resource_for(struct agent *a, struct proc *p, const char *name_hint)
+{
+	struct resource *r = calloc(1, sizeof(*r));
+	char uuid[37];
+	const char *name;
+
+	if (!r)
+		return NULL;
+	r->refs = 1;
+	r->pid = p->tgid;
+	/* service.name: flag/env override > service config > recorded > exe */
+	if (a->cfg->service_name)
+		name = a->cfg->service_name;
+	else if (p->svc && p->svc->cfg->name)
+		name = p->svc->cfg->name;
+	else if (name_hint && *name_hint)
+		name = name_hint;
+	else
+		name = p->exe_name;
+	r->service_name = strdup(name);
+	uuid4(uuid);
+	attr_set_str(&r->attrs, "service.name", name, strlen(name));
+	attr_set_str(&r->attrs, "service.instance.id", uuid, strlen(uuid));
+	attr_set_str(&r->attrs, "telemetry.sdk.name", "sonde", 5);
+	attr_set_str(&r->attrs, "telemetry.sdk.language", "c", 1);
+	attr_set_str(&r->attrs, "telemetry.sdk.version", SONDE_VERSION, strlen(SONDE_VERSION));
+	attr_set_int(&r->attrs, "process.pid", p->tgid);
+	attr_set_str(&r->attrs, "process.executable.name", p->exe_name, strlen(p->exe_name));
+	if (p->exe_path)
+		attr_set_str(&r->attrs, "process.executable.path", p->exe_path, strlen(p->exe_path));
+	attr_set_str(&r->attrs, "host.name", a->hostname, strlen(a->hostname));
+	for (size_t i = 0; i < a->cfg->n_resource_attrs; i++) {
+		const struct kv *kv = &a->cfg->resource_attrs[i];
+		if (kv->n_values && strcmp(kv->key, "service.name"))
+			attr_set_str(&r->attrs, kv->key, kv->values[0], strlen(kv->values[0]));
+	}
+	if (!r->service_name) {
+		resource_unref(r);
+		return NULL;
+	}
+	return r;
+}
+
+static struct proc *proc_new(struct agent *a, uint32_t tgid, struct service *svc, char *exe,
+                             const char *name_hint)
+{
+	struct proc *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		free(exe);
+		return NULL;
+	}
+	p->tgid = tgid;
+	p->svc = svc;
+	p->exe_path = exe;
+	const char *base = exe ? strrchr(exe, '/') : NULL;
+	snprintf(p->exe_name, sizeof(p->exe_name), "%s", base ? base + 1 : exe ? exe : "unknown");
+	p->res = resource_for(a, p, name_hint);
+	if (!p->res || hmap_put(&a->procs, tgid, p)) {
+		if (p->res)
+			resource_unref(p->res);
+		free(p->exe_path);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct proc *proc_watch(struct agent *a, uint32_t tgid, struct service *svc)
+{
+	struct proc *p = hmap_get(&a->procs, tgid);
+	struct listen_map lm = {0};
+
+	if (p)
+		return p;
+	p = proc_new(a, tgid, svc, read_exe(tgid), NULL);
+	if (!p)
+		return NULL;
+	listen_map_read(&lm, "/proc/net/tcp");
+	listen_map_read(&lm, "/proc/net/tcp6");
+	p->n_listen = proc_listen_ports(tgid, &lm, p->listen_ports, 32);
+	free(lm.inode);
+	free(lm.port);
+	if (a->cap && capture_watch(a->cap, tgid))
+		fprintf(stderr, "sonde: cannot watch pid %u in the kernel filter\n", tgid);
+	record_proc(a, p);
+	fprintf(stderr, "sonde: watching pid %u (%s) as service '%s'\n", tgid, p->exe_name,
+	        p->res->service_name);
+	return p;
+}
+
+void proc_forget(struct agent *a, uint32_t tgid)
+{
+	struct proc *p = hmap_get(&a->procs, tgid);
+	uint64_t key;
+	void *val;
+	uint64_t *doomed = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!p)
+		return;
+	/* Close the process's connections first: their spans reference it. */
+	for (size_t it = 0; hmap_next(&a->conns, &it, &key, &val);) {
+		if (((struct sonde_conn *)val)->tgid != tgid)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *nd = realloc(doomed, cap * sizeof(*nd));
+			if (!nd)
+				break;
+			doomed = nd;
+		}
+		doomed[n++] = key;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct sonde_conn *c = hmap_get(&a->conns, doomed[i]);
+		if (c)
+			conn_close(a, c, 0);
+	}
+	free(doomed);
+	hmap_del(&a->procs, tgid);
+	if (a->cap)
+		capture_unwatch(a->cap, tgid);
+	resource_unref(p->res);
+	free(p->exe_path);
+	free(p);
+}
+
+struct proc *proc_get(struct agent *a, uint32_t tgid)
+{
+	struct proc *p = hmap_get(&a->procs, tgid);
+
+	if (p || a->replay)
+		return p ? p : proc_new(a, tgid, a->n_services ? &a->services[0] : NULL, NULL, NULL);
+	/* The kernel adopted a child we have not heard of yet: inherit. */
+	struct proc *parent = hmap_get(&a->procs, read_ppid(tgid));
+	return proc_watch(a, tgid, parent ? parent->svc : a->n_services ? &a->services[0] : NULL);
+}
+
+void discovery_scan(struct agent *a)
+{
+	struct listen_map lm = {0};
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	bool ports = any_port_selector(a);
+	uint32_t self = (uint32_t)getpid();
+
+	if (!d)
+		return;
+	if (ports) {
+		listen_map_read(&lm, "/proc/net/tcp");
+		listen_map_read(&lm, "/proc/net/tcp6");
+	}
+	while ((de = readdir(d))) {
+		uint16_t lp[32];
+		unsigned nlp = 0;
+
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		uint32_t pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+		if (pid == self || hmap_get(&a->procs, pid))
+			continue;
+		char *exe = read_exe(pid);
+		if (!exe)
+			continue; /* kernel thread or gone */
+		if (ports)
+			nlp = proc_listen_ports(pid, &lm, lp, 32);
+		for (size_t i = 0; i < a->n_services; i++) {
+			if (service_matches(&a->services[i], pid, exe, lp, nlp)) {
+				proc_watch(a, pid, &a->services[i]);
+				break;
+			}
+		}
+		free(exe);
+	}
+	closedir(d);
+	free(lm.inode);
+	free(lm.port);
+}
+
+void discovery_on_exec(struct agent *a, const struct sonde_ev_proc *ev)
+{
+	uint32_t pid = ev->h.tgid;
+	struct proc *p = hmap_get(&a->procs, pid);
+
+	if (p || pid == (uint32_t)getpid()) {
+		/* A watched process became another program: rebuild its identity. */
+		if (p) {
+			struct service *svc = p->svc;
+			proc_forget(a, pid);
+			proc_watch(a, pid, svc);
+		}
+		return;
+	}
+	char *exe = read_exe(pid);
+	if (!exe)
+		return;
+	for (size_t i = 0; i < a->n_services; i++) {
+		if (service_matches(&a->services[i], pid, exe, NULL, 0)) {
+			proc_watch(a, pid, &a->services[i]);
+			break;
+		}
+	}
+	free(exe);
+}
+
+void discovery_on_fork(struct agent *a, const struct sonde_ev_proc *ev)
+{
+	struct proc *parent = hmap_get(&a->procs, ev->ppid);
+	struct proc *child;
+
+	if (hmap_get(&a->procs, ev->h.tgid))
+		return;
+	child = proc_watch(a, ev->h.tgid, parent ? parent->svc : NULL);
+	if (child && parent && !child->n_listen) {
+		/* Forked workers share the parent's listening sockets. */
+		memcpy(child->listen_ports, parent->listen_ports, sizeof(parent->listen_ports));
+		child->n_listen = parent->n_listen;
+	}
+}
+
+void discovery_on_exit(struct agent *a, const struct sonde_ev_proc *ev)
+{
+	proc_forget(a, ev->h.tgid);
+}
+
+void discovery_on_listen(struct agent *a, const struct sonde_ev_conn *ev)
+{
+	struct proc *p = hmap_get(&a->procs, ev->h.tgid);
+	uint16_t port = ev->t.lport;
+
+	if (!p) {
+		for (size_t i = 0; i < a->n_services; i++) {
+			if (port_selected(a->services[i].cfg, port)) {
+				p = proc_watch(a, ev->h.tgid, &a->services[i]);
+				break;
+			}
+		}
+		if (!p)
+			return;
+	}
+	for (unsigned i = 0; i < p->n_listen; i++)
+		if (p->listen_ports[i] == port)
+			return;
+	if (p->n_listen < 32)
+		p->listen_ports[p->n_listen++] = port;
+}

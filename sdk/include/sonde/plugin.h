@@ -1,0 +1,312 @@
+/*
+ * sonde/plugin.h - the sonde plugin ABI, version 1.
+ *
+ * This is the only header a plugin needs. A plugin is a shared object that
+ * exports one symbol, sonde_plugin_entry(), returning a const descriptor.
+ * The host hands the plugin a table of function pointers (struct
+ * sonde_host_api); plugins never link against the agent's own symbols, so
+ * the same .so runs inside the agent, inside `sonde --replay` and inside a
+ * unit test that supplies its own table.
+ *
+ * The one idea needed to read this file: everything that crosses the
+ * boundary is either an opaque handle owned by the host, or a struct that
+ * starts with its own size and only ever grows at the end.
+ *
+ * ABI rules (see docs/plugin-guide.md for the long form):
+ *   - The host refuses a plugin whose abi_major differs from its own, or whose
+ *     abi_minor is newer than its own.
+ *   - Structs carry struct_size as their first field. Fields are only ever
+ *     appended; a reader checks struct_size before touching a later field
+ *     (SONDE_HAS_FIELD).
+ *   - Functions are never changed: a new behaviour gets a new name (_v2).
+ *   - Errors are negative enum sonde_err values; sonde_strerror() names them
+ *     through the host table (host->strerror).
+ *
+ * Memory ownership is stated on every call below. In short: the host owns
+ * every handle it gives out and every buffer it passes in; a plugin owns its
+ * own state and must not keep host buffers past the call that passed them.
+ */
+#ifndef SONDE_PLUGIN_H
+#define SONDE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SONDE_ABI_MAJOR 1
+#define SONDE_ABI_MINOR 0
+
+/* Name of the one symbol a plugin exports. */
+#define SONDE_PLUGIN_ENTRY_SYMBOL "sonde_plugin_entry"
+
+/* True when a struct of the given (runtime) size contains FIELD. */
+#define SONDE_HAS_FIELD(ptr, type, field)                                      \
+	((ptr)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
+
+enum sonde_err {
+	SONDE_OK = 0,
+	SONDE_ERR_NOMEM = -1,     /* allocation failed */
+	SONDE_ERR_INVAL = -2,     /* bad argument */
+	SONDE_ERR_PROTO = -3,     /* bytes do not follow the protocol */
+	SONDE_ERR_AGAIN = -4,     /* not enough bytes yet */
+	SONDE_ERR_UNSUPPORTED = -5,
+	SONDE_ERR_ABI = -6,       /* version or size mismatch */
+	SONDE_ERR_NOENT = -7,     /* not found */
+	SONDE_ERR_IO = -8,
+	SONDE_ERR_LIMIT = -9,     /* a bound was reached (too many spans, too long) */
+};
+
+/* Direction of a chunk, seen from the watched process. */
+enum sonde_dir {
+	SONDE_DIR_INGRESS = 0, /* bytes the process read (received) */
+	SONDE_DIR_EGRESS = 1,  /* bytes the process wrote (sent) */
+};
+
+/* Who opened the connection, seen from the watched process. */
+enum sonde_role {
+	SONDE_ROLE_UNKNOWN = 0,
+	SONDE_ROLE_SERVER = 1, /* the process accepted it */
+	SONDE_ROLE_CLIENT = 2, /* the process connected it */
+};
+
+/* Values match OTLP's Span.SpanKind. */
+enum sonde_span_kind {
+	SONDE_SPAN_INTERNAL = 1,
+	SONDE_SPAN_SERVER = 2,
+	SONDE_SPAN_CLIENT = 3,
+	SONDE_SPAN_PRODUCER = 4,
+	SONDE_SPAN_CONSUMER = 5,
+};
+
+/* Values match OTLP's Status.StatusCode. */
+enum sonde_status {
+	SONDE_STATUS_UNSET = 0,
+	SONDE_STATUS_OK = 1,
+	SONDE_STATUS_ERROR = 2,
+};
+
+enum sonde_log_level {
+	SONDE_LOG_ERROR = 0,
+	SONDE_LOG_WARN = 1,
+	SONDE_LOG_INFO = 2,
+	SONDE_LOG_DEBUG = 3,
+};
+
+/* Opaque host-owned handles. */
+struct sonde_plugin_handle; /* this plugin, as the host knows it */
+struct sonde_conn;          /* one connection; valid from conn_open to conn_close */
+struct sonde_span;          /* a span being built; valid until span_end/span_drop */
+struct sonde_metric;        /* a registered instrument; valid until fini */
+
+/* What the host knows about a connection. Host-owned, read-only, valid for
+ * the duration of the call it is passed to (copy what you keep). */
+struct sonde_conn_info {
+	uint32_t struct_size;
+	uint32_t pid;              /* process (tgid) that owns the socket */
+	uint64_t conn_id;          /* unique for the agent's lifetime */
+	enum sonde_role role;
+	uint16_t family;           /* AF_INET or AF_INET6 */
+	uint16_t local_port;
+	uint16_t peer_port;
+	uint8_t tls;               /* 1: bytes are plaintext from a TLS library */
+	uint8_t reserved0;
+	char local_addr[48];       /* numeric text form */
+	char peer_addr[48];
+	const char *service_name;  /* the service this process belongs to */
+	const char *exe_name;      /* basename of the executable */
+};
+
+/* Chunk flags. */
+#define SONDE_CHUNK_GAP (1u << 0)       /* an unknown number of bytes in this
+                                           direction was lost before this chunk */
+#define SONDE_CHUNK_TRUNCATED (1u << 1) /* len < orig_len: only the first len
+                                           bytes of this transfer were captured */
+
+/* One read or write of the watched process. Host-owned; data is valid only
+ * during the call. */
+struct sonde_chunk {
+	uint32_t struct_size;
+	enum sonde_dir dir;
+	uint64_t ts_unix_ns;     /* when the syscall returned (wall clock) */
+	const uint8_t *data;     /* captured bytes */
+	size_t len;              /* number of captured bytes */
+	size_t orig_len;         /* bytes really transferred (>= len) */
+	uint32_t flags;          /* SONDE_CHUNK_* */
+	uint32_t tid;            /* thread that did the transfer */
+};
+
+/* Detection results: 0 = not mine, 1..100 = confidence. */
+#define SONDE_DETECT_NO 0
+#define SONDE_DETECT_MAYBE 50
+#define SONDE_DETECT_SURE 100
+#define SONDE_DETECT_NEED_MORE (-4) /* == SONDE_ERR_AGAIN: ask again with more bytes */
+
+/*
+ * A protocol parser. The host calls detect() on a new connection's first
+ * chunks for every protocol enabled for the connection's service; the
+ * highest confidence wins and becomes the connection's sticky owner. The
+ * owner then gets conn_open, every chunk in order through conn_data, and
+ * conn_close. Calls for one connection never overlap; the host may call
+ * different connections from one thread only (v1 host is single-threaded).
+ */
+struct sonde_protocol {
+	uint32_t struct_size;
+	const char *name;        /* e.g. "http"; the name used in YAML `protocols:` */
+
+	/* Must not keep `c->data`. plugin_state is what init() returned. */
+	int (*detect)(void *plugin_state, const struct sonde_conn_info *ci,
+	              const struct sonde_chunk *c);
+
+	/* Create per-connection state in *conn_state (plugin-owned). Return
+	 * SONDE_OK or a negative sonde_err; on error the connection is ignored. */
+	int (*conn_open)(void *plugin_state, struct sonde_conn *conn,
+	                 const struct sonde_conn_info *ci, void **conn_state);
+
+	/* Bytes, in order, per direction. Return SONDE_OK, or SONDE_ERR_PROTO if
+	 * the stream cannot be followed any more (the host then stops feeding
+	 * this connection and counts it). */
+	int (*conn_data)(void *conn_state, struct sonde_conn *conn,
+	                 const struct sonde_chunk *c);
+
+	/* The connection closed (or the process went away). Finish or drop open
+	 * spans, then free conn_state. `conn` is still valid during the call. */
+	void (*conn_close)(void *conn_state, struct sonde_conn *conn,
+	                   uint64_t ts_unix_ns);
+};
+
+/* What the host knows about a newly watched process (runtime plugins). */
+struct sonde_process_info {
+	uint32_t struct_size;
+	uint32_t pid;
+	const char *exe_path;    /* /proc/PID/exe target */
+	const char *service_name;
+};
+
+/* Histogram description. Host copies everything; the plugin may free it
+ * after histogram_register returns. */
+struct sonde_histogram_desc {
+	uint32_t struct_size;
+	const char *name;        /* semantic-convention name, e.g. "db.client.operation.duration" */
+	const char *unit;        /* UCUM unit, e.g. "s" */
+	const char *description;
+	const double *bounds;    /* explicit bucket upper bounds, ascending */
+	size_t n_bounds;
+	const char *const *attr_keys; /* attribute keys recorded with each value */
+	size_t n_attr_keys;
+};
+
+/*
+ * The host API. Every pointer is non-NULL in a host of the minor version
+ * given in abi_minor; fields beyond struct_size do not exist.
+ */
+struct sonde_host_api {
+	uint32_t struct_size;
+	uint32_t abi_major;
+	uint32_t abi_minor;
+
+	/* printf-style log line, prefixed with the plugin name. */
+	void (*log)(struct sonde_plugin_handle *self, enum sonde_log_level lvl,
+	            const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+	const char *(*strerror)(int err);
+
+	/* Plugin settings. Looks in the service section of `conn`'s service
+	 * (when conn != NULL), then in the plugin's global section
+	 * (`plugins: <name>: <key>:`). A scalar gives one value, a sequence
+	 * gives n. *values points to host-owned strings valid until fini.
+	 * Returns the number of values, 0 if the key is absent. */
+	size_t (*config_get)(struct sonde_plugin_handle *self, struct sonde_conn *conn,
+	                     const char *key, const char *const **values);
+
+	/* Information about a connection (host-owned, valid while conn is). */
+	const struct sonde_conn_info *(*conn_info)(struct sonde_conn *conn);
+
+	/* --- Span builder -------------------------------------------------
+	 * span_start returns a host-owned span or NULL (out of memory or the
+	 * per-connection limit of open spans). Parenting is the host's job:
+	 * a SERVER span starts a trace (or continues an incoming traceparent
+	 * set with span_set_traceparent); a CLIENT span started while its
+	 * thread is serving a request becomes that server span's child.
+	 * The thread is the one of the chunk being handled, so call span_start
+	 * from conn_data when the first byte of the request is seen. Many spans
+	 * may be open per connection (HTTP/2 streams, pipelines, Kafka
+	 * correlation ids) and they may end in any order. */
+	struct sonde_span *(*span_start)(struct sonde_conn *conn, const char *name,
+	                                 enum sonde_span_kind kind,
+	                                 uint64_t start_unix_ns);
+	void (*span_set_name)(struct sonde_span *s, const char *name);
+	/* Attribute setters copy key and value. A key set twice keeps the last
+	 * value. Keys are semantic-convention names. */
+	void (*span_attr_str)(struct sonde_span *s, const char *key,
+	                      const char *val, size_t len);
+	void (*span_attr_int)(struct sonde_span *s, const char *key, int64_t val);
+	void (*span_attr_double)(struct sonde_span *s, const char *key, double val);
+	void (*span_attr_bool)(struct sonde_span *s, const char *key, int val);
+	/* W3C traceparent header value, e.g. "00-<32 hex>-<16 hex>-01".
+	 * Returns SONDE_OK, or SONDE_ERR_INVAL when malformed (ignored). */
+	int (*span_set_traceparent)(struct sonde_span *s, const char *val, size_t len);
+	void (*span_set_status)(struct sonde_span *s, enum sonde_status st,
+	                        const char *description);
+	/* Record the span's duration in seconds into `m` when it ends, with the
+	 * attribute values taken from the span's attributes of the same keys. */
+	void (*span_add_metric)(struct sonde_span *s, struct sonde_metric *m);
+	/* Finish the span; the host takes it over, the handle is dead after. */
+	void (*span_end)(struct sonde_span *s, uint64_t end_unix_ns);
+	/* Abandon the span without exporting it; the handle is dead after. */
+	void (*span_drop)(struct sonde_span *s);
+
+	/* --- Metrics ------------------------------------------------------- */
+	/* Register (or find, by name) a histogram. Host-owned result. */
+	struct sonde_metric *(*histogram_register)(struct sonde_plugin_handle *self,
+	                                           const struct sonde_histogram_desc *d);
+	/* Record one value. attr_values has n_attr_keys entries (NULL = absent).
+	 * `conn` (may be NULL) supplies service.name and resource. */
+	void (*histogram_record)(struct sonde_metric *m, struct sonde_conn *conn,
+	                         double value, const char *const *attr_values);
+};
+
+/* The plugin descriptor: static const storage in the plugin. */
+struct sonde_plugin {
+	uint32_t abi_major;       /* SONDE_ABI_MAJOR the plugin was built with */
+	uint32_t abi_minor;       /* SONDE_ABI_MINOR the plugin was built with */
+	uint32_t struct_size;     /* sizeof(struct sonde_plugin) */
+	uint32_t reserved0;
+	const char *name;         /* unique, [a-z0-9_-]+ */
+	const char *version;
+	const char *license;      /* SPDX identifier */
+	const char *description;
+
+	/* Called once after loading. *plugin_state is the plugin's (may stay
+	 * NULL). `host` and `self` live until fini returns. Return SONDE_OK or a
+	 * negative error: the plugin is then refused and unloaded. May be NULL. */
+	int (*init)(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+	            void **plugin_state);
+	/* Called once before unloading. May be NULL. */
+	void (*fini)(void *plugin_state);
+
+	/* NULL-terminated list of protocol parsers (may be NULL). */
+	const struct sonde_protocol *const *protocols;
+
+	/* Runtime plugins (Go, Node, Java): called when a watched process
+	 * appears or goes. Both may be NULL. */
+	int (*process_new)(void *plugin_state, const struct sonde_process_info *pi);
+	void (*process_gone)(void *plugin_state, uint32_t pid);
+};
+
+/* Every plugin defines this, e.g. with SONDE_PLUGIN_DEFINE(desc). */
+typedef const struct sonde_plugin *(*sonde_plugin_entry_fn)(void);
+
+#define SONDE_PLUGIN_DEFINE(desc)                                              \
+	__attribute__((visibility("default"))) const struct sonde_plugin *     \
+	sonde_plugin_entry(void)                                               \
+	{                                                                      \
+		return &(desc);                                                \
+	}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SONDE_PLUGIN_H */
