@@ -65,4 +65,12 @@ int capture_poll(struct capture *c, int timeout_ms);
 
 int capture_stats(struct capture *c, struct capture_stats *out);
 
+/* TLS plaintext (core/tls.c): attach uprobes on the TLS library functions
+ * a watched process uses (libssl as mapped from /proc/PID/maps, or OpenSSL/
+ * BoringSSL linked into the executable). Idempotent; returns the number of
+ * libraries attached for this process (0: no TLS library found), or a
+ * negative errno. Detach when the process goes away. */
+int capture_tls_attach(struct capture *c, uint32_t tgid);
+void capture_tls_detach(struct capture *c, uint32_t tgid);
+
 #endif

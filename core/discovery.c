@@ -83,7 +83,7 @@ static int listen_map_port(const struct listen_map *m, uint64_t inode)
 static unsigned proc_listen_ports(uint32_t pid, const struct listen_map *m, uint16_t *out,
                                   unsigned max)
 {
-	char dir[64], link[64], tgt[128];
+	char dir[64], link[320], tgt[128];
 	DIR *d;
 	struct dirent *de;
 	unsigned n = 0;
@@ -296,7 +296,15 @@ static struct proc *proc_new(struct agent *a, uint32_t tgid, struct service *svc
 	return p;
 }
 
+static void adopt_children(struct agent *a, uint32_t parent, struct service *svc, int depth);
+static struct proc *proc_watch_tree(struct agent *a, uint32_t tgid, struct service *svc, int depth);
+
 struct proc *proc_watch(struct agent *a, uint32_t tgid, struct service *svc)
+{
+	return proc_watch_tree(a, tgid, svc, 0);
+}
+
+static struct proc *proc_watch_tree(struct agent *a, uint32_t tgid, struct service *svc, int depth)
 {
 	struct proc *p = hmap_get(&a->procs, tgid);
 	struct listen_map lm = {0};
@@ -313,10 +321,43 @@ struct proc *proc_watch(struct agent *a, uint32_t tgid, struct service *svc)
 	free(lm.port);
 	if (a->cap && capture_watch(a->cap, tgid))
 		fprintf(stderr, "sonde: cannot watch pid %u in the kernel filter\n", tgid);
+	if (a->cap)
+		capture_tls_attach(a->cap, tgid);
 	record_proc(a, p);
 	fprintf(stderr, "sonde: watching pid %u (%s) as service '%s'\n", tgid, p->exe_name,
 	        p->res->service_name);
+	/* Children forked before we watched the parent (nginx workers, gunicorn
+	 * workers) missed the kernel's fork-time adoption: take them now. */
+	if (!a->replay)
+		adopt_children(a, tgid, svc, depth);
 	return p;
+}
+
+static void adopt_children(struct agent *a, uint32_t parent, struct service *svc, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+	uint32_t kids[64];
+	unsigned n = 0;
+
+	if (depth >= 4 || !(d = opendir("/proc")))
+		return;
+	while ((de = readdir(d)) && n < 64) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		uint32_t pid = (uint32_t)strtoul(de->d_name, NULL, 10);
+		if (pid != parent && !hmap_get(&a->procs, pid) && read_ppid(pid) == parent)
+			kids[n++] = pid;
+	}
+	closedir(d);
+	for (unsigned i = 0; i < n; i++) {
+		struct proc *c = proc_watch_tree(a, kids[i], svc, depth + 1);
+		struct proc *p = hmap_get(&a->procs, parent);
+		if (c && p && !c->n_listen) {
+			memcpy(c->listen_ports, p->listen_ports, sizeof(p->listen_ports));
+			c->n_listen = p->n_listen;
+		}
+	}
 }
 
 void proc_forget(struct agent *a, uint32_t tgid)
@@ -349,8 +390,10 @@ void proc_forget(struct agent *a, uint32_t tgid)
 	}
 	free(doomed);
 	hmap_del(&a->procs, tgid);
-	if (a->cap)
+	if (a->cap) {
 		capture_unwatch(a->cap, tgid);
+		capture_tls_detach(a->cap, tgid);
+	}
 	resource_unref(p->res);
 	free(p->exe_path);
 	free(p);

@@ -37,9 +37,16 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 
 def curl(*args):
-    r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} ", *args],
-                       capture_output=True, text=True, timeout=30)
-    return r.stdout.split()
+    """curl with every URL's body discarded; returns the status codes."""
+    argv = []
+    for a in args:
+        if a.startswith("http://") or a.startswith("https://"):
+            argv += ["-o", "/dev/null", a]
+        else:
+            argv.append(a)
+    r = subprocess.run(["curl", "-s", "-w", "%{http_code} ", *argv],
+                       capture_output=True, timeout=30)
+    return r.stdout.decode(errors="replace").split()
 
 
 def main():
