@@ -31,8 +31,11 @@ struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char
                                  size_t n_attr_keys);
 
 /* Record one value. attr_values[i] belongs to attr_keys[i] (NULL = absent).
- * `res` (may be NULL) is the resource (service) the point belongs to;
- * series are kept per resource. */
+ * `res` (may be NULL) is the resource the point belongs to. Series are kept
+ * per service name (res->service_name) and attribute values, so an nginx
+ * master and its workers add into one series; the registry takes a
+ * reference on the first resource seen for a series and keeps it for the
+ * series' lifetime (hist_point.res reports that one). */
 void metrics_hist_record(struct metric_hist *h, const struct resource *res,
                          double value, const char *const *attr_values);
 
@@ -46,7 +49,8 @@ char *metrics_render_prometheus(struct metrics *m);
 
 /* Walk every histogram series (for OTLP). The callback runs under the
  * registry lock and must not call back into metrics. Counts are cumulative
- * since start_unix_ns; the exporter computes deltas if configured. */
+ * since start_unix_ns ("cumulative" is the time window); the exporter
+ * computes deltas if configured. */
 struct hist_point {
 	const char *name, *unit, *description;
 	const struct resource *res;
@@ -55,7 +59,8 @@ struct hist_point {
 	const char *const *attr_values; /* NULL entries are absent */
 	size_t n_bounds;
 	const double *bounds;
-	const uint64_t *bucket_counts;  /* n_bounds + 1 */
+	const uint64_t *bucket_counts;  /* n_bounds + 1, per bucket (OTLP layout),
+	                                   not summed across buckets */
 	uint64_t count;
 	double sum, min, max;
 	uint64_t start_unix_ns;
