@@ -196,6 +196,28 @@ static char *read_exe(uint32_t pid)
 	return strdup(buf);
 }
 
+/* process.executable.name: semconv says the Name of /proc/PID/status (the
+ * kernel's comm), which keeps the name the program was started by:
+ * Debian's redis-server is a symlink to redis-check-rdb, and exe resolves
+ * links. */
+static int read_comm(uint32_t pid, char *out, size_t n)
+{
+	char path[64];
+	FILE *f;
+	int ok = 0;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fgets(out, (int)n, f)) {
+		out[strcspn(out, "\n")] = 0;
+		ok = out[0] != 0;
+	}
+	fclose(f);
+	return ok;
+}
+
 static uint32_t read_ppid(uint32_t pid)
 {
 	char path[64], buf[512];
@@ -284,7 +306,8 @@ static struct proc *proc_new(struct agent *a, uint32_t tgid, struct service *svc
 	p->svc = svc;
 	p->exe_path = exe;
 	const char *base = exe ? strrchr(exe, '/') : NULL;
-	snprintf(p->exe_name, sizeof(p->exe_name), "%s", base ? base + 1 : exe ? exe : "unknown");
+	if (a->replay || !read_comm(tgid, p->exe_name, sizeof(p->exe_name)))
+		snprintf(p->exe_name, sizeof(p->exe_name), "%s", base ? base + 1 : exe ? exe : "unknown");
 	p->res = resource_for(a, p, name_hint);
 	if (!p->res || hmap_put(&a->procs, tgid, p)) {
 		if (p->res)
