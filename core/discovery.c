@@ -260,11 +260,12 @@ static struct resource *resource_for(struct agent *a, struct proc *p, const char
 		return NULL;
 	r->refs = 1;
 	r->pid = p->tgid;
-	/* service.name: flag/env override > service config > recorded > exe */
-	if (a->cfg->service_name)
-		name = a->cfg->service_name;
-	else if (p->svc && p->svc->cfg->name)
+	/* service.name: the service's own name > OTEL_SERVICE_NAME or
+	 * --service-name (for services without one) > recorded > exe */
+	if (p->svc && p->svc->cfg->name)
 		name = p->svc->cfg->name;
+	else if (a->cfg->service_name)
+		name = a->cfg->service_name;
 	else if (name_hint && *name_hint)
 		name = name_hint;
 	else
@@ -356,24 +357,60 @@ static struct proc *proc_watch_tree(struct agent *a, uint32_t tgid, struct servi
 	return p;
 }
 
-static void adopt_children(struct agent *a, uint32_t parent, struct service *svc, int depth)
+/* Children of `parent`: from /proc/PID/task/TID/children (cheap, one file
+ * per thread) where the kernel has it, else from a scan of every ppid. */
+static unsigned list_children(uint32_t parent, uint32_t *kids, unsigned max)
 {
+	char path[64];
 	DIR *d;
 	struct dirent *de;
-	uint32_t kids[64];
 	unsigned n = 0;
 
-	if (depth >= 4 || !(d = opendir("/proc")))
-		return;
-	while ((de = readdir(d)) && n < 64) {
+	snprintf(path, sizeof(path), "/proc/%u/task", parent);
+	if (!access("/proc/self/task", R_OK) && (d = opendir(path))) {
+		bool have = false;
+		while ((de = readdir(d)) && n < max) {
+			char cpath[400];
+			FILE *f;
+			unsigned long v;
+			if (!isdigit((unsigned char)de->d_name[0]))
+				continue;
+			snprintf(cpath, sizeof(cpath), "%s/%s/children", path, de->d_name);
+			if (!(f = fopen(cpath, "re")))
+				continue;
+			have = true;
+			while (n < max && fscanf(f, "%lu", &v) == 1)
+				kids[n++] = (uint32_t)v;
+			fclose(f);
+		}
+		closedir(d);
+		if (have)
+			return n;
+	}
+	if (!(d = opendir("/proc")))
+		return 0;
+	while ((de = readdir(d)) && n < max) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		uint32_t pid = (uint32_t)strtoul(de->d_name, NULL, 10);
-		if (pid != parent && !hmap_get(&a->procs, pid) && read_ppid(pid) == parent)
+		if (pid != parent && read_ppid(pid) == parent)
 			kids[n++] = pid;
 	}
 	closedir(d);
+	return n;
+}
+
+static void adopt_children(struct agent *a, uint32_t parent, struct service *svc, int depth)
+{
+	uint32_t kids[64];
+	unsigned n;
+
+	if (depth >= 4)
+		return;
+	n = list_children(parent, kids, 64);
 	for (unsigned i = 0; i < n; i++) {
+		if (hmap_get(&a->procs, kids[i]))
+			continue;
 		struct proc *c = proc_watch_tree(a, kids[i], svc, depth + 1);
 		struct proc *p = hmap_get(&a->procs, parent);
 		if (c && p && !c->n_listen) {
@@ -474,18 +511,56 @@ void discovery_scan(struct agent *a)
 	free(lm.port);
 }
 
+/* A watched process became another program (a shell's exec, a wrapper's
+ * exec): it stays in the kernel filter, with no window where its bytes are
+ * dropped; only its identity (exe, resource) is renewed. Its connections
+ * survive exec unless close-on-exec closes them (the kernel reports that). */
+static void proc_renew(struct agent *a, struct proc *p)
+{
+	char *exe = read_exe(p->tgid);
+	struct resource *old = p->res;
+
+	if (!exe)
+		return;
+	free(p->exe_path);
+	p->exe_path = exe;
+	if (!read_comm(p->tgid, p->exe_name, sizeof(p->exe_name))) {
+		const char *base = strrchr(exe, '/');
+		snprintf(p->exe_name, sizeof(p->exe_name), "%s", base ? base + 1 : exe);
+	}
+	p->res = resource_for(a, p, NULL);
+	if (!p->res) {
+		p->res = old;
+		return;
+	}
+	resource_unref(old);
+	for (size_t it = 0;;) {
+		uint64_t key;
+		void *val;
+		if (!hmap_next(&a->conns, &it, &key, &val))
+			break;
+		struct sonde_conn *c = val;
+		if (c->tgid == p->tgid) {
+			c->info.service_name = p->res->service_name;
+			c->info.exe_name = p->exe_name;
+		}
+	}
+	if (a->cap)
+		capture_tls_attach(a->cap, p->tgid);
+	record_proc(a, p);
+	fprintf(stderr, "sonde: pid %u is now %s (service '%s')\n", p->tgid, p->exe_name,
+	        p->res->service_name);
+}
+
 void discovery_on_exec(struct agent *a, const struct sonde_ev_proc *ev)
 {
 	uint32_t pid = ev->h.tgid;
 	struct proc *p = hmap_get(&a->procs, pid);
 
-	if (p || pid == (uint32_t)getpid()) {
-		/* A watched process became another program: rebuild its identity. */
-		if (p) {
-			struct service *svc = p->svc;
-			proc_forget(a, pid);
-			proc_watch(a, pid, svc);
-		}
+	if (pid == (uint32_t)getpid())
+		return;
+	if (p) {
+		proc_renew(a, p);
 		return;
 	}
 	char *exe = read_exe(pid);
