@@ -194,7 +194,7 @@ static void detect(struct agent *a, struct sonde_conn *c, const struct sonde_chu
 	if (!held_view(c, ch->dir, buf, sizeof(buf), &view))
 		return;
 	for (size_t i = 0; i < a->plugins.n_protos; i++) {
-		const struct proto_entry *pe = &a->plugins.protos[i];
+		const struct proto_entry *pe = a->plugins.protos[i];
 		if (!service_enables(c->proc ? c->proc->svc : NULL, pe->proto->name))
 			continue;
 		int s = pe->proto->detect(pe->plugin->state, &c->info, &view);

@@ -211,13 +211,17 @@ static void register_protos(struct plugin_registry *r, struct sonde_plugin_handl
 			        d->name, d->protocols[i]->name);
 			continue;
 		}
-		struct proto_entry *n = realloc(r->protos, (r->n_protos + 1) * sizeof(*n));
-		if (!n)
+		struct proto_entry **n = realloc(r->protos, (r->n_protos + 1) * sizeof(*n));
+		struct proto_entry *e = malloc(sizeof(*e));
+		if (n)
+			r->protos = n;
+		if (!n || !e) {
+			free(e);
 			return;
-		r->protos = n;
-		r->protos[r->n_protos].proto = d->protocols[i];
-		r->protos[r->n_protos].plugin = h;
-		r->n_protos++;
+		}
+		e->proto = d->protocols[i];
+		e->plugin = h;
+		r->protos[r->n_protos++] = e;
 	}
 	r->generation++;
 }
@@ -379,8 +383,8 @@ int plugins_on_notify(struct plugin_registry *r)
 const struct proto_entry *plugins_find_proto(const struct plugin_registry *r, const char *name)
 {
 	for (size_t i = 0; i < r->n_protos; i++)
-		if (!strcmp(r->protos[i].proto->name, name))
-			return &r->protos[i];
+		if (!strcmp(r->protos[i]->proto->name, name))
+			return r->protos[i];
 	return NULL;
 }
 
@@ -427,6 +431,8 @@ void plugins_free(struct plugin_registry *r)
 	if (r->inotify_fd >= 0)
 		close(r->inotify_fd);
 	free(r->files);
+	for (size_t i = 0; i < r->n_protos; i++)
+		free(r->protos[i]);
 	free(r->protos);
 	free(r->dirs);
 	memset(r, 0, sizeof(*r));

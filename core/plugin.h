@@ -41,7 +41,8 @@ struct proto_entry {
 struct plugin_registry {
 	struct sonde_plugin_handle **files;
 	size_t n_files;
-	struct proto_entry *protos;
+	struct proto_entry **protos;     /* entries never move: connections
+	                                    keep pointers to them */
 	size_t n_protos;
 	const struct sonde_host_api *host;
 	char **dirs;

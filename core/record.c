@@ -97,7 +97,7 @@ static void replay_proc(struct agent *a, const struct sonde_ev_meta_proc *m)
 	if (!p)
 		return;
 	/* proc_get made a placeholder; give it the recorded identity. */
-	snprintf(p->exe_name, sizeof(p->exe_name), "%s", exe);
+	snprintf(p->exe_name, sizeof(p->exe_name), "%.63s", exe);
 	if (!a->cfg->service_name && svc[0] && p->res) {
 		char *n = strdup(svc);
 		if (n) {
