@@ -472,6 +472,23 @@ START_TEST(pipeline_open_span_dropped_at_close)
 }
 END_TEST
 
+/* Regression: loading a plugin while connections are owned must not move
+ * the protocol entries they point at (was a use-after-free on drop-in). */
+START_TEST(pipeline_drop_in_while_owned)
+{
+	pipeline_setup(NULL);
+	ev_open(1, 100, SONDE_EV_ROLE_SERVER, 7000, 40000);
+	ev_data(1, 100, 100, SONDE_EV_DIR_INGRESS, 0, 0, "PING\n", 2000);
+	plugins_add_dir(&agent.plugins, SONDE_FIXTURE_EXTRA_DIR);
+	ck_assert_int_eq(plugins_scan(&agent.plugins, false), 1);
+	ck_assert_ptr_nonnull(plugins_find_proto(&agent.plugins, "second"));
+	ev_data(1, 100, 100, SONDE_EV_DIR_EGRESS, 0, 0, "PONG\n", 3000);
+	ck_assert_int_eq(got.n, 1);
+	ck_assert_str_eq(got.s[0]->scope, "pingpong");
+	pipeline_teardown();
+}
+END_TEST
+
 START_TEST(pipeline_garbage_records)
 {
 	uint8_t buf[512];
@@ -515,6 +532,7 @@ Suite *core_suite(void)
 	tcase_add_test(t, pipeline_tls_ciphertext_dropped);
 	tcase_add_test(t, pipeline_client_child_of_server_on_same_thread);
 	tcase_add_test(t, pipeline_open_span_dropped_at_close);
+	tcase_add_test(t, pipeline_drop_in_while_owned);
 	tcase_add_test(t, pipeline_garbage_records);
 	suite_add_tcase(s, t);
 	return s;
