@@ -2,8 +2,8 @@
  * sonde_conn.bpf.h - maps, tunables and the emit path of the capture layer:
  * the in-kernel connection table and the helpers that write records into
  * the ring buffer. Included by exactly one BPF object (capture.bpf.c), which
- * owns the maps; later uprobe programs (TLS, issue 4) live in that object
- * too and call the same helpers.
+ * owns the maps; the TLS-library uprobes (sonde_tls.bpf.h) live in that
+ * object too and call the same helpers.
  *
  * The one idea: a connection is {tgid, fd} -> struct sonde_conn, and the
  * entry remembers the struct sock it was made for. Whoever finds the entry
@@ -35,12 +35,14 @@ struct sonde_conn_key {
 
 struct sonde_conn {
 	__u64 gen;
-	__u64 pos[2];     /* bytes moved so far, by enum sonde_ev_dir */
+	__u64 pos[2];     /* syscall bytes moved so far, by enum sonde_ev_dir */
 	__u64 sk;         /* struct sock * the entry was made for */
 	struct sonde_tuple t;
 	__u8 role;        /* enum sonde_ev_role */
 	__u8 open_sent;   /* CONN_OPEN emitted (deferred while lport == 0) */
-	__u8 pad[6];
+	__u8 tls;         /* a TLS library runs over it: syscall data not sent */
+	__u8 pad[5];
+	__u64 tls_pos[2]; /* plaintext bytes moved so far (source TLS), by dir */
 };
 
 /* Filter: tgids user space (or fork inheritance) asked for. */
@@ -259,7 +261,8 @@ static __always_inline __u32 sonde_cap(void)
 }
 
 /* Take the scratch record and fill everything but the payload; advances the
- * connection's position by len (atomically: threads may share an fd). */
+ * connection's position of that source and direction by len (atomically:
+ * threads may share an fd). Syscall bytes and TLS plaintext count apart. */
 static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 tid, __u32 fd,
 							      struct sonde_conn *c, __u8 dir,
 							      __u8 source, __u32 len)
@@ -269,7 +272,10 @@ static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 
 	struct sonde_ev_data *ev;
 	__u64 pos;
 
-	pos = __sync_fetch_and_add(&c->pos[dir & 1], (__u64)len);
+	if (source == SONDE_EV_SRC_TLS)
+		pos = __sync_fetch_and_add(&c->tls_pos[dir & 1], (__u64)len);
+	else
+		pos = __sync_fetch_and_add(&c->pos[dir & 1], (__u64)len);
 	s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s) {
 		sonde_count(SONDE_CNT_LOST);

@@ -105,6 +105,9 @@ enum sonde_counter {
 	SONDE_CNT_LOST = 1,      /* records dropped: ring buffer full */
 	SONDE_CNT_TRUNCATED = 2, /* data records whose payload was cut */
 	SONDE_CNT_NOT_TCP = 3,   /* watched fds skipped as non-TCP */
+	SONDE_CNT_TLS_DATA = 4,  /* plaintext records written by the TLS uprobes */
+	SONDE_CNT_TLS_NOFD = 5,  /* plaintext dropped: its socket was unknown */
+	SONDE_CNT_RECOVERED = 6, /* syscalls with no enter stash, args taken from regs */
 	SONDE_CNT_MAX = 8,
 };
 

@@ -168,6 +168,13 @@ void agent_publish_self_metrics(struct agent *a)
 	                    "Records dropped in the kernel because the ring buffer was full.", cs.lost);
 	metrics_counter_set(m, "sonde_payloads_truncated_total",
 	                    "Reads and writes whose payload was cut at the capture cap.", cs.truncated);
+	metrics_counter_set(m, "sonde_tls_records_total",
+	                    "Plaintext records captured from TLS library uprobes.", cs.tls_records);
+	metrics_counter_set(m, "sonde_tls_dropped_total",
+	                    "TLS plaintext dropped because its socket was unknown.", cs.tls_dropped);
+	metrics_counter_set(m, "sonde_syscalls_recovered_total",
+	                    "Reads/writes already in progress at attach, recovered from registers.",
+	                    cs.recovered);
 	metrics_counter_set(m, "sonde_spans_total", "Spans produced.", a->n.spans);
 	metrics_counter_set(m, "sonde_spans_dropped_total",
 	                    "Spans abandoned (connection closed first, limits).", a->n.spans_dropped);

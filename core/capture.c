@@ -3,6 +3,8 @@
  *
  * Loads bpf/capture.bpf.c through its libbpf skeleton, feeds the in-kernel
  * pid filter, and drains the one ring buffer into the caller's callback.
+ * The TLS-library uprobes of the same object are attached per process by
+ * core/tls.c (capture_priv.h holds the handle both files share).
  *
  * The one idea: the kernel side batches wake-ups (it only wakes us once the
  * ring holds more than wakeup_bytes), so capture_poll() never trusts epoll
@@ -31,7 +33,9 @@
 #include <bpf/libbpf.h>
 
 #include "capture.h"
+#include "capture_priv.h"
 #include "sonde_events.h"
+#include "sonde_tls.h"
 #include "capture.skel.h"
 
 #define CAPTURE_DEFAULT_RINGBUF (8u << 20)
@@ -39,18 +43,6 @@
 #define CAPTURE_TRACEFS "/sys/kernel/tracing"
 #define CAPTURE_TRACEFS_OLD "/sys/kernel/debug/tracing"
 #define CAPTURE_BPFFS "/sys/fs/bpf"
-
-struct capture {
-	struct capture_bpf *skel;
-	struct ring_buffer *rb;
-	struct capture_features feat;
-	capture_cb cb;
-	void *ctx;
-	int ncpu;
-	int delivered;  /* records handed to cb during this capture_poll() */
-	int stop_rc;    /* what cb returned when it asked to stop */
-	bool stopped;
-};
 
 /* --- libbpf messages -------------------------------------------------------
  * libbpf names the failing program in its warnings ("prog 'x': ...") and
@@ -347,6 +339,7 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 		snprintf(err, errlen, "sizing the capture maps: %s", strerror(-rc));
 		return rc;
 	}
+	tls_prepare(c);
 	memset(&capture_last, 0, sizeof(capture_last));
 	rc = capture_bpf__load(skel);
 	if (rc) {
@@ -418,10 +411,27 @@ fail:
 	return NULL;
 }
 
+/* One stderr line for the counters no metric carries yet. */
+static void capture_summary(struct capture *c)
+{
+	uint64_t tls = capture_counter(c, SONDE_CNT_TLS_DATA);
+	uint64_t nofd = capture_counter(c, SONDE_CNT_TLS_NOFD);
+	uint64_t rec = capture_counter(c, SONDE_CNT_RECOVERED);
+
+	if (tls || nofd || rec)
+		fprintf(stderr,
+			"sonde: capture: %llu TLS plaintext records, %llu dropped (socket unknown), "
+			"%llu syscalls recovered from registers\n",
+			(unsigned long long)tls, (unsigned long long)nofd, (unsigned long long)rec);
+}
+
 void capture_close(struct capture *c)
 {
 	if (!c)
 		return;
+	if (c->skel)
+		capture_summary(c);
+	tls_free(c);
 	ring_buffer__free(c->rb);
 	capture_bpf__destroy(c->skel);
 	free(c);
@@ -468,6 +478,7 @@ int capture_poll(struct capture *c, int timeout_ms)
 	/* Wake-ups are batched: drain what arrived without one. */
 	if (rc >= 0 && !c->stopped)
 		rc = ring_buffer__consume(c->rb);
+	tls_poll(c);
 	if (c->stopped)
 		return c->stop_rc < 0 ? c->stop_rc : c->delivered;
 	if (rc < 0)
@@ -487,6 +498,21 @@ static int capture_sum(int map_fd, uint32_t slot, uint64_t *vals, int ncpu, uint
 	return 0;
 }
 
+uint64_t capture_counter(struct capture *c, uint32_t slot)
+{
+	uint64_t *vals, sum = 0;
+
+	if (!c || !c->skel)
+		return 0;
+	vals = calloc((size_t)c->ncpu, sizeof(*vals));
+	if (!vals)
+		return 0;
+	if (capture_sum(bpf_map__fd(c->skel->maps.counters), slot, vals, c->ncpu, &sum))
+		sum = 0;
+	free(vals);
+	return sum;
+}
+
 int capture_stats(struct capture *c, struct capture_stats *out)
 {
 	uint64_t *vals;
@@ -503,6 +529,14 @@ int capture_stats(struct capture *c, struct capture_stats *out)
 		rc = capture_sum(fd, SONDE_CNT_LOST, vals, c->ncpu, &out->lost);
 	if (!rc)
 		rc = capture_sum(fd, SONDE_CNT_TRUNCATED, vals, c->ncpu, &out->truncated);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_NOT_TCP, vals, c->ncpu, &out->not_tcp);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_TLS_DATA, vals, c->ncpu, &out->tls_records);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_TLS_NOFD, vals, c->ncpu, &out->tls_dropped);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_RECOVERED, vals, c->ncpu, &out->recovered);
 	free(vals);
 	return rc;
 }

@@ -38,6 +38,10 @@ struct capture_stats {
 	uint64_t events;    /* records written by the kernel side */
 	uint64_t lost;      /* records dropped because the ring buffer was full */
 	uint64_t truncated; /* data records whose payload was cut at the cap */
+	uint64_t not_tcp;   /* watched fds skipped in the kernel as not TCP */
+	uint64_t tls_records; /* plaintext records from the TLS uprobes */
+	uint64_t tls_dropped; /* plaintext dropped: its socket was unknown */
+	uint64_t recovered; /* syscalls already running at attach, args from registers */
 };
 
 /* Called for every record. `rec` points at a struct sonde_ev_hdr; it is only
