@@ -220,6 +220,29 @@ int capture_probe_features(struct capture_features *f)
 
 /* --- open ------------------------------------------------------------------------ */
 
+/* Loading BPF needs CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); mounting
+ * tracefs needs CAP_SYS_ADMIN. Say so before anything fails obscurely. */
+static int capture_check_privileges(char *err, size_t errlen)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long eff = 0;
+	const unsigned long long sys_admin = 1ULL << 21, perfmon = 1ULL << 38, bpf = 1ULL << 39;
+
+	if (!f)
+		return 0; /* cannot tell: let the kernel decide */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	if ((eff & sys_admin) || ((eff & bpf) && (eff & perfmon)))
+		return 0;
+	snprintf(err, errlen, "sonde loads eBPF programs and needs root (or the capabilities "
+		 "CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN); this process has CapEff=%llx: run it "
+		 "with sudo", eff);
+	return -EPERM;
+}
+
 /* Mount fstype on dir unless one of the dirs already holds that filesystem. */
 static int capture_mount(const char *fstype, const char *dir, long magic, char *err,
 			 size_t errlen)
@@ -396,6 +419,8 @@ struct capture *capture_open(const struct capture_opts *opts, capture_cb cb, voi
 	}
 	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
 	libbpf_set_print(capture_libbpf_print);
+	if (capture_check_privileges(err, errlen))
+		goto fail;
 	if (capture_mounts(err, errlen))
 		goto fail;
 	capture_probe_features(&c->feat);
