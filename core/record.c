@@ -98,7 +98,9 @@ static void replay_proc(struct agent *a, const struct sonde_ev_meta_proc *m)
 		return;
 	/* proc_get made a placeholder; give it the recorded identity. */
 	snprintf(p->exe_name, sizeof(p->exe_name), "%.63s", exe);
-	if (!a->cfg->service_name && svc[0] && p->res) {
+	/* The recorded name, unless the replay's config names the service. */
+	bool named = a->cfg->service_name || (p->svc && p->svc->cfg->name);
+	if (!named && svc[0] && p->res) {
 		char *n = strdup(svc);
 		if (n) {
 			free(p->res->service_name);

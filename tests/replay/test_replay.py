@@ -53,6 +53,27 @@ with open(cfg, "w") as f:
 spans = replay("http_python.sonde", "--config", cfg)
 check(len(spans) == 0, f"http disabled for the service -> {len(spans)} spans")
 
+# Configured route patterns win over the heuristic.
+cfg = os.path.join(BUILD, "replay_routes.yaml")
+with open(cfg, "w") as f:
+    f.write("services:\n  - name: web\n    open_ports: [1]\n    routes: [\"/users/{id}\", \"/items/*\"]\n")
+spans = replay("http_python.sonde", "--config", cfg)
+routes = collections.Counter(s["attributes"]["http.route"] for s in spans)
+check(routes["/users/{id}"] == 3 and routes["/items/*"] == 4, f"configured routes win: {dict(routes)}")
+check(all(s["resource"]["service.name"] == "web" for s in spans), "service name from the config in a replay")
+
+# Redis: a real capture of redis-server (tests/replay/record_redis.sh).
+spans = replay("redis.sonde")
+ops = collections.Counter(s["name"] for s in spans)
+check(len(spans) == 138, f"138 commands recorded -> {len(spans)} spans")
+check(ops["SET"] == 66 and ops["GET"] == 65 and ops["CONFIG"] == 2, f"command mix {dict(ops)}")
+err = [s for s in spans if s["status"]["code"] == "ERROR"]
+check(len(err) == 1 and err[0]["attributes"]["error.type"] == "WRONGTYPE", "WRONGTYPE error reply")
+check(any(s["attributes"].get("db.namespace") == "2" for s in spans), "db.namespace after SELECT 2")
+check(all(s["kind"] == "SERVER" and s["attributes"]["db.system.name"] == "redis" for s in spans),
+      "server spans with db.system.name=redis")
+check(not any("alice" in json.dumps(s) for s in spans), "no command argument exported")
+
 # A bad recording is refused with a message, not a crash.
 bad = os.path.join(BUILD, "bad.sonde")
 with open(bad, "wb") as f:
