@@ -29,6 +29,7 @@
 #include <time.h>
 
 #include "metrics.h"
+#include "utf8.h"
 #include "prom.h"
 #include "span.h"
 
@@ -612,38 +613,6 @@ struct labelled {
 	const struct series *s;
 };
 
-/* Length of a valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 /* Writes s escaped for a label value (quote = true) or a HELP text:
  * backslash, newline and (in labels) double quote are escaped, invalid
@@ -654,7 +623,7 @@ static void put_escaped(FILE *f, const char *s, bool quote)
 	size_t n = strlen(s);
 
 	while (n) {
-		size_t l = utf8_len(p, n);
+		size_t l = utf8_seq_len(p, n);
 
 		if (!l) {
 			fputs("\xef\xbf\xbd", f);

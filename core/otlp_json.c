@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "otlp_pb.h"
+#include "utf8.h"
 
 #ifndef SONDE_VERSION
 #define SONDE_VERSION "unknown"
@@ -89,7 +90,7 @@ static json_t *str(const char *s)
 
 	if (!s)
 		s = "";
-	fixed = otlp_utf8_fix(s, &oom);
+	fixed = utf8_repair(s, &oom);
 	if (oom)
 		return NULL;
 	v = json_string(fixed ? fixed : s);

@@ -21,6 +21,7 @@
 
 #include "metrics.h"
 #include "otlp_pb.h"
+#include "utf8.h"
 
 #ifndef SONDE_VERSION
 #define SONDE_VERSION "unknown"
@@ -112,73 +113,12 @@ static uint64_t double_bits(double d)
 	return u;
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid:
- * no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		len = 2, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		len = 3, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-char *otlp_utf8_fix(const char *s, bool *oom)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), i = 0, bad = 0, k;
-	char *out, *o;
-
-	while (i < n) {
-		k = utf8_seq(p + i, n - i);
-		bad += !k;
-		i += k ? k : 1;
-	}
-	if (!bad)
-		return NULL;
-	out = malloc(n + 2 * bad + 1);
-	if (!out) {
-		*oom = true;
-		return NULL;
-	}
-	for (i = 0, o = out; i < n; i += k ? k : 1) {
-		k = utf8_seq(p + i, n - i);
-		if (k) {
-			memcpy(o, p + i, k);
-			o += k;
-		} else {
-			memcpy(o, "\xef\xbf\xbd", 3);
-			o += 3;
-		}
-	}
-	*o = '\0';
-	return out;
-}
 
 /* A string field, always written (even empty), made valid UTF-8. */
 static void put_string_always(struct otlp_buf *b, uint32_t field, const char *s)
 {
 	bool oom = false;
-	char *fixed = s ? otlp_utf8_fix(s, &oom) : NULL;
+	char *fixed = s ? utf8_repair(s, &oom) : NULL;
 	size_t n;
 
 	if (oom) {

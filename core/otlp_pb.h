@@ -110,11 +110,6 @@ size_t *otlp_point_order(const struct otlp_mbatch *b);
  * the parent is remote in bits 8-9. */
 uint32_t otlp_span_flags(const struct span *s);
 
-/* Strings on the wire must be UTF-8 (protobuf decoders and jansson
- * refuse anything else), but captured text is arbitrary bytes. Returns
- * NULL when s is valid UTF-8, else a malloc'd copy with each invalid byte
- * replaced by U+FFFD. *oom is set when that copy cannot be made. */
-char *otlp_utf8_fix(const char *s, bool *oom);
 
 /* gzip (RFC 1952) of in into out (appended). 0 or -ENOMEM/-EIO. */
 int otlp_gzip(const uint8_t *in, size_t n, struct otlp_buf *out);

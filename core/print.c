@@ -20,6 +20,7 @@
 #include <sonde/plugin.h>
 
 #include "print.h"
+#include "utf8.h"
 
 struct print_ctx {
 	struct span_sink sink; /* first: print_sink_free gets this pointer */
@@ -55,83 +56,16 @@ static bool is_root(const struct span *s)
 	return memcmp(s->parent_span_id, zero, sizeof(zero)) == 0;
 }
 
-/* Length of a valid UTF-8 sequence at p (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = p[0] & 0x1f;
-	} else if ((p[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = p[0] & 0x0f;
-	} else if ((p[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
 
 /* ---- JSON ----------------------------------------------------------- */
 
 /* A malloc'd copy of s with each byte of invalid UTF-8 replaced by U+FFFD. */
 static char *utf8_clean(const char *s)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), o = 0;
-	char *buf = malloc(n * 3 + 1);
+	bool oom = false;
+	char *c = utf8_repair(s, &oom);
 
-	if (!buf)
-		return NULL;
-	while (n) {
-		size_t l = utf8_len(p, n);
-
-		if (!l) {
-			memcpy(buf + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			p++;
-			n--;
-			continue;
-		}
-		memcpy(buf + o, p, l);
-		o += l;
-		p += l;
-		n -= l;
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-
-	while (n) {
-		size_t l = utf8_len(p, n);
-
-		if (!l)
-			return false;
-		p += l;
-		n -= l;
-	}
-	return true;
+	return c || oom ? c : strdup(s);
 }
 
 /* A JSON string from bytes that may not be UTF-8 (see utf8_clean). */
@@ -297,7 +231,7 @@ static void put_clean(FILE *f, const char *s)
 	size_t n = strlen((const char *)p);
 
 	while (n) {
-		size_t l = utf8_len(p, n);
+		size_t l = utf8_seq_len(p, n);
 		bool c1 = l == 2 && p[0] == 0xc2 && p[1] < 0xa0;
 
 		if (!l || c1 || (l == 1 && (*p < 0x20 || *p == 0x7f))) {

@@ -50,6 +50,7 @@
 #include "core/metrics.h"
 #include "core/otlp.h"
 #include "core/otlp_pb.h"
+#include "core/utf8.h"
 #include "core/span.h"
 
 static char src_dir[4096];
@@ -861,18 +862,18 @@ START_TEST(test_utf8_fix)
 	bool oom = false;
 	char *f;
 
-	ck_assert_ptr_null(otlp_utf8_fix("plain", &oom));
-	ck_assert_ptr_null(otlp_utf8_fix("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", &oom));
-	f = otlp_utf8_fix("a\xff" "b", &oom);
+	ck_assert_ptr_null(utf8_repair("plain", &oom));
+	ck_assert_ptr_null(utf8_repair("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", &oom));
+	f = utf8_repair("a\xff" "b", &oom);
 	ck_assert_str_eq(f, "a\xef\xbf\xbd" "b");
 	free(f);
-	f = otlp_utf8_fix("\xc0\xaf", &oom);        /* overlong '/' */
+	f = utf8_repair("\xc0\xaf", &oom);        /* overlong '/' */
 	ck_assert_str_eq(f, "\xef\xbf\xbd\xef\xbf\xbd");
 	free(f);
-	f = otlp_utf8_fix("\xed\xa0\x80", &oom);    /* surrogate */
+	f = utf8_repair("\xed\xa0\x80", &oom);    /* surrogate */
 	ck_assert_str_eq(f, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 	free(f);
-	f = otlp_utf8_fix("x\xe2\x82", &oom);       /* truncated */
+	f = utf8_repair("x\xe2\x82", &oom);       /* truncated */
 	ck_assert_str_eq(f, "x\xef\xbf\xbd\xef\xbf\xbd");
 	free(f);
 	ck_assert(!oom);
