@@ -9,6 +9,7 @@ The one idea: a live test never skips quietly. When it cannot run (not root,
 no BPF, a missing server binary) it exits 77 (ctest's skip code) with the
 reason, and under CI=true it fails instead.
 """
+import atexit
 import json
 import os
 import re
@@ -28,6 +29,18 @@ SONDE = os.path.join(BUILD, "sonde")
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _results = {"passed": 0, "failed": 0}
+_live = []  # every Agent and Proc started, stopped at exit whatever happens
+
+
+def _stop_all():
+    for x in reversed(_live):
+        try:
+            x.stop()
+        except Exception:
+            pass
+
+
+atexit.register(_stop_all)
 
 
 def cannot_run(why):
@@ -77,6 +90,7 @@ class Agent:
         e.update(env or {})
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=e, text=True, bufsize=1)
+        _live.append(self)
         self.lines = []
         self.err = []
         self._ready = threading.Event()
@@ -169,6 +183,7 @@ class Proc:
         self.p = subprocess.Popen(args, cwd=cwd, env=e, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, stdin=stdin, start_new_session=True)
         self.pid = self.p.pid
+        _live.append(self)
 
     def stop(self):
         if self.p.poll() is None:
