@@ -180,8 +180,11 @@ class Proc:
     def __init__(self, args, cwd=None, env=None, stdin=None):
         e = dict(os.environ)
         e.update(env or {})
+        # stderr goes to a file: a pipe nobody reads fills up (python
+        # http.server logs every request) and would block the server.
+        self.log = tempfile.NamedTemporaryFile(prefix="sonde-proc-", suffix=".log", delete=False)
         self.p = subprocess.Popen(args, cwd=cwd, env=e, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, stdin=stdin, start_new_session=True)
+                                  stderr=self.log, stdin=stdin, start_new_session=True)
         self.pid = self.p.pid
         _live.append(self)
 
