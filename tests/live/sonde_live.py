@@ -188,6 +188,10 @@ class Proc:
         self.pid = self.p.pid
         _live.append(self)
 
+    def stderr_text(self):
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
+
     def stop(self):
         if self.p.poll() is None:
             try:

@@ -161,14 +161,14 @@ def wait_stderr(agent, pattern, timeout=10.0):
 
 
 def wait_line(proc, want, timeout=10.0):
-    """Read proc's stderr until a line equal to want (the server's own log)."""
+    """Wait until proc's stderr (its log file) has a line equal to want."""
     end = time.time() + timeout
     while time.time() < end:
-        line = proc.p.stderr.readline().decode(errors="replace").strip()
-        if line == want:
+        if want in (l.strip() for l in proc.stderr_text().splitlines()):
             return True
-        if not line and proc.p.poll() is not None:
+        if proc.p.poll() is not None:
             return False
+        time.sleep(0.05)
     return False
 
 
