@@ -444,13 +444,26 @@ static __always_inline void emit_proc(__u32 type, __u32 tgid, __u32 tid, __u32 p
 
 /* exec: every process (rare, and discovery matches exe/cmdline on it). */
 SEC("tracepoint/sched/sched_process_exec")
-int sched_process_exec(void *ctx)
+int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct sonde_ev_exec ev = {};
 
-	emit_proc(SONDE_EV_PROC_EXEC, id >> 32, (__u32)id,
-		  BPF_CORE_READ(task, real_parent, tgid), task);
+	/* Provisional watch before the record goes out, so nothing the new
+	 * program does is missed while user space decides. */
+	if (exec_adopt) {
+		__u8 provisional = 2;
+
+		bpf_map_update_elem(&watched_pids, &tgid, &provisional, BPF_NOEXIST);
+	}
+	sonde_hdr(&ev.p.h, SONDE_EV_PROC_EXEC, tgid, (__u32)id, 0);
+	ev.p.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	BPF_CORE_READ_STR_INTO(&ev.p.comm, task, comm);
+	bpf_probe_read_kernel_str(ev.filename, sizeof(ev.filename),
+				  (char *)ctx + (ctx->__data_loc_filename & 0xFFFF));
+	sonde_output(&ev, sizeof(ev), 1);
 	return 0;
 }
 

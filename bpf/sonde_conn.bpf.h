@@ -26,6 +26,10 @@
 /* --- tunables: set by user space in skel->rodata before load ------------ */
 const volatile __u32 payload_cap = SONDE_DEFAULT_PAYLOAD; /* <= SONDE_MAX_PAYLOAD */
 const volatile __u32 wakeup_bytes = 0; /* 0: wake on every record */
+/* 1: every process that execs is watched provisionally (value 2 in
+ * watched_pids) until user space has matched its executable against the
+ * exe_path selectors, so a short-lived program loses none of its bytes. */
+const volatile __u8 exec_adopt = 0;
 
 /* --- maps ------------------------------------------------------------------ */
 struct sonde_conn_key {

@@ -27,7 +27,7 @@ enum sonde_ev_type {
 	SONDE_EV_DATA = 1,       /* struct sonde_ev_data + payload */
 	SONDE_EV_CONN_OPEN = 2,  /* struct sonde_ev_conn */
 	SONDE_EV_CONN_CLOSE = 3, /* struct sonde_ev_conn */
-	SONDE_EV_PROC_EXEC = 4,  /* struct sonde_ev_proc (any process) */
+	SONDE_EV_PROC_EXEC = 4,  /* struct sonde_ev_exec (any process) */
 	SONDE_EV_PROC_EXIT = 5,  /* struct sonde_ev_proc (watched only) */
 	SONDE_EV_PROC_FORK = 6,  /* struct sonde_ev_proc (watched parent) */
 	SONDE_EV_LISTEN = 7,     /* struct sonde_ev_conn (any process; tuple = local) */
@@ -97,6 +97,14 @@ struct sonde_ev_proc {
 	__u32 ppid;
 	__u32 pad;
 	char comm[16];
+};
+
+/* EXEC carries the path given to execve, so a program that exits before
+ * user space reads /proc/PID/exe can still be matched. */
+#define SONDE_EXEC_PATH_MAX 256
+struct sonde_ev_exec {
+	struct sonde_ev_proc p;
+	char filename[SONDE_EXEC_PATH_MAX]; /* bprm->filename, NUL-terminated */
 };
 
 /* Self-counters, one slot each in a per-CPU array map `counters`. */

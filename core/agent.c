@@ -134,7 +134,7 @@ int agent_handle_record(struct agent *a, const void *rec, size_t len)
 		}
 		break;
 	case SONDE_EV_PROC_EXEC:
-		if (len >= sizeof(struct sonde_ev_proc) && !a->replay)
+		if (len >= sizeof(struct sonde_ev_exec) && !a->replay)
 			discovery_on_exec(a, rec);
 		break;
 	case SONDE_EV_PROC_FORK:

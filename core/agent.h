@@ -135,7 +135,7 @@ bool service_enables(const struct service *svc, const char *proto);
 /* discovery.c */
 int discovery_init(struct agent *a);
 void discovery_scan(struct agent *a);            /* full /proc scan */
-void discovery_on_exec(struct agent *a, const struct sonde_ev_proc *ev);
+void discovery_on_exec(struct agent *a, const struct sonde_ev_exec *ev);
 void discovery_on_fork(struct agent *a, const struct sonde_ev_proc *ev);
 void discovery_on_exit(struct agent *a, const struct sonde_ev_proc *ev);
 void discovery_on_listen(struct agent *a, const struct sonde_ev_conn *ev);

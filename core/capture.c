@@ -356,6 +356,7 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	c->skel = skel;
 	skel->rodata->payload_cap = cap;
 	skel->rodata->wakeup_bytes = rb / 16;
+	skel->rodata->exec_adopt = o->exec_adopt ? 1 : 0;
 	rc = bpf_map__set_max_entries(skel->maps.events, rb);
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.scratch, (uint32_t)c->ncpu);

@@ -21,6 +21,8 @@ struct capture_opts {
 	uint32_t payload_cap;   /* bytes copied per read/write; 0 = default */
 	uint32_t ringbuf_bytes; /* ring buffer size, power of two; 0 = default 8 MiB */
 	bool prefer_kprobes;    /* use kprobe/fentry accelerators if the kernel has them */
+	bool exec_adopt;        /* watch every exec'd process until user space has
+	                           matched it (capture_watch) or not (capture_unwatch) */
 };
 
 struct capture_features {

@@ -328,6 +328,28 @@ struct proc *proc_watch(struct agent *a, uint32_t tgid, struct service *svc)
 	return proc_watch_tree(a, tgid, svc, 0);
 }
 
+/* proc_watch for a process that may have exited already: exe and comm (from
+ * the EXEC record) stand in for what /proc can no longer say. */
+static struct proc *proc_watch_as(struct agent *a, uint32_t tgid, struct service *svc,
+                                  const char *exe, const char comm[16])
+{
+	struct proc *p = proc_watch(a, tgid, svc);
+
+	if (!p || !exe)
+		return p;
+	if (!p->exe_path)
+		p->exe_path = strdup(exe);
+	if (!strcmp(p->exe_name, "unknown") && comm[0]) {
+		snprintf(p->exe_name, sizeof(p->exe_name), "%.15s", comm);
+		struct resource *r = resource_for(a, p, NULL);
+		if (r) {
+			resource_unref(p->res);
+			p->res = r;
+		}
+	}
+	return p;
+}
+
 static struct proc *proc_watch_tree(struct agent *a, uint32_t tgid, struct service *svc, int depth)
 {
 	struct proc *p = hmap_get(&a->procs, tgid);
@@ -465,9 +487,15 @@ struct proc *proc_get(struct agent *a, uint32_t tgid)
 
 	if (p || a->replay)
 		return p ? p : proc_new(a, tgid, a->n_services ? &a->services[0] : NULL, NULL, NULL);
-	/* The kernel adopted a child we have not heard of yet: inherit. */
+	/* The kernel adopted a child whose FORK record we have not seen (lost):
+	 * inherit. Anything else is a process no selector chose (a provisional
+	 * exec watch that discovery has just ended): its records are dropped. */
 	struct proc *parent = hmap_get(&a->procs, read_ppid(tgid));
-	return proc_watch(a, tgid, parent ? parent->svc : a->n_services ? &a->services[0] : NULL);
+	if (parent)
+		return proc_watch(a, tgid, parent->svc);
+	if (a->cap)
+		capture_unwatch(a->cap, tgid);
+	return NULL;
 }
 
 void discovery_scan(struct agent *a)
@@ -552,9 +580,9 @@ static void proc_renew(struct agent *a, struct proc *p)
 	        p->res->service_name);
 }
 
-void discovery_on_exec(struct agent *a, const struct sonde_ev_proc *ev)
+void discovery_on_exec(struct agent *a, const struct sonde_ev_exec *ev)
 {
-	uint32_t pid = ev->h.tgid;
+	uint32_t pid = ev->p.h.tgid;
 	struct proc *p = hmap_get(&a->procs, pid);
 
 	if (pid == (uint32_t)getpid())
@@ -563,16 +591,23 @@ void discovery_on_exec(struct agent *a, const struct sonde_ev_proc *ev)
 		proc_renew(a, p);
 		return;
 	}
+	/* A short-lived program may be gone already: then match the path it
+	 * was started with, and name it from the record. */
 	char *exe = read_exe(pid);
-	if (!exe)
-		return;
-	for (size_t i = 0; i < a->n_services; i++) {
+	bool gone = !exe;
+	if (gone)
+		exe = strndup(ev->filename, sizeof(ev->filename));
+	for (size_t i = 0; exe && i < a->n_services; i++) {
 		if (service_matches(&a->services[i], pid, exe, NULL, 0)) {
-			proc_watch(a, pid, &a->services[i]);
-			break;
+			proc_watch_as(a, pid, &a->services[i], gone ? exe : NULL, ev->p.comm);
+			free(exe);
+			return;
 		}
 	}
 	free(exe);
+	/* Not ours: end the kernel's provisional watch (capture exec_adopt). */
+	if (a->cap)
+		capture_unwatch(a->cap, pid);
 }
 
 void discovery_on_fork(struct agent *a, const struct sonde_ev_proc *ev)
@@ -582,7 +617,14 @@ void discovery_on_fork(struct agent *a, const struct sonde_ev_proc *ev)
 
 	if (hmap_get(&a->procs, ev->h.tgid))
 		return;
-	child = proc_watch(a, ev->h.tgid, parent ? parent->svc : NULL);
+	if (!parent) {
+		/* A provisionally watched program that was not chosen forked
+		 * before we dropped it: drop the child too. */
+		if (a->cap)
+			capture_unwatch(a->cap, ev->h.tgid);
+		return;
+	}
+	child = proc_watch(a, ev->h.tgid, parent->svc);
 	if (child && parent && !child->n_listen) {
 		/* Forked workers share the parent's listening sockets. */
 		memcpy(child->listen_ports, parent->listen_ports, sizeof(parent->listen_ports));

@@ -352,6 +352,10 @@ static int run_live(struct agent *a, const struct opts *o)
 
 	co.payload_cap = a->cfg->payload_cap;
 	co.ringbuf_bytes = a->cfg->ringbuf_bytes;
+	/* With an exe_path selector, new programs are watched from their first
+	 * instruction until discovery has matched them. */
+	for (size_t i = 0; i < a->n_services; i++)
+		co.exec_adopt |= a->services[i].has_re;
 	a->cap = capture_open(&co, on_record, a, err, sizeof(err));
 	if (!a->cap) {
 		fprintf(stderr, "sonde: cannot start capture: %s\n", err);

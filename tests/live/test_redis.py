@@ -155,6 +155,24 @@ def main():
             check_eq(len(got), want, f"protocols: {protos} -> SET spans")
             if got:
                 check(all(s["resource"]["service.name"] == "cache" for s in got), "service.name from config")
+
+        # ---- short-lived clients chosen by --exe-path ------------------------
+        # Each redis-cli lives a few ms: the kernel watches every new program
+        # until discovery has matched its path, so none of them is missed,
+        # and a program that does not match (curl) gives nothing.
+        agent = Agent("--exe-path", "redis-cli$")
+        try:
+            for i in range(10):
+                cli(rport, "SET", f"short{i}", "v")
+            subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{rport}/"], timeout=10)
+            time.sleep(0.5)
+        finally:
+            agent.stop()
+        got = agent.spans()
+        check_eq(sorted(s["name"] for s in got), ["SET"] * 10,
+                 "10 short-lived redis-cli processes by --exe-path -> 10 client spans, curl none")
+        check(all(s["kind"] == "CLIENT" and s["resource"]["service.name"] == "redis-cli" for s in got),
+              "client spans named after redis-cli")
     finally:
         server.stop()
 
