@@ -71,6 +71,7 @@ struct sonde_conn {
 	size_t held_bytes;
 	unsigned detect_tries;
 	unsigned open_spans;
+	struct sonde_span *spans;  /* open spans (host.c's list) */
 	unsigned plugin_gen;       /* registry generation at last detection */
 };
 

@@ -45,10 +45,6 @@ static struct agent *g_agent;
 static struct sonde_metric *g_metrics;
 static uint64_t rng_state;
 
-/* Open spans per connection live in a list hung off the connection; the
- * agent keeps the head in a side table so struct sonde_conn stays plain. */
-static struct hmap open_spans; /* conn gen -> first struct sonde_span */
-
 static uint64_t rng_next(void)
 {
 	/* splitmix64, seeded from getrandom(): ids need uniqueness, not secrecy */
@@ -187,15 +183,16 @@ static const struct sonde_conn_info *h_conn_info(struct sonde_conn *conn)
 	return conn ? &conn->info : NULL;
 }
 
+/* A connection's open spans: a list headed by conn->spans. */
 static void list_add(struct sonde_span *sp)
 {
-	struct sonde_span *head = hmap_get(&open_spans, sp->conn->gen);
+	struct sonde_span *head = sp->conn->spans;
 
 	sp->prev = NULL;
 	sp->next = head;
 	if (head)
 		head->prev = sp;
-	hmap_put(&open_spans, sp->conn->gen, sp);
+	sp->conn->spans = sp;
 	sp->conn->open_spans++;
 }
 
@@ -203,10 +200,8 @@ static void list_del(struct sonde_span *sp)
 {
 	if (sp->prev)
 		sp->prev->next = sp->next;
-	else if (sp->next)
-		hmap_put(&open_spans, sp->conn->gen, sp->next);
 	else
-		hmap_del(&open_spans, sp->conn->gen);
+		sp->conn->spans = sp->next;
 	if (sp->next)
 		sp->next->prev = sp->prev;
 	sp->conn->open_spans--;
@@ -403,7 +398,7 @@ void host_drop_conn_spans(struct sonde_conn *conn)
 {
 	struct sonde_span *sp;
 
-	while ((sp = hmap_get(&open_spans, conn->gen))) {
+	while ((sp = conn->spans)) {
 		g_agent->n.spans_dropped++;
 		h_span_drop(sp);
 	}
@@ -460,7 +455,6 @@ void host_api_init(struct agent *a, struct sonde_host_api *api)
 	uint64_t seed = 0;
 
 	g_agent = a;
-	hmap_init(&open_spans);
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	rng_state = seed;
@@ -501,6 +495,5 @@ void host_api_fini(void)
 		free(m);
 	}
 	g_metrics = NULL;
-	hmap_free(&open_spans);
 	g_agent = NULL;
 }
