@@ -152,7 +152,7 @@ static __always_inline int data_exit(long ret, __u8 dir, __u8 call)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	struct sonde_args a;
-	struct sonde_conn *c;
+	struct sonde_kconn *c;
 	struct sock *sk = NULL;
 	const struct iovec *iov;
 	__u32 iovcnt;
@@ -373,8 +373,8 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_conn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
-	struct sonde_conn *c;
+	struct sonde_kconn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
+	struct sonde_kconn *c;
 
 	if (!sonde_is_watched(key.tgid))
 		return 0;
@@ -388,7 +388,7 @@ SEC("tracepoint/syscalls/sys_exit_close")
 int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_conn_key key = { .tgid = id >> 32 };
+	struct sonde_kconn_key key = { .tgid = id >> 32 };
 	struct sonde_args a;
 
 	if (!sonde_is_watched(key.tgid))

@@ -5,7 +5,7 @@
  * owns the maps; the TLS-library uprobes (sonde_tls.bpf.h) live in that
  * object too and call the same helpers.
  *
- * The one idea: a connection is {tgid, fd} -> struct sonde_conn, and the
+ * The one idea: a connection is {tgid, fd} -> struct sonde_kconn, and the
  * entry remembers the struct sock it was made for. Whoever finds the entry
  * stale (fd reused without a close we saw) or removes it sends CONN_CLOSE for
  * the old gen, and CONN_OPEN always goes out before the first DATA of a gen,
@@ -32,12 +32,12 @@ const volatile __u32 wakeup_bytes = 0; /* 0: wake on every record */
 const volatile __u8 exec_adopt = 0;
 
 /* --- maps ------------------------------------------------------------------ */
-struct sonde_conn_key {
+struct sonde_kconn_key {
 	__u32 tgid;
 	__u32 fd;
 };
 
-struct sonde_conn {
+struct sonde_kconn {
 	__u64 gen;
 	__u64 pos[2];     /* syscall bytes moved so far, by enum sonde_ev_dir */
 	__u64 sk;         /* struct sock * the entry was made for */
@@ -61,8 +61,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct sonde_conn_key);
-	__type(value, struct sonde_conn);
+	__type(key, struct sonde_kconn_key);
+	__type(value, struct sonde_kconn);
 } conns SEC(".maps");
 
 /* Single slot: the global generation counter (atomic add). */
@@ -179,7 +179,7 @@ static __always_inline void sonde_emit_conn(__u32 type, __u32 tgid, __u32 tid, _
 /* Send CONN_OPEN for c unless already sent; while the local port is still 0
  * (connect in progress) re-read the tuple and defer. */
 static __always_inline void sonde_conn_announce(__u32 tgid, __u32 tid, __u32 fd,
-						struct sonde_conn *c, struct sock *sk)
+						struct sonde_kconn *c, struct sock *sk)
 {
 	if (c->open_sent)
 		return;
@@ -193,10 +193,10 @@ static __always_inline void sonde_conn_announce(__u32 tgid, __u32 tid, __u32 fd,
 
 /* Remove the entry for key if it still is generation gen; CONN_CLOSE goes out
  * only from the caller whose delete succeeded, and only if OPEN went out. */
-static __always_inline void sonde_conn_drop(struct sonde_conn_key *key, __u32 tid,
-					    struct sonde_conn *c, __u64 gen)
+static __always_inline void sonde_conn_drop(struct sonde_kconn_key *key, __u32 tid,
+					    struct sonde_kconn *c, __u64 gen)
 {
-	struct sonde_conn old;
+	struct sonde_kconn old;
 
 	if (!c || c->gen != gen)
 		return;
@@ -212,12 +212,12 @@ static __always_inline void sonde_conn_drop(struct sonde_conn_key *key, __u32 ti
  * one). Replaces a stale entry, closing it first. flags: BPF_ANY for accept
  * and connect, BPF_NOEXIST for lazy creation (a racing thread may win).
  * Returns the entry in the map, or NULL. */
-static __always_inline struct sonde_conn *sonde_conn_new(__u32 tgid, __u32 tid, __u32 fd,
+static __always_inline struct sonde_kconn *sonde_conn_new(__u32 tgid, __u32 tid, __u32 fd,
 							 struct sock *sk, __u8 role, __u64 flags)
 {
-	struct sonde_conn_key key = { .tgid = tgid, .fd = fd };
-	struct sonde_conn n = {};
-	struct sonde_conn *c;
+	struct sonde_kconn_key key = { .tgid = tgid, .fd = fd };
+	struct sonde_kconn n = {};
+	struct sonde_kconn *c;
 
 	if (flags == BPF_ANY) {
 		c = bpf_map_lookup_elem(&conns, &key);
@@ -240,11 +240,11 @@ static __always_inline struct sonde_conn *sonde_conn_new(__u32 tgid, __u32 tid, 
 /* The entry for a data event on fd: the known one if it was made for this
  * very socket, else a new one with role UNKNOWN (pre-existing connection, or
  * an fd reused behind our back). */
-static __always_inline struct sonde_conn *sonde_conn_get(__u32 tgid, __u32 tid, __u32 fd,
+static __always_inline struct sonde_kconn *sonde_conn_get(__u32 tgid, __u32 tid, __u32 fd,
 							 struct sock *sk)
 {
-	struct sonde_conn_key key = { .tgid = tgid, .fd = fd };
-	struct sonde_conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct sonde_kconn_key key = { .tgid = tgid, .fd = fd };
+	struct sonde_kconn *c = bpf_map_lookup_elem(&conns, &key);
 
 	if (c && c->sk == (__u64)sk) {
 		sonde_conn_announce(tgid, tid, fd, c, sk);
@@ -268,7 +268,7 @@ static __always_inline __u32 sonde_cap(void)
  * connection's position of that source and direction by len (atomically:
  * threads may share an fd). Syscall bytes and TLS plaintext count apart. */
 static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 tid, __u32 fd,
-							      struct sonde_conn *c, __u8 dir,
+							      struct sonde_kconn *c, __u8 dir,
 							      __u8 source, __u32 len)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
@@ -313,7 +313,7 @@ static __always_inline int sonde_data_end(struct sonde_ev_data *ev, __u32 cap_le
 /* DATA for len bytes moved through c, payload in one user buffer. A NULL
  * ubuf sends the record without payload (position still advances). */
 static __always_inline int sonde_emit_data(__u32 tgid, __u32 tid, __u32 fd,
-					   struct sonde_conn *c, __u8 dir, __u8 source,
+					   struct sonde_kconn *c, __u8 dir, __u8 source,
 					   const void *ubuf, __u32 len)
 {
 	struct sonde_ev_data *ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len);
@@ -335,7 +335,7 @@ static __always_inline int sonde_emit_data(__u32 tgid, __u32 tid, __u32 fd,
 /* DATA for len bytes moved through c, payload spread over up to
  * SONDE_MAX_IOV user iovecs (readv/writev/recvmsg/sendmsg). */
 static __always_inline int sonde_emit_data_iov(__u32 tgid, __u32 tid, __u32 fd,
-					       struct sonde_conn *c, __u8 dir, __u8 source,
+					       struct sonde_kconn *c, __u8 dir, __u8 source,
 					       const struct iovec *iov, __u32 iovcnt, __u32 len)
 {
 	struct sonde_ev_data *ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len);

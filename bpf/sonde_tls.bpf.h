@@ -98,8 +98,8 @@ static __always_inline int sonde_tls_looks(const void *ubuf, __u32 len)
 /* Mark {tgid, fd} as TLS if the entry still belongs to sk. */
 static __always_inline void sonde_tls_mark(__u32 tgid, __u32 fd, __u64 sk)
 {
-	struct sonde_conn_key key = { .tgid = tgid, .fd = fd };
-	struct sonde_conn *c = bpf_map_lookup_elem(&conns, &key);
+	struct sonde_kconn_key key = { .tgid = tgid, .fd = fd };
+	struct sonde_kconn *c = bpf_map_lookup_elem(&conns, &key);
 
 	if (c && c->sk == sk)
 		c->tls = 1;
@@ -223,7 +223,7 @@ static __always_inline int sonde_tls_exit(struct pt_regs *ctx, int ex)
 	__u32 tgid = id >> 32, tid = (__u32)id, fd = 0;
 	struct sonde_ssl_call *p = bpf_map_lookup_elem(&ssl_calls, &id);
 	struct sonde_ssl_call a;
-	struct sonde_conn *c;
+	struct sonde_kconn *c;
 	struct sock *sk = NULL;
 	long ret = (int)PT_REGS_RC(ctx);
 	__u64 n = 0;

@@ -1,6 +1,6 @@
 /*
  * http_fuzz.c - libFuzzer harness for the HTTP/1.x parsers and the HTTP
- * plugin (driven through the fake host).
+ * plugin (driven through the test host).
  *
  * The one idea: one input exercises both layers. The whole input goes to
  * the stateless parsers, which must agree with themselves when cut (a
@@ -20,7 +20,7 @@
  *   raw mode: the rest of the input is fed as ingress, cut at seed-derived
  *            positions, then again as egress.
  *
- * After conn_close the fake host must show: no span left open, no use of
+ * After conn_close the test host must show: no span left open, no use of
  * a dead handle, one metric record per ended span, and every ended span
  * carrying a status code (spans without a response are dropped).
  */
@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "http_parse.h"
 #include "http_route.h"
 
@@ -98,7 +98,7 @@ static void fuzz_parsers(const char *p, size_t n, uint8_t seed)
 	CHECK(http_chunked_done(&a) == http_chunked_done(&b));
 }
 
-static void feed_chunk(struct fake_conn *c, int dir, uint64_t ts, const char *p, size_t len,
+static void feed_chunk(struct th_conn *c, int dir, uint64_t ts, const char *p, size_t len,
                        size_t orig_len, uint32_t flags)
 {
 	struct sonde_chunk ch = { 0 };
@@ -110,11 +110,11 @@ static void feed_chunk(struct fake_conn *c, int dir, uint64_t ts, const char *p,
 	ch.orig_len = orig_len;
 	ch.flags = flags;
 	ch.tid = 1;
-	(void)fake_conn_feed_chunk(c, &ch);
+	(void)th_conn_feed_chunk(c, &ch);
 }
 
 /* Feed p[0..n) in `pieces` chunks cut at seed-derived positions. */
-static void feed_pieces(struct fake_conn *c, int dir, uint64_t *ts, const char *p, size_t n,
+static void feed_pieces(struct th_conn *c, int dir, uint64_t *ts, const char *p, size_t n,
                         unsigned pieces, uint32_t *rng, uint32_t first_flags)
 {
 	size_t off = 0;
@@ -129,18 +129,18 @@ static void feed_pieces(struct fake_conn *c, int dir, uint64_t *ts, const char *
 		feed_chunk(c, dir, ++*ts, p + off, n - off, n - off, first_flags);
 }
 
-static void check_host(struct fake_host *h)
+static void check_host(struct th_host *h)
 {
-	CHECK(fake_host_n_open(h) == 0);
-	CHECK(fake_host_misuse(h) == 0);
-	CHECK(fake_host_n_records(h) == fake_host_n_ended(h));
-	for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-		const struct fake_span *s = fake_host_ended(h, i);
+	CHECK(th_n_open(h) == 0);
+	CHECK(th_misuse(h) == 0);
+	CHECK(th_n_records(h) == th_n_ended(h));
+	for (size_t i = 0; i < th_n_ended(h); i++) {
+		const struct th_span *s = th_ended(h, i);
 		int64_t st;
-		CHECK(fake_span_int(s, "http.response.status_code", &st) == 0);
+		CHECK(th_span_int(s, "http.response.status_code", &st) == 0);
 		CHECK(st >= 100 && st <= 999);
 		CHECK(s->name[0] != '\0');
-		CHECK(fake_span_str(s, "http.request.method") != NULL);
+		CHECK(th_span_str(s, "http.request.method") != NULL);
 	}
 }
 
@@ -148,8 +148,8 @@ static void fuzz_plugin(const uint8_t *data, size_t size)
 {
 	static const char *const routes[] = { "/users/{id}", "/static/*", "/a*", "x" };
 	struct sonde_conn_info ci;
-	struct fake_host *h;
-	struct fake_conn *c;
+	struct th_host *h;
+	struct th_conn *c;
 	uint8_t mode = data[0];
 	uint32_t rng = data[1];
 	uint64_t ts = 0;
@@ -157,20 +157,20 @@ static void fuzz_plugin(const uint8_t *data, size_t size)
 	static const enum sonde_role roles[4] = { SONDE_ROLE_UNKNOWN, SONDE_ROLE_SERVER,
 	                                          SONDE_ROLE_CLIENT, SONDE_ROLE_SERVER };
 
-	h = fake_host_new();
+	h = th_new();
 	if (mode & 0x10)
-		fake_host_set_config(h, NULL, "routes", routes, 4);
+		th_set_config(h, NULL, "routes", routes, 4);
 	if (mode & 0x08)
-		fake_host_set_span_limit(h, 2);
-	CHECK(fake_host_load(h, sonde_plugin_entry(), "http") == SONDE_OK);
-	fake_conn_info_init(&ci, roles[mode & 3]);
+		th_set_span_limit(h, 2);
+	CHECK(th_load(h, sonde_plugin_entry(), "http") == SONDE_OK);
+	th_conn_info_init(&ci, roles[mode & 3]);
 	ci.tls = (mode >> 2) & 1;
 	for (int dir = 0; dir < 2; dir++) {
-		int d = fake_host_detect(h, &ci, dir ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS,
+		int d = th_detect(h, &ci, dir ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS,
 		                         data + 2, size - 2);
 		CHECK(d == SONDE_DETECT_NO || d == SONDE_DETECT_SURE || d == SONDE_DETECT_NEED_MORE);
 	}
-	c = fake_conn_open(h, &ci);
+	c = th_conn_open(h, &ci);
 	CHECK(c != NULL);
 	if (mode & 0x20) {
 		const char *p = (const char *)data + off;
@@ -195,9 +195,9 @@ static void fuzz_plugin(const uint8_t *data, size_t size)
 			feed_pieces(c, hdr & 1, &ts, p, len, 1 + (hdr >> 3) % 4, &rng, flags);
 		}
 	}
-	fake_conn_close(c, ++ts);
+	th_conn_close(c, ++ts);
 	check_host(h);
-	fake_host_free(h);
+	th_free(h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

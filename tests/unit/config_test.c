@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "config/config.h"
 
 static const char *const env_names[] = {
 	"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -550,6 +550,15 @@ START_TEST(test_regex)
 		     "services[0].exe_path: \"nginx(\" is not a valid regular expression: ");
 	expect_error("services:\n  - exe_path: \"[a-\"\n", 2, "is not a valid regular expression");
 	expect_error("services:\n  - exe_path: \"(a{100}){100}{100}\"\n", 2, "repeats too much");
+	/* Found by the config fuzzer: stacked '+' double glibc's tree each time. */
+	expect_error("services:\n  - exe_path: \"in++++++++++++++++++++++++++++++++++++\"\n", 2,
+		     "repeats too much");
+	expect_error("services:\n  - exe_path: \"(((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"\n",
+		     2, "repeats too much");
+	expect_error("services:\n  - exe_path: \"((a{9}){9}){9}{99}\"\n", 2, "repeats too much");
+	/* Long but flat patterns stay fine. */
+	expect_ok(&c, "services:\n  - exe_path: \"^/(a+|b+|c+|d+|e+|f+|g+|h+|i+|j+|k+|l+|m+|n+|o+|p+)/[a-z0-9_-]+$\"\n");
+	config_free(&c);
 }
 END_TEST
 

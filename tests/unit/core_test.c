@@ -16,12 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "config.h"
-#include "hmap.h"
-#include "metrics.h"
-#include "plugin.h"
-#include "span.h"
+#include "base/hmap.h"
+#include "config/config.h"
+#include "host/host.h"
+#include "pipeline/conns.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/procs.h"
+#include "telemetry/metrics.h"
+#include "telemetry/span.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -287,37 +289,64 @@ static void collect(void *ctx, struct span *s)
 }
 
 static struct config cfg;
-static struct agent agent;
+static struct metrics *metrics;
+static struct host *host;
+static struct pipeline *pl;
 static struct collected got;
 static struct span_sink sink = {.name = "test", .emit = collect, .ctx = &got};
 
 static void pipeline_setup(const char *yaml)
 {
+	struct host_opts ho = {.struct_size = sizeof(ho)};
+	struct pipeline_opts po = {.struct_size = sizeof(po)};
 	char err[256];
 
 	config_init(&cfg);
 	if (yaml)
 		ck_assert_msg(config_load_string(&cfg, yaml, strlen(yaml), "t.yaml", err, sizeof(err)) == 0,
 		              "%s", err);
-	ck_assert_int_eq(agent_init(&agent, &cfg), 0);
-	agent.replay = true; /* no /proc, no kernel */
-	plugins_add_dir(&agent.plugins, SONDE_FIXTURE_DIR);
-	plugins_scan(&agent.plugins, false);
-	ck_assert_ptr_nonnull(plugins_find_proto(&agent.plugins, "pingpong"));
-	ck_assert_int_eq(discovery_init(&agent), 0);
+	metrics = metrics_new();
+	ck_assert_ptr_nonnull(metrics);
+	ho.cfg = &cfg;
+	ho.metrics = metrics;
+	host = host_new(&ho);
+	ck_assert_ptr_nonnull(host);
+	plugins_add_dir(host_plugins(host), SONDE_FIXTURE_DIR);
+	plugins_scan(host_plugins(host), false);
+	ck_assert_ptr_nonnull(plugins_find_proto(host_plugins(host), "pingpong"));
+	po.cfg = &cfg;
+	po.host = host;
+	po.replay = true; /* no /proc, no kernel */
+	pl = pipeline_new(&po, err, sizeof(err));
+	ck_assert_msg(pl != NULL, "%s", err);
 	memset(&got, 0, sizeof(got));
-	agent_add_sink(&agent, &sink);
+	host_add_sink(host, &sink);
 }
 
 static void pipeline_teardown(void)
 {
-	agent_close_all(&agent, 0);
-	agent.n_sinks = 0;
-	agent_fini(&agent);
+	pipeline_close_all(pl, 0);
+	host_clear_sinks(host);
+	pipeline_free(pl);
+	host_free(host);
+	metrics_free(metrics);
 	config_free(&cfg);
 	for (int i = 0; i < got.n; i++)
 		span_unref(got.s[i]);
 	got.n = 0;
+}
+
+/* What the old single agent struct exposed, now from the modules. */
+static uint64_t gaps(void)
+{
+	return conns_counters(pipeline_conns(pl))->gaps;
+}
+
+static void watch_as_first_service(uint32_t tgid)
+{
+	struct procs *ps = pipeline_procs(pl);
+
+	ck_assert_ptr_nonnull(procs_watch(ps, tgid, procs_service(ps, 0)));
 }
 
 static void ev_open(uint64_t gen, uint32_t tgid, uint8_t role, uint16_t lport, uint16_t rport)
@@ -338,7 +367,7 @@ static void ev_open(uint64_t gen, uint32_t tgid, uint8_t role, uint16_t lport, u
 	ev.t.laddr[12] = 127;
 	ev.t.laddr[15] = 1;
 	memcpy(ev.t.raddr, ev.t.laddr, 16);
-	agent_handle_record(&agent, &ev, sizeof(ev));
+	pipeline_handle(pl, &ev, sizeof(ev));
 }
 
 static void ev_data(uint64_t gen, uint32_t tgid, uint32_t tid, uint8_t dir, uint8_t src,
@@ -359,7 +388,7 @@ static void ev_data(uint64_t gen, uint32_t tgid, uint32_t tid, uint8_t dir, uint
 	ev->dir = dir;
 	ev->source = src;
 	memcpy(ev->data, bytes, n);
-	agent_handle_record(&agent, buf, sizeof(*ev) + n);
+	pipeline_handle(pl, buf, sizeof(*ev) + n);
 }
 
 START_TEST(pipeline_server_span)
@@ -377,7 +406,7 @@ START_TEST(pipeline_server_span)
 	const struct attr *a = attr_find(&got.s[0]->attrs, "fixture.peer");
 	ck_assert_ptr_nonnull(a);
 	ck_assert_str_eq(a->v.s, "127.0.0.1");
-	ck_assert_uint_eq(agent.n.gaps, 0);
+	ck_assert_uint_eq(gaps(), 0);
 	pipeline_teardown();
 }
 END_TEST
@@ -388,7 +417,7 @@ START_TEST(pipeline_gap_flag)
 	ev_open(1, 100, SONDE_EV_ROLE_SERVER, 7000, 40000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_INGRESS, 0, 0, "PING\n", 2000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_INGRESS, 0, 50, "PING\n", 3000); /* 45 bytes lost */
-	ck_assert_uint_eq(agent.n.gaps, 1);
+	ck_assert_uint_eq(gaps(), 1);
 	pipeline_teardown();
 }
 END_TEST
@@ -397,7 +426,7 @@ START_TEST(pipeline_service_enablement)
 {
 	/* pingpong is not enabled for this service: it must never see bytes. */
 	pipeline_setup("services:\n  - name: web\n    pids: [100]\n    protocols: [http]\n");
-	proc_watch(&agent, 100, &agent.services[0]);
+	watch_as_first_service(100);
 	ev_open(1, 100, SONDE_EV_ROLE_SERVER, 7000, 40000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_INGRESS, 0, 0, "PING\n", 2000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_EGRESS, 0, 0, "PONG\n", 3000);
@@ -405,7 +434,7 @@ START_TEST(pipeline_service_enablement)
 	pipeline_teardown();
 
 	pipeline_setup("services:\n  - name: web\n    pids: [100]\n    protocols: [http, pingpong]\n");
-	proc_watch(&agent, 100, &agent.services[0]);
+	watch_as_first_service(100);
 	ev_open(1, 100, SONDE_EV_ROLE_SERVER, 7000, 40000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_INGRESS, 0, 0, "PING\n", 2000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_EGRESS, 0, 0, "PONG\n", 3000);
@@ -425,7 +454,7 @@ START_TEST(pipeline_tls_ciphertext_dropped)
 	ev_data(1, 100, 100, SONDE_EV_DIR_EGRESS, 0, 0, "\x17\x03\x03\x00\x20", 2500);
 	ev_data(1, 100, 100, SONDE_EV_DIR_EGRESS, 1, 0, "PONG\n", 3000);
 	ck_assert_int_eq(got.n, 1);
-	ck_assert_uint_eq(agent.n.gaps, 0);
+	ck_assert_uint_eq(gaps(), 0);
 	pipeline_teardown();
 }
 END_TEST
@@ -465,9 +494,9 @@ START_TEST(pipeline_open_span_dropped_at_close)
 	ev.h.type = SONDE_EV_CONN_CLOSE;
 	ev.h.tgid = 100;
 	ev.gen = 1;
-	agent_handle_record(&agent, &ev, sizeof(ev));
+	pipeline_handle(pl, &ev, sizeof(ev));
 	ck_assert_int_eq(got.n, 0);
-	ck_assert_uint_eq(agent.conns.n, 0);
+	ck_assert_uint_eq(conns_count(pipeline_conns(pl)), 0);
 	pipeline_teardown();
 }
 END_TEST
@@ -479,9 +508,9 @@ START_TEST(pipeline_drop_in_while_owned)
 	pipeline_setup(NULL);
 	ev_open(1, 100, SONDE_EV_ROLE_SERVER, 7000, 40000);
 	ev_data(1, 100, 100, SONDE_EV_DIR_INGRESS, 0, 0, "PING\n", 2000);
-	plugins_add_dir(&agent.plugins, SONDE_FIXTURE_EXTRA_DIR);
-	ck_assert_int_eq(plugins_scan(&agent.plugins, false), 1);
-	ck_assert_ptr_nonnull(plugins_find_proto(&agent.plugins, "second"));
+	plugins_add_dir(host_plugins(host), SONDE_FIXTURE_EXTRA_DIR);
+	ck_assert_int_eq(plugins_scan(host_plugins(host), false), 1);
+	ck_assert_ptr_nonnull(plugins_find_proto(host_plugins(host), "second"));
 	ev_data(1, 100, 100, SONDE_EV_DIR_EGRESS, 0, 0, "PONG\n", 3000);
 	ck_assert_int_eq(got.n, 1);
 	ck_assert_str_eq(got.s[0]->scope, "pingpong");
@@ -506,9 +535,67 @@ START_TEST(pipeline_garbage_records)
 		}
 		if (n >= 4)
 			buf[0] = (uint8_t)(1 + (x % 7)), buf[1] = buf[2] = buf[3] = 0;
-		agent_handle_record(&agent, buf, n);
+		pipeline_handle(pl, buf, n);
 	}
 	pipeline_teardown();
+}
+END_TEST
+
+/* No global host: two hosts in one process keep their plugins, counters,
+ * connections and spans apart. */
+START_TEST(two_hosts_in_one_process)
+{
+	struct collected a = {0}, b = {0};
+	struct span_sink sa = {.name = "a", .emit = collect, .ctx = &a};
+	struct span_sink sb = {.name = "b", .emit = collect, .ctx = &b};
+	struct metrics *ma = metrics_new(), *mb = metrics_new();
+	struct host_opts oa = {.struct_size = sizeof(oa), .metrics = ma};
+	struct host_opts ob = {.struct_size = sizeof(ob), .metrics = mb};
+	struct host *ha = host_new(&oa), *hb = host_new(&ob);
+	struct host_conn_desc d;
+	struct sonde_chunk ch = {.struct_size = sizeof(ch)};
+
+	ck_assert_ptr_nonnull(ha);
+	ck_assert_ptr_nonnull(hb);
+	plugins_add_dir(host_plugins(ha), SONDE_FIXTURE_DIR);
+	plugins_add_dir(host_plugins(hb), SONDE_FIXTURE_DIR);
+	ck_assert_int_eq(plugins_scan(host_plugins(ha), false), 1);
+	ck_assert_int_eq(plugins_scan(host_plugins(hb), false), 1);
+	host_add_sink(ha, &sa);
+	host_add_sink(hb, &sb);
+	memset(&d, 0, sizeof(d));
+	d.info.struct_size = sizeof(d.info);
+	d.info.role = SONDE_ROLE_SERVER;
+	d.info.service_name = d.info.exe_name = "x";
+	struct sonde_conn *ca = host_conn_new(ha, &d), *cb = host_conn_new(hb, &d);
+	for (int i = 0; i < 3; i++) {
+		ch.dir = SONDE_DIR_INGRESS;
+		ch.data = (const uint8_t *)"PING\n";
+		ch.len = ch.orig_len = 5;
+		ch.ts_unix_ns = 1000 + i;
+		host_conn_data(ca, &ch);
+		if (i == 0)
+			host_conn_data(cb, &ch);
+		ch.dir = SONDE_DIR_EGRESS;
+		ch.data = (const uint8_t *)"PONG\n";
+		host_conn_data(ca, &ch);
+		if (i == 0)
+			host_conn_data(cb, &ch);
+	}
+	ck_assert_int_eq(a.n, 3);
+	ck_assert_int_eq(b.n, 1);
+	ck_assert_uint_eq(host_counters(ha)->spans, 3);
+	ck_assert_uint_eq(host_counters(hb)->spans, 1);
+	host_conn_close(ca, 0);
+	host_conn_close(cb, 0);
+	host_free(ha);
+	host_free(hb);
+	metrics_free(ma);
+	metrics_free(mb);
+	for (int i = 0; i < a.n; i++)
+		span_unref(a.s[i]);
+	for (int i = 0; i < b.n; i++)
+		span_unref(b.s[i]);
 }
 END_TEST
 
@@ -534,6 +621,7 @@ Suite *core_suite(void)
 	tcase_add_test(t, pipeline_open_span_dropped_at_close);
 	tcase_add_test(t, pipeline_drop_in_while_owned);
 	tcase_add_test(t, pipeline_garbage_records);
+	tcase_add_test(t, two_hosts_in_one_process);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -1,10 +1,10 @@
 /*
- * http_plugin_test.c - the HTTP/1.x plugin end to end through the fake
- * host: bytes in per direction, spans and metric records out.
+ * http_plugin_test.c - the HTTP/1.x plugin end to end through the real
+ * host (tests/support/testhost.h): bytes in per direction, spans and metric records out.
  *
  * The one idea: every test plays one connection as a sequence of chunks
  * (direction, timestamp, bytes, maybe cut or after a gap), closes it, and
- * then reads what the fake host recorded. Each test ends in finish(),
+ * then reads what the test host recorded. Each test ends in finish(),
  * which also checks that no span was left open, that the plugin never used
  * a dead handle, and that there is exactly one metric record per span.
  */
@@ -13,23 +13,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
-static struct fake_host *H;
-static struct fake_conn *C;
+static struct th_host *H;
+static struct th_conn *C;
 static enum sonde_dir REQ, RES; /* directions of requests and responses */
 
-static void open_conn(struct fake_host *h, enum sonde_role role, int tls, const char *service)
+static void open_conn(struct th_host *h, enum sonde_role role, int tls, const char *service)
 {
 	struct sonde_conn_info ci;
 
-	fake_conn_info_init(&ci, role);
+	th_conn_info_init(&ci, role);
 	ci.tls = (uint8_t)tls;
 	if (service)
 		ci.service_name = service;
-	C = fake_conn_open(h, &ci);
+	C = th_conn_open(h, &ci);
 	ck_assert_ptr_nonnull(C);
 	REQ = role == SONDE_ROLE_CLIENT ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
 	RES = !REQ;
@@ -37,8 +37,8 @@ static void open_conn(struct fake_host *h, enum sonde_role role, int tls, const 
 
 static void start(enum sonde_role role)
 {
-	H = fake_host_new();
-	ck_assert_int_eq(fake_host_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
 	open_conn(H, role, 0, NULL);
 }
 
@@ -54,7 +54,7 @@ static int feed_ex(enum sonde_dir dir, uint64_t ts, const char *s, size_t len, s
 	ch.orig_len = orig_len;
 	ch.flags = flags;
 	ch.tid = 77;
-	return fake_conn_feed_chunk(C, &ch);
+	return th_conn_feed_chunk(C, &ch);
 }
 
 static void feed(enum sonde_dir dir, uint64_t ts, const char *s)
@@ -65,33 +65,33 @@ static void feed(enum sonde_dir dir, uint64_t ts, const char *s)
 /* Close, check the invariants every test shares, free. */
 static void finish(uint64_t close_ts)
 {
-	fake_conn_close(C, close_ts);
-	ck_assert_uint_eq(fake_host_n_open(H), 0);
-	ck_assert_uint_eq(fake_host_misuse(H), 0);
-	ck_assert_uint_eq(fake_host_n_records(H), fake_host_n_ended(H));
-	fake_host_free(H);
+	th_conn_close(C, close_ts);
+	ck_assert_uint_eq(th_n_open(H), 0);
+	ck_assert_uint_eq(th_misuse(H), 0);
+	ck_assert_uint_eq(th_n_records(H), th_n_ended(H));
+	th_free(H);
 	H = NULL;
 }
 
-static struct fake_span *ended(size_t i)
+static struct th_span *ended(size_t i)
 {
-	struct fake_span *s = fake_host_ended(H, i);
+	struct th_span *s = th_ended(H, i);
 
-	ck_assert_msg(s != NULL, "no span #%zu (have %zu)", i, fake_host_n_ended(H));
+	ck_assert_msg(s != NULL, "no span #%zu (have %zu)", i, th_n_ended(H));
 	return s;
 }
 
-static int64_t status_of(const struct fake_span *s)
+static int64_t status_of(const struct th_span *s)
 {
 	int64_t v = -1;
 
-	ck_assert_int_eq(fake_span_int(s, "http.response.status_code", &v), 0);
+	ck_assert_int_eq(th_span_int(s, "http.response.status_code", &v), 0);
 	return v;
 }
 
-static void assert_str_attr(const struct fake_span *s, const char *key, const char *want)
+static void assert_str_attr(const struct th_span *s, const char *key, const char *want)
 {
-	const char *v = fake_span_str(s, key);
+	const char *v = th_span_str(s, key);
 
 	ck_assert_msg(v != NULL, "%s missing", key);
 	ck_assert_msg(!strcmp(v, want), "%s = %s, want %s", key, v, want);
@@ -113,9 +113,9 @@ START_TEST(keep_alive_sequence)
 		feed(REQ, 1000 + i * 100, req);
 		feed(RES, 1050 + i * 100, RESP_OK_5);
 	}
-	ck_assert_uint_eq(fake_host_n_ended(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 3);
 	for (size_t i = 0; i < 3; i++) {
-		struct fake_span *s = ended(i);
+		struct th_span *s = ended(i);
 		char name[64];
 		int64_t port;
 
@@ -132,27 +132,27 @@ START_TEST(keep_alive_sequence)
 		assert_str_attr(s, "http.route", routes[i]);
 		assert_str_attr(s, "url.scheme", "http");
 		assert_str_attr(s, "server.address", "example.com");
-		ck_assert_int_eq(fake_span_int(s, "server.port", &port), 0);
+		ck_assert_int_eq(th_span_int(s, "server.port", &port), 0);
 		ck_assert_int_eq(port, 9090);
 		assert_str_attr(s, "client.address", "127.0.0.2");
 		assert_str_attr(s, "network.protocol.version", "1.1");
 		assert_str_attr(s, "user_agent.original", "curl/8.5.0");
-		ck_assert_ptr_null(fake_span_attr(s, "error.type"));
-		ck_assert_ptr_null(fake_span_attr(s, "url.template"));
+		ck_assert_ptr_null(th_span_attr(s, "error.type"));
+		ck_assert_ptr_null(th_span_attr(s, "url.template"));
 	}
 	/* One histogram value per span, with the span's attributes. */
-	ck_assert_uint_eq(fake_host_n_records(H), 3);
-	const struct fake_record *r = fake_host_record(H, 0);
+	ck_assert_uint_eq(th_n_records(H), 3);
+	const struct th_record *r = th_record(H, 0);
 	ck_assert_str_eq(r->m->name, "http.server.request.duration");
 	ck_assert_str_eq(r->m->unit, "s");
 	ck_assert_uint_eq(r->m->n_bounds, 14);
 	ck_assert(r->m->bounds[0] == 0.005 && r->m->bounds[13] == 10);
-	ck_assert_str_eq(fake_record_val(r, "http.request.method"), "GET");
-	ck_assert_str_eq(fake_record_val(r, "http.response.status_code"), "200");
-	ck_assert_str_eq(fake_record_val(r, "http.route"), "/users/*");
-	ck_assert_str_eq(fake_record_val(r, "url.scheme"), "http");
-	ck_assert_str_eq(fake_record_val(r, "network.protocol.version"), "1.1");
-	ck_assert_ptr_null(fake_record_val(r, "error.type"));
+	ck_assert_str_eq(th_record_val(r, "http.request.method"), "GET");
+	ck_assert_str_eq(th_record_val(r, "http.response.status_code"), "200");
+	ck_assert_str_eq(th_record_val(r, "http.route"), "/users/*");
+	ck_assert_str_eq(th_record_val(r, "url.scheme"), "http");
+	ck_assert_str_eq(th_record_val(r, "network.protocol.version"), "1.1");
+	ck_assert_ptr_null(th_record_val(r, "error.type"));
 	ck_assert(r->value > 0.0000000499 && r->value < 0.0000000501);
 	finish(9999);
 }
@@ -164,12 +164,12 @@ START_TEST(pipelined_requests)
 	feed(REQ, 100, "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
 	               "POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz"
 	               "GET /c HTTP/1.1\r\nHost: h\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_spans(H), 3);
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_spans(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 0);
 	feed(RES, 200, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 	               "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
 	feed(RES, 300, "HTTP/1.1 503 Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
-	ck_assert_uint_eq(fake_host_n_ended(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 3);
 	ck_assert_str_eq(ended(0)->name, "GET /a");
 	ck_assert_str_eq(ended(1)->name, "POST /b");
 	ck_assert_str_eq(ended(2)->name, "GET /c");
@@ -180,10 +180,10 @@ START_TEST(pipelined_requests)
 	ck_assert_uint_eq(ended(2)->end_ns, 300);
 	/* Server: 404 is not an error, 503 is. */
 	ck_assert_int_eq(ended(1)->status, SONDE_STATUS_UNSET);
-	ck_assert_ptr_null(fake_span_attr(ended(1), "error.type"));
+	ck_assert_ptr_null(th_span_attr(ended(1), "error.type"));
 	ck_assert_int_eq(ended(2)->status, SONDE_STATUS_ERROR);
 	assert_str_attr(ended(2), "error.type", "503");
-	ck_assert_str_eq(fake_record_val(fake_host_record(H, 2), "error.type"), "503");
+	ck_assert_str_eq(th_record_val(th_record(H, 2), "error.type"), "503");
 	finish(400);
 }
 END_TEST
@@ -197,7 +197,7 @@ START_TEST(head_with_content_length)
 	feed(RES, 400, "HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n");
 	feed(REQ, 500, "DELETE /file HTTP/1.1\r\nHost: h\r\n\r\n");
 	feed(RES, 600, "HTTP/1.1 204 No Content\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 3);
 	ck_assert_str_eq(ended(0)->name, "HEAD /file");
 	ck_assert_uint_eq(ended(0)->end_ns, 200);
 	ck_assert_int_eq(status_of(ended(1)), 304);
@@ -213,14 +213,14 @@ START_TEST(interim_responses)
 	feed(REQ, 100, "POST /upload HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
 	               "Content-Length: 10\r\n\r\n");
 	feed(RES, 200, "HTTP/1.1 100 Continue\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_ended(H), 0);
 	feed(REQ, 300, "0123456789");
 	feed(RES, 400, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_ended(H), 0);
 	feed(RES, 500, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
 	feed(REQ, 600, "GET /next HTTP/1.1\r\n\r\n");
 	feed(RES, 700, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_int_eq(status_of(ended(0)), 201);
 	ck_assert_uint_eq(ended(0)->start_ns, 100);
 	ck_assert_uint_eq(ended(0)->end_ns, 500);
@@ -244,13 +244,13 @@ START_TEST(chunked_response_every_split)
 		start(SONDE_ROLE_SERVER);
 		feed(REQ, 100, "GET /stream HTTP/1.1\r\n\r\n");
 		ck_assert_int_eq(feed_ex(RES, 200, m, i, i, 0), SONDE_OK);
-		ck_assert_uint_eq(fake_host_n_ended(H), 0);
+		ck_assert_uint_eq(th_n_ended(H), 0);
 		ck_assert_int_eq(feed_ex(RES, 300, m + i, n - i, n - i, 0), SONDE_OK);
-		ck_assert_uint_eq(fake_host_n_ended(H), 1);
+		ck_assert_uint_eq(th_n_ended(H), 1);
 		ck_assert_uint_eq(ended(0)->end_ns, 300);
 		feed(REQ, 400, "GET /after HTTP/1.1\r\n\r\n");
 		feed(RES, 500, RESP_OK_5);
-		ck_assert_uint_eq(fake_host_n_ended(H), 2);
+		ck_assert_uint_eq(th_n_ended(H), 2);
 		ck_assert_str_eq(ended(1)->name, "GET /after");
 		finish(600);
 	}
@@ -259,7 +259,7 @@ START_TEST(chunked_response_every_split)
 	feed(REQ, 100, "GET /stream HTTP/1.1\r\n\r\n");
 	for (size_t i = 0; i < n; i++)
 		ck_assert_int_eq(feed_ex(RES, 1000 + i, m + i, 1, 1, 0), SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_uint_eq(ended(0)->end_ns, 1000 + n - 1);
 	ck_assert_int_eq(status_of(ended(0)), 200);
 	finish(99999);
@@ -280,7 +280,7 @@ START_TEST(request_split_everywhere)
 		ck_assert_int_eq(feed_ex(REQ, 200, m + i, n - i, n - i, 0), SONDE_OK);
 		feed(RES, 300, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
 		feed(RES, 400, RESP_OK_5);
-		ck_assert_uint_eq(fake_host_n_ended(H), 2);
+		ck_assert_uint_eq(th_n_ended(H), 2);
 		ck_assert_str_eq(ended(0)->name, "POST /items");
 		ck_assert_uint_eq(ended(0)->start_ns, 100);
 		ck_assert_str_eq(ended(1)->name, "GET /items/*");
@@ -297,13 +297,13 @@ START_TEST(close_mid_response)
 	feed(REQ, 100, "GET /big HTTP/1.1\r\n\r\n");
 	feed(RES, 200, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-a-bit");
 	feed(REQ, 300, "GET /never-answered HTTP/1.1\r\n\r\n");
-	fake_conn_close(C, 400);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	th_conn_close(C, 400);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_int_eq(ended(0)->status, SONDE_STATUS_ERROR);
 	ck_assert_uint_eq(ended(0)->end_ns, 400);
 	assert_str_attr(ended(0), "error.type", "incomplete_response");
 	ck_assert_int_eq(status_of(ended(0)), 200);
-	ck_assert_uint_eq(fake_host_n_dropped(H), 1); /* no response at all: dropped */
+	ck_assert_uint_eq(th_n_dropped(H), 1); /* no response at all: dropped */
 	finish(400);
 }
 END_TEST
@@ -314,9 +314,9 @@ START_TEST(close_delimited_body)
 	feed(REQ, 100, "GET /old HTTP/1.0\r\n\r\n");
 	feed(RES, 200, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nsome body");
 	feed(RES, 300, "HTTP/1.1 200 this is body too\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
-	fake_conn_close(C, 900);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 0);
+	th_conn_close(C, 900);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_uint_eq(ended(0)->end_ns, 300);
 	ck_assert_int_eq(ended(0)->status, SONDE_STATUS_UNSET);
 	assert_str_attr(ended(0), "network.protocol.version", "1.0");
@@ -338,13 +338,13 @@ START_TEST(truncated_body_then_next)
 	feed(REQ, 100, "GET /download HTTP/1.1\r\n\r\n");
 	ck_assert_int_eq(feed_ex(RES, 200, resp, (size_t)hl, (size_t)hl - 10 + 3000,
 	                         SONDE_CHUNK_TRUNCATED), SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_ended(H), 0);
 	ck_assert_int_eq(feed_ex(RES, 300, "xxxx", 4, 2000, SONDE_CHUNK_TRUNCATED), SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_uint_eq(ended(0)->end_ns, 300);
 	feed(REQ, 400, "GET /next HTTP/1.1\r\n\r\n");
 	feed(RES, 500, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_str_eq(ended(1)->name, "GET /next");
 	ck_assert_int_eq(status_of(ended(1)), 200);
 	ck_assert_uint_eq(ended(1)->end_ns, 500);
@@ -362,21 +362,21 @@ START_TEST(truncated_heads)
 	ck_assert_int_eq(feed_ex(REQ, 100, req, strlen(req), 900, SONDE_CHUNK_TRUNCATED), 0);
 	ck_assert_int_eq(feed_ex(RES, 200, res, strlen(res), 4000, SONDE_CHUNK_TRUNCATED), 0);
 	ck_assert_int_eq(feed_ex(RES, 250, "more body", 9, 9, 0), 0);
-	ck_assert_uint_eq(fake_host_n_ended(H), 0); /* end unknown until the next request */
+	ck_assert_uint_eq(th_n_ended(H), 0); /* end unknown until the next request */
 	feed(REQ, 300, "GET /next HTTP/1.1\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_str_eq(ended(0)->name, "GET /users/*");
 	assert_str_attr(ended(0), "server.address", "cut.example");
 	ck_assert_int_eq(status_of(ended(0)), 502);
 	ck_assert_uint_eq(ended(0)->end_ns, 250);
 	feed(RES, 400, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_int_eq(status_of(ended(1)), 200);
 	/* A cut head of a response without a body ends in its own write. */
 	const char *nc = "HTTP/1.1 204 No Content\r\nServer: ver";
 	feed(REQ, 500, "DELETE /x HTTP/1.1\r\n\r\n");
 	ck_assert_int_eq(feed_ex(RES, 600, nc, strlen(nc), 700, SONDE_CHUNK_TRUNCATED), 0);
-	ck_assert_uint_eq(fake_host_n_ended(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 3);
 	ck_assert_int_eq(status_of(ended(2)), 204);
 	ck_assert_uint_eq(ended(2)->end_ns, 600);
 	finish(700);
@@ -394,13 +394,13 @@ START_TEST(truncated_chunked_body)
 	ck_assert_int_eq(feed_ex(RES, 200, res, strlen(res), strlen(res) + 500,
 	                         SONDE_CHUNK_TRUNCATED), 0);
 	feed(RES, 300, "garbage-looking tail\r\n0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_ended(H), 0);
 	feed(REQ, 400, "GET /feed HTTP/1.1\r\nHost: api.example\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_uint_eq(ended(0)->end_ns, 300);
 	ck_assert_int_eq(status_of(ended(0)), 200);
 	feed(RES, 500, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_uint_eq(ended(1)->end_ns, 500);
 	finish(600);
 }
@@ -417,21 +417,21 @@ START_TEST(gap_in_response_direction)
 	feed(REQ, 300, "GET /b HTTP/1.1\r\n\r\n");
 	ck_assert_int_eq(feed_ex(RES, 400, after, strlen(after), strlen(after), SONDE_CHUNK_GAP),
 	                 SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_str_eq(ended(0)->name, "GET /b");
-	ck_assert_uint_eq(fake_host_n_dropped(H), 1);
+	ck_assert_uint_eq(th_n_dropped(H), 1);
 	/* A gap chunk that starts inside a body: resync at the next status line. */
 	feed(REQ, 500, "GET /c HTTP/1.1\r\n\r\n");
 	feed(RES, 550, "HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n");
 	const char *mid = "dy bytes\r\nmore body\r\nHTTP/1.1 418 Teapot\r\nContent-Length: 0\r\n\r\n";
 	feed(REQ, 600, "GET /d HTTP/1.1\r\n\r\n");
 	ck_assert_int_eq(feed_ex(RES, 700, mid, strlen(mid), strlen(mid), SONDE_CHUNK_GAP), 0);
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_str_eq(ended(1)->name, "GET /d");
 	ck_assert_int_eq(status_of(ended(1)), 418);
 	feed(REQ, 800, "GET /e HTTP/1.1\r\n\r\n");
 	feed(RES, 900, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 3);
 	ck_assert_str_eq(ended(2)->name, "GET /e");
 	finish(1000);
 }
@@ -447,9 +447,9 @@ START_TEST(gap_drops_damaged_response)
 	feed(REQ, 100, "GET /a HTTP/1.1\r\n\r\n");
 	feed(RES, 200, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial");
 	ck_assert_int_eq(feed_ex(RES, 300, more, strlen(more), strlen(more), SONDE_CHUNK_GAP), 0);
-	fake_conn_close(C, 400);
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
-	ck_assert_uint_eq(fake_host_n_dropped(H), 1);
+	th_conn_close(C, 400);
+	ck_assert_uint_eq(th_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_dropped(H), 1);
 	finish(400);
 
 	/* Idle response side, one request waiting: a gap before its response
@@ -458,7 +458,7 @@ START_TEST(gap_drops_damaged_response)
 	feed(REQ, 100, "GET /b HTTP/1.1\r\n\r\n");
 	ck_assert_int_eq(feed_ex(RES, 200, RESP_OK_5, strlen(RESP_OK_5), strlen(RESP_OK_5),
 	                         SONDE_CHUNK_GAP), 0);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_str_eq(ended(0)->name, "GET /b");
 	finish(300);
 }
@@ -472,17 +472,17 @@ START_TEST(gap_in_request_direction)
 	feed(REQ, 100, "GET /a HTTP/1.1\r\nHo");
 	ck_assert_int_eq(feed_ex(REQ, 200, b, strlen(b), strlen(b), SONDE_CHUNK_GAP), SONDE_OK);
 	feed(RES, 300, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_str_eq(ended(0)->name, "GET /b");
 	ck_assert_uint_eq(ended(0)->start_ns, 200);
-	ck_assert_uint_eq(fake_host_n_dropped(H), 1);
+	ck_assert_uint_eq(th_n_dropped(H), 1);
 	/* Gap inside a request body: the request stays, its response is matched. */
 	feed(REQ, 400, "PUT /c HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc");
 	const char *tail = "...rest\r\nGET /d HTTP/1.1\r\n\r\n";
 	ck_assert_int_eq(feed_ex(REQ, 500, tail, strlen(tail), strlen(tail), SONDE_CHUNK_GAP), 0);
 	feed(RES, 600, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
 	feed(RES, 700, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 3);
+	ck_assert_uint_eq(th_n_ended(H), 3);
 	ck_assert_str_eq(ended(1)->name, "PUT /c");
 	ck_assert_str_eq(ended(2)->name, "GET /d");
 	ck_assert_int_eq(status_of(ended(2)), 201);
@@ -498,24 +498,24 @@ START_TEST(client_error_status)
 	feed(REQ, 100, "GET /missing/123 HTTP/1.1\r\nHost: backend.internal\r\n"
 	               "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n");
 	feed(RES, 200, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
-	struct fake_span *s = ended(0);
+	ck_assert_uint_eq(th_n_ended(H), 1);
+	struct th_span *s = ended(0);
 	ck_assert_int_eq(s->kind, SONDE_SPAN_CLIENT);
 	ck_assert_str_eq(s->name, "GET /missing/*");
 	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
 	assert_str_attr(s, "error.type", "404");
 	assert_str_attr(s, "url.template", "/missing/*");
-	ck_assert_ptr_null(fake_span_attr(s, "http.route"));
-	ck_assert_ptr_null(fake_span_attr(s, "client.address"));
+	ck_assert_ptr_null(th_span_attr(s, "http.route"));
+	ck_assert_ptr_null(th_span_attr(s, "client.address"));
 	assert_str_attr(s, "server.address", "backend.internal");
-	ck_assert_int_eq(fake_span_int(s, "server.port", &port), 0);
+	ck_assert_int_eq(th_span_int(s, "server.port", &port), 0);
 	ck_assert_int_eq(port, 40000); /* no port in Host: the peer's */
 	ck_assert_ptr_null(s->traceparent); /* client spans take their parent from the host */
-	const struct fake_record *r = fake_host_record(H, 0);
+	const struct th_record *r = th_record(H, 0);
 	ck_assert_str_eq(r->m->name, "http.client.request.duration");
-	ck_assert_str_eq(fake_record_val(r, "server.address"), "backend.internal");
-	ck_assert_str_eq(fake_record_val(r, "server.port"), "40000");
-	ck_assert_str_eq(fake_record_val(r, "error.type"), "404");
+	ck_assert_str_eq(th_record_val(r, "server.address"), "backend.internal");
+	ck_assert_str_eq(th_record_val(r, "server.port"), "40000");
+	ck_assert_str_eq(th_record_val(r, "error.type"), "404");
 	finish(300);
 }
 END_TEST
@@ -531,7 +531,7 @@ START_TEST(traceparent_honoured)
 	feed(RES, 200, RESP_OK_5);
 	feed(REQ, 300, "GET / HTTP/1.1\r\ntraceparent: 00-zz-b7ad6b7169203331-01\r\n\r\n");
 	feed(RES, 400, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_ptr_nonnull(ended(0)->traceparent);
 	ck_assert_str_eq(ended(0)->traceparent, tp);
 	ck_assert_ptr_null(ended(1)->traceparent);
@@ -554,9 +554,9 @@ START_TEST(secrets_never_exported)
 	               "Content-Length: 15\r\n\r\npassword=SECRET");
 	feed(RES, 200, "HTTP/1.1 500 Oops\r\nSet-Cookie: id=SECRETSET\r\n"
 	               "Content-Length: 13\r\n\r\nSECRET-BODY!!");
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
-	for (size_t i = 0; i < fake_host_n_spans(H); i++) {
-		const struct fake_span *s = fake_host_span(H, i);
+	ck_assert_uint_eq(th_n_ended(H), 1);
+	for (size_t i = 0; i < th_n_spans(H); i++) {
+		const struct th_span *s = th_span(H, i);
 		ck_assert(!contains(s->name, "SECRET"));
 		ck_assert(!contains(s->status_desc, "SECRET"));
 		for (size_t k = 0; k < s->n_attrs; k++) {
@@ -565,8 +565,8 @@ START_TEST(secrets_never_exported)
 			ck_assert(!contains(s->attrs[k].key, "authorization"));
 		}
 	}
-	for (size_t i = 0; i < fake_host_n_records(H); i++) {
-		const struct fake_record *r = fake_host_record(H, i);
+	for (size_t i = 0; i < th_n_records(H); i++) {
+		const struct th_record *r = th_record(H, i);
 		for (size_t k = 0; k < r->m->n_keys; k++)
 			ck_assert(!contains(r->vals[k], "SECRET"));
 	}
@@ -603,11 +603,11 @@ START_TEST(span_count_equals_request_count)
 			feed(RES, ts += 10, resps[i]);
 		}
 	}
-	ck_assert_uint_eq(fake_host_n_spans(H), n * rounds);
-	ck_assert_uint_eq(fake_host_n_ended(H), n * rounds);
-	ck_assert_uint_eq(fake_host_n_records(H), n * rounds);
+	ck_assert_uint_eq(th_n_spans(H), n * rounds);
+	ck_assert_uint_eq(th_n_ended(H), n * rounds);
+	ck_assert_uint_eq(th_n_records(H), n * rounds);
 	ck_assert_str_eq(ended(4)->name, "OPTIONS");
-	ck_assert_ptr_null(fake_span_attr(ended(4), "url.path"));
+	ck_assert_ptr_null(th_span_attr(ended(4), "url.path"));
 	ck_assert_str_eq(ended(5)->name, "HTTP /cache");
 	assert_str_attr(ended(5), "http.request.method", "_OTHER");
 	assert_str_attr(ended(5), "http.request.method_original", "PURGE");
@@ -619,26 +619,26 @@ START_TEST(unknown_role_learns_direction)
 {
 	struct sonde_conn_info ci;
 
-	H = fake_host_new();
-	ck_assert_int_eq(fake_host_load(H, sonde_plugin_entry(), NULL), SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_UNKNOWN);
-	C = fake_conn_open(H, &ci);
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), NULL), SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_UNKNOWN);
+	C = th_conn_open(H, &ci);
 	/* Joined mid-stream: the tail of a body, then a response: requests
 	 * must flow the other way (this process is the server). */
 	feed(SONDE_DIR_EGRESS, 100, "ail of a body\r\n");
 	feed(SONDE_DIR_EGRESS, 150, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
 	feed(SONDE_DIR_INGRESS, 200, "GET /x HTTP/1.1\r\n\r\n");
 	feed(SONDE_DIR_EGRESS, 300, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_int_eq(ended(0)->kind, SONDE_SPAN_SERVER);
 	finish(400);
 
-	H = fake_host_new();
-	ck_assert_int_eq(fake_host_load(H, sonde_plugin_entry(), NULL), SONDE_OK);
-	C = fake_conn_open(H, &ci);
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), NULL), SONDE_OK);
+	C = th_conn_open(H, &ci);
 	feed(SONDE_DIR_EGRESS, 100, "GET /y HTTP/1.1\r\n\r\n");
 	feed(SONDE_DIR_INGRESS, 200, RESP_OK_5);
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_int_eq(ended(0)->kind, SONDE_SPAN_CLIENT);
 	finish(300);
 }
@@ -647,20 +647,20 @@ END_TEST
 START_TEST(configured_routes)
 {
 	const char *const pats[] = { "/users/{id}/orders/{order}", "/static/*", "bad-pattern" };
-	struct fake_conn *other;
+	struct th_conn *other;
 
-	H = fake_host_new();
-	ck_assert_int_eq(fake_host_set_config(H, "svc", "routes", pats, 3), 0);
-	ck_assert_int_eq(fake_host_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	H = th_new();
+	ck_assert_int_eq(th_set_config(H, "svc", "routes", pats, 3), 0);
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
 	open_conn(H, SONDE_ROLE_SERVER, 1, NULL);
-	ck_assert_uint_eq(fake_host_n_logs(H, SONDE_LOG_WARN), 1); /* "bad-pattern" */
+	ck_assert_uint_eq(th_n_logs(H, SONDE_LOG_WARN), 1); /* "bad-pattern" */
 	feed(REQ, 100, "GET /users/42/orders/abc?x HTTP/1.1\r\n\r\n");
 	feed(RES, 200, RESP_OK_5);
 	feed(REQ, 300, "GET /static/css/site.css HTTP/1.1\r\n\r\n");
 	feed(RES, 400, RESP_OK_5);
 	feed(REQ, 500, "GET /users/42 HTTP/1.1\r\n\r\n");
 	feed(RES, 600, RESP_OK_5);
-	fake_conn_close(C, 700);
+	th_conn_close(C, 700);
 	ck_assert_str_eq(ended(0)->name, "GET /users/{id}/orders/{order}");
 	assert_str_attr(ended(0), "http.route", "/users/{id}/orders/{order}");
 	assert_str_attr(ended(0), "url.scheme", "https");
@@ -674,7 +674,7 @@ START_TEST(configured_routes)
 	feed(RES, 900, RESP_OK_5);
 	ck_assert_ptr_eq(C, other);
 	assert_str_attr(ended(3), "http.route", "/static/css/site.css");
-	ck_assert_uint_eq(fake_host_n_logs(H, SONDE_LOG_WARN), 1);
+	ck_assert_uint_eq(th_n_logs(H, SONDE_LOG_WARN), 1);
 	finish(1000);
 }
 END_TEST
@@ -686,9 +686,9 @@ START_TEST(connect_and_upgrade)
 	feed(RES, 200, "HTTP/1.1 200 Connection Established\r\n\r\n");
 	feed(REQ, 300, "\x16\x03\x01 binary tunnel bytes GET / HTTP/1.1\r\n\r\n");
 	feed(RES, 400, "HTTP/1.1 200 OK\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_spans(H), 1);
+	ck_assert_uint_eq(th_n_spans(H), 1);
 	ck_assert_str_eq(ended(0)->name, "CONNECT");
-	ck_assert_ptr_null(fake_span_attr(ended(0), "url.path"));
+	ck_assert_ptr_null(th_span_attr(ended(0), "url.path"));
 	assert_str_attr(ended(0), "server.address", "db.example");
 	finish(500);
 
@@ -696,7 +696,7 @@ START_TEST(connect_and_upgrade)
 	feed(REQ, 100, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
 	feed(RES, 200, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
 	feed(REQ, 300, "\x81\x85masked");
-	ck_assert_uint_eq(fake_host_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 1);
 	ck_assert_int_eq(status_of(ended(0)), 101);
 	ck_assert_uint_eq(ended(0)->end_ns, 200);
 	finish(400);
@@ -712,9 +712,9 @@ START_TEST(head_too_long_gives_up)
 	memset(big + 19, 'a', 20000 - 19);
 	ck_assert_int_eq(feed_ex(REQ, 100, big, 1000, 1000, 0), SONDE_OK);
 	ck_assert_int_eq(feed_ex(REQ, 200, big + 1000, 19000, 19000, 0), SONDE_ERR_PROTO);
-	ck_assert(fake_conn_given_up(C));
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
-	ck_assert_uint_eq(fake_host_n_dropped(H), 1);
+	ck_assert(th_conn_given_up(C));
+	ck_assert_uint_eq(th_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_dropped(H), 1);
 	free(big);
 	finish(300);
 }
@@ -729,7 +729,7 @@ START_TEST(garbage_gives_up_eventually)
 	for (int i = 0; i < 20 && rc == SONDE_OK; i++)
 		rc = feed_ex(REQ, 100 + (uint64_t)i, bad, strlen(bad), strlen(bad), 0);
 	ck_assert_int_eq(rc, SONDE_ERR_PROTO);
-	ck_assert_uint_eq(fake_host_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_ended(H), 0);
 	finish(200);
 }
 END_TEST
@@ -737,12 +737,12 @@ END_TEST
 START_TEST(span_limit_keeps_matching)
 {
 	start(SONDE_ROLE_SERVER);
-	fake_host_set_span_limit(H, 1);
+	th_set_span_limit(H, 1);
 	feed(REQ, 100, "GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
 	feed(RES, 200, RESP_OK_5 RESP_OK_5);
 	feed(REQ, 300, "GET /3 HTTP/1.1\r\n\r\n");
 	feed(RES, 400, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(H), 2);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_str_eq(ended(0)->name, "GET /*");
 	ck_assert_str_eq(ended(1)->name, "GET /*");
 	ck_assert_int_eq(status_of(ended(1)), 201);
@@ -775,38 +775,38 @@ START_TEST(detect_table)
 	};
 	struct sonde_conn_info ci;
 
-	H = fake_host_new();
-	ck_assert_int_eq(fake_host_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_SERVER);
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_SERVER);
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		size_t len = t[i].len ? t[i].len : strlen(t[i].s);
-		ck_assert_msg(fake_host_detect(H, &ci, SONDE_DIR_INGRESS, t[i].s, len) == t[i].want,
+		ck_assert_msg(th_detect(H, &ci, SONDE_DIR_INGRESS, t[i].s, len) == t[i].want,
 		              "case %zu", i);
 	}
-	fake_host_free(H);
+	th_free(H);
 }
 END_TEST
 
 START_TEST(descriptor_and_metrics)
 {
 	const struct sonde_plugin *p = sonde_plugin_entry();
-	struct fake_metric *m;
+	struct th_metric *m;
 
 	ck_assert_uint_eq(p->abi_major, SONDE_ABI_MAJOR);
 	ck_assert_str_eq(p->name, "http");
 	ck_assert_str_eq(p->protocols[0]->name, "http");
 	ck_assert_ptr_null(p->protocols[1]);
-	H = fake_host_new();
-	ck_assert_int_eq(fake_host_load(H, p, NULL), SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_metrics(H), 2);
-	m = fake_host_metric_by_name(H, "http.client.request.duration");
+	H = th_new();
+	ck_assert_int_eq(th_load(H, p, NULL), SONDE_OK);
+	ck_assert_uint_eq(th_n_metrics(H), 2);
+	m = th_metric_by_name(H, "http.client.request.duration");
 	ck_assert_ptr_nonnull(m);
 	ck_assert_uint_eq(m->n_keys, 7);
 	ck_assert_str_eq(m->keys[5], "server.address");
-	m = fake_host_metric_by_name(H, "http.server.request.duration");
+	m = th_metric_by_name(H, "http.server.request.duration");
 	ck_assert_ptr_nonnull(m);
 	ck_assert_str_eq(m->keys[2], "http.route");
-	fake_host_free(H);
+	th_free(H);
 }
 END_TEST
 

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/metrics.h"
-#include "core/prom.h"
-#include "core/span.h"
+#include "export/prom_text.h"
+#include "telemetry/metrics.h"
+#include "telemetry/span.h"
 
 static struct resource *mkres(const char *svc, uint32_t pid)
 {
@@ -326,7 +326,7 @@ START_TEST(prometheus_golden)
 	metrics_hist_record(h, b_, 0.125, get200); /* on the bound: le="0.125" */
 	metrics_hist_record(h, a, 0.5, get200);
 	metrics_hist_record(h2, NULL, 0.5, NULL);
-	text = metrics_render_prometheus(m);
+	text = prom_render(m);
 	ck_assert_ptr_nonnull(text);
 	ck_assert_str_eq(text, golden);
 	free(text);
@@ -346,7 +346,7 @@ START_TEST(prometheus_duration_bucket_lines)
 	char *text;
 
 	metrics_hist_record(h, NULL, 0.1, NULL);
-	text = metrics_render_prometheus(m);
+	text = prom_render(m);
 	ck_assert_ptr_nonnull(strstr(text, "db_client_operation_duration_seconds_bucket{le=\"0.005\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "db_client_operation_duration_seconds_bucket{le=\"0.075\"} 0\n"));
 	ck_assert_ptr_nonnull(strstr(text, "db_client_operation_duration_seconds_bucket{le=\"0.1\"} 1\n"));
@@ -374,7 +374,7 @@ START_TEST(prometheus_escaping)
 
 	metrics_hist_record(h, r, 0.5, weird);
 	metrics_hist_record(h, NULL, 0.5, bad_utf8);
-	text = metrics_render_prometheus(m);
+	text = prom_render(m);
 	ck_assert_ptr_nonnull(strstr(text, "# HELP t help \\\\ with\\nnewline \"quoted\"\n"));
 	ck_assert_ptr_nonnull(strstr(text,
 		"t_bucket{service_name=\"q\\\"s\",v=\"a\\\\b\\\"c\\nd\",le=\"1\"} 1\n"));
@@ -394,14 +394,14 @@ START_TEST(prometheus_overflow_and_empty)
 	char route[32], *text;
 	const char *v[] = { route };
 
-	text = metrics_render_prometheus(m); /* a histogram without series: nothing */
+	text = prom_render(m); /* a histogram without series: nothing */
 	ck_assert_str_eq(text, "");
 	free(text);
 	for (int i = 0; i < 2001; i++) {
 		snprintf(route, sizeof(route), "/%d", i);
 		metrics_hist_record(h, NULL, 0.5, v);
 	}
-	text = metrics_render_prometheus(m);
+	text = prom_render(m);
 	ck_assert_ptr_nonnull(strstr(text, "t_seconds_count{otel_metric_overflow=\"true\"} 1\n"));
 	ck_assert_ptr_nonnull(strstr(text, "t_seconds_count{http_route=\"/1999\"} 1\n"));
 	ck_assert_ptr_null(strstr(text, "/2000"));
@@ -473,7 +473,7 @@ START_TEST(label_clashes_skipped)
 	char *text;
 
 	metrics_hist_record(h, NULL, 0.5, v);
-	text = metrics_render_prometheus(m);
+	text = prom_render(m);
 	ck_assert_ptr_nonnull(strstr(text, "t_count{a_b=\"1\"} 1\n"));
 	free(text);
 	metrics_free(m);
@@ -488,7 +488,7 @@ START_TEST(scalars)
 	metrics_counter_set(m, "sonde_lost_events_total", NULL, 18446744073709551615ull);
 	metrics_gauge_set(m, "sonde_ratio", "r", 0.1);
 	metrics_gauge_set(m, "sonde_inf", "", INFINITY);
-	text = metrics_render_prometheus(m);
+	text = prom_render(m);
 	ck_assert_str_eq(text,
 	                 "# TYPE sonde_inf gauge\n"
 	                 "sonde_inf +Inf\n"
@@ -527,7 +527,7 @@ START_TEST(concurrent_records)
 
 	for (int i = 0; i < REC_THREADS; i++)
 		pthread_create(&t[i], NULL, rec_worker, h);
-	text = metrics_render_prometheus(m); /* a concurrent reader */
+	text = prom_render(m); /* a concurrent reader */
 	free(text);
 	for (int i = 0; i < REC_THREADS; i++)
 		pthread_join(t[i], NULL);

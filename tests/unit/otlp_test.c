@@ -47,11 +47,13 @@
 
 #include <sonde/plugin.h>
 
-#include "core/metrics.h"
-#include "core/otlp.h"
-#include "core/otlp_pb.h"
-#include "core/utf8.h"
-#include "core/span.h"
+#include "base/utf8.h"
+#include "export/otlp.h"
+#include "export/otlp_model.h"
+#include "export/otlp_pb.h"
+#include "export/prom_text.h"
+#include "telemetry/metrics.h"
+#include "telemetry/span.h"
 
 static char src_dir[4096];
 static char decoder_js[4200], receiver_py[4200];
@@ -1506,7 +1508,7 @@ START_TEST(test_exp_json_gzip_headers_metrics)
 	otlp_get_stats(o, &st);
 	ck_assert_uint_eq(st.exported[0], 4);
 	ck_assert_uint_ge(st.exported[1], 3);
-	prom = metrics_render_prometheus(m);
+	prom = prom_render(m);
 	ck_assert_ptr_nonnull(strstr(prom, "sonde_otlp_spans_exported_total 4"));
 	ck_assert_ptr_nonnull(strstr(prom, "sonde_otlp_metric_points_exported_total"));
 	free(prom);

@@ -11,8 +11,8 @@
 
 #include <sonde/plugin.h>
 
-#include "core/print.h"
-#include "core/span.h"
+#include "export/print.h"
+#include "telemetry/span.h"
 
 static struct span *mkspan(bool root)
 {

@@ -14,8 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/metrics.h"
-#include "core/prom.h"
+#include "export/prom.h"
+#include "export/prom_text.h"
+#include "telemetry/metrics.h"
 
 struct reply {
 	long code;

@@ -1,6 +1,6 @@
 /*
  * redis_plugin_test.c - the Redis plugin (plugins/redis) driven through its
- * descriptor by the fake host (tests/support/fake_host), chunk by chunk,
+ * descriptor by the test host (tests/support/testhost.h, the real host), chunk by chunk,
  * the way the agent drives it.
  *
  * The one idea: a test writes what a client wrote and what the server
@@ -18,7 +18,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "redis_cmd.h"
 #include "redis_internal.h"
 
@@ -30,8 +30,8 @@ const struct sonde_plugin *sonde_plugin_entry(void);
 /* ---- helpers ------------------------------------------------------------ */
 
 struct t {
-	struct fake_host *h;
-	struct fake_conn *c;
+	struct th_host *h;
+	struct th_conn *c;
 };
 
 static struct t setup(enum sonde_role role, const char *query_text)
@@ -39,14 +39,14 @@ static struct t setup(enum sonde_role role, const char *query_text)
 	struct t t;
 	struct sonde_conn_info ci;
 
-	t.h = fake_host_new();
+	t.h = th_new();
 	if (query_text) {
 		const char *v[] = { query_text };
 
-		ck_assert_int_eq(fake_host_set_config(t.h, NULL, "query_text", v, 1), 0);
+		ck_assert_int_eq(th_set_config(t.h, NULL, "query_text", v, 1), 0);
 	}
-	ck_assert_int_eq(fake_host_load(t.h, sonde_plugin_entry(), "redis"), SONDE_OK);
-	fake_conn_info_init(&ci, role);
+	ck_assert_int_eq(th_load(t.h, sonde_plugin_entry(), "redis"), SONDE_OK);
+	th_conn_info_init(&ci, role);
 	if (role == SONDE_ROLE_CLIENT) {
 		ci.local_port = 51000;
 		ci.peer_port = 6379;
@@ -54,7 +54,7 @@ static struct t setup(enum sonde_role role, const char *query_text)
 	} else {
 		ci.local_port = 6379;
 	}
-	t.c = fake_conn_open(t.h, &ci);
+	t.c = th_conn_open(t.h, &ci);
 	ck_assert_ptr_nonnull(t.c);
 	return t;
 }
@@ -64,11 +64,11 @@ static struct redis_stats teardown(struct t *t, uint64_t ts)
 {
 	struct redis_stats st;
 
-	fake_conn_close(t->c, ts);
+	th_conn_close(t->c, ts);
 	st = *redis_debug_totals();
-	ck_assert_uint_eq(fake_host_n_open(t->h), 0);
-	ck_assert_uint_eq(fake_host_misuse(t->h), 0);
-	fake_host_free(t->h);
+	ck_assert_uint_eq(th_n_open(t->h), 0);
+	ck_assert_uint_eq(th_misuse(t->h), 0);
+	th_free(t->h);
 	return st;
 }
 
@@ -92,12 +92,12 @@ static size_t cmd(char *out, size_t cap, ...)
 
 static int feed(struct t *t, enum sonde_dir dir, uint64_t ts, const char *s)
 {
-	return fake_conn_feed(t->c, dir, ts, s, strlen(s));
+	return th_conn_feed(t->c, dir, ts, s, strlen(s));
 }
 
 static int feed_n(struct t *t, enum sonde_dir dir, uint64_t ts, const char *s, size_t n)
 {
-	return fake_conn_feed(t->c, dir, ts, s, n);
+	return th_conn_feed(t->c, dir, ts, s, n);
 }
 
 /* A chunk with flags and an orig_len larger than what was captured. */
@@ -113,29 +113,29 @@ static int feed_chunk(struct t *t, enum sonde_dir dir, uint64_t ts, const void *
 	ch.orig_len = orig_len;
 	ch.flags = flags;
 	ch.tid = 77;
-	return fake_conn_feed_chunk(t->c, &ch);
+	return th_conn_feed_chunk(t->c, &ch);
 }
 
-static struct fake_span *ended(struct t *t, size_t i)
+static struct th_span *ended(struct t *t, size_t i)
 {
-	ck_assert_uint_gt(fake_host_n_ended(t->h), i);
-	return fake_host_ended(t->h, i);
+	ck_assert_uint_gt(th_n_ended(t->h), i);
+	return th_ended(t->h, i);
 }
 
-static void assert_str(const struct fake_span *s, const char *key, const char *want)
+static void assert_str(const struct th_span *s, const char *key, const char *want)
 {
-	const char *got = fake_span_str(s, key);
+	const char *got = th_span_str(s, key);
 
 	ck_assert_msg(got != NULL, "span %s: no %s", s->name, key);
 	ck_assert_msg(strcmp(got, want) == 0, "span %s: %s = '%s', want '%s'", s->name, key, got,
 	              want);
 }
 
-static void assert_int(const struct fake_span *s, const char *key, int64_t want)
+static void assert_int(const struct th_span *s, const char *key, int64_t want)
 {
 	int64_t v;
 
-	ck_assert_msg(fake_span_int(s, key, &v) == 0, "span %s: no int %s", s->name, key);
+	ck_assert_msg(th_span_int(s, key, &v) == 0, "span %s: no int %s", s->name, key);
 	ck_assert_int_eq(v, want);
 }
 
@@ -144,13 +144,13 @@ static void assert_int(const struct fake_span *s, const char *key, int64_t want)
 START_TEST(test_get_client_span)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT, NULL);
-	struct fake_span *s;
-	const struct fake_record *r;
+	struct th_span *s;
+	const struct th_record *r;
 	struct redis_stats st;
 
 	ck_assert_int_eq(feed(&t, EG, 1000, "*2\r\n$3\r\nget\r\n$9\r\nuser:1000\r\n"), SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
-	ck_assert_uint_eq(fake_host_n_open(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_open(t.h), 1);
 	ck_assert_int_eq(feed(&t, IN, 251000, "$5\r\nhello\r\n"), SONDE_OK);
 
 	s = ended(&t, 0);
@@ -165,13 +165,13 @@ START_TEST(test_get_client_span)
 	assert_int(s, "server.port", 6379);
 	assert_str(s, "network.peer.address", "10.0.0.7");
 	assert_int(s, "network.peer.port", 6379);
-	ck_assert_ptr_null(fake_span_attr(s, "db.namespace")); /* no SELECT seen */
-	ck_assert_ptr_null(fake_span_attr(s, "error.type"));
-	ck_assert_ptr_null(fake_span_attr(s, "db.query.text")); /* opt-in only */
+	ck_assert_ptr_null(th_span_attr(s, "db.namespace")); /* no SELECT seen */
+	ck_assert_ptr_null(th_span_attr(s, "error.type"));
+	ck_assert_ptr_null(th_span_attr(s, "db.query.text")); /* opt-in only */
 
 	/* The metric: registered as asked, one record for the span. */
 	{
-		struct fake_metric *m = fake_host_metric_by_name(t.h, "db.client.operation.duration");
+		struct th_metric *m = th_metric_by_name(t.h, "db.client.operation.duration");
 		static const double want[] = { 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10 };
 
 		ck_assert_ptr_nonnull(m);
@@ -183,12 +183,12 @@ START_TEST(test_get_client_span)
 		ck_assert_str_eq(m->keys[0], "db.system.name");
 		ck_assert_str_eq(m->keys[5], "error.type");
 	}
-	ck_assert_uint_eq(fake_host_n_records(t.h), 1);
-	r = fake_host_record(t.h, 0);
+	ck_assert_uint_eq(th_n_records(t.h), 1);
+	r = th_record(t.h, 0);
 	ck_assert_double_eq_tol(r->value, 250e-6, 1e-12);
-	ck_assert_str_eq(fake_record_val(r, "db.operation.name"), "GET");
-	ck_assert_str_eq(fake_record_val(r, "server.port"), "6379");
-	ck_assert_ptr_null(fake_record_val(r, "error.type"));
+	ck_assert_str_eq(th_record_val(r, "db.operation.name"), "GET");
+	ck_assert_str_eq(th_record_val(r, "server.port"), "6379");
+	ck_assert_ptr_null(th_record_val(r, "error.type"));
 
 	st = teardown(&t, 300000);
 	ck_assert_uint_eq(st.commands, 1);
@@ -210,14 +210,14 @@ START_TEST(test_pipeline_16)
 		pl += (size_t)snprintf(rep + pl, sizeof(rep) - pl, "+OK\r\n");
 	}
 	feed_n(&t, EG, 5000, req, rl);
-	ck_assert_uint_eq(fake_host_n_open(t.h), 16);
+	ck_assert_uint_eq(th_n_open(t.h), 16);
 	/* Replies arrive in three reads, cut mid-line. */
 	feed_n(&t, IN, 6000, rep, 13);
 	feed_n(&t, IN, 7000, rep + 13, 40);
 	feed_n(&t, IN, 8000, rep + 53, pl - 53);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 16);
+	ck_assert_uint_eq(th_n_ended(t.h), 16);
 	for (size_t i = 0; i < 16; i++) {
-		struct fake_span *s = ended(&t, i);
+		struct th_span *s = ended(&t, i);
 
 		ck_assert_uint_eq(s->index, i); /* ended in the order they started */
 		ck_assert_str_eq(s->name, "SET");
@@ -225,7 +225,7 @@ START_TEST(test_pipeline_16)
 		/* reply i ends at byte 5*i+5 */
 		ck_assert_uint_eq(s->end_ns, (5 * i + 5 <= 13) ? 6000 : (5 * i + 5 <= 53) ? 7000 : 8000);
 	}
-	ck_assert_uint_eq(fake_host_n_records(t.h), 16);
+	ck_assert_uint_eq(th_n_records(t.h), 16);
 	st = teardown(&t, 9000);
 	ck_assert_uint_eq(st.spans, 16);
 	ck_assert_uint_eq(st.sync_lost, 0);
@@ -245,13 +245,13 @@ START_TEST(test_pipeline_byte_by_byte)
 		rl += cmd(req + rl, sizeof(req) - rl, "GET", "key:__rand_int__", NULL);
 	for (size_t i = 0; i < rl; i++)
 		feed_n(&t, EG, ts++, req + i, 1);
-	ck_assert_uint_eq(fake_host_n_open(t.h), 16);
+	ck_assert_uint_eq(th_n_open(t.h), 16);
 	for (int k = 0; k < 16; k++)
 		for (size_t i = 0; i < strlen(rep); i++)
 			feed_n(&t, IN, ts++, rep + i, 1);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 16);
+	ck_assert_uint_eq(th_n_ended(t.h), 16);
 	for (size_t i = 0; i < 16; i++) {
-		struct fake_span *s = ended(&t, i);
+		struct th_span *s = ended(&t, i);
 
 		ck_assert_uint_eq(s->index, i);
 		ck_assert_str_eq(s->name, "GET");
@@ -279,9 +279,9 @@ START_TEST(test_multi_exec)
 	feed(&t, IN, 31, "+QUEUED\r\n");
 	feed(&t, EG, 40, "*1\r\n$4\r\nEXEC\r\n");
 	feed(&t, IN, 45, "*2\r\n+OK\r\n:2\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	ck_assert_uint_eq(th_n_ended(t.h), 4);
 	for (size_t i = 0; i < 4; i++) {
-		struct fake_span *s = ended(&t, i);
+		struct th_span *s = ended(&t, i);
 
 		ck_assert_str_eq(s->name, names[i]);
 		ck_assert_uint_eq(s->start_ns, 10 * (i + 1));
@@ -295,7 +295,7 @@ START_TEST(test_multi_exec)
 	feed(&t, IN, 110, "+OK\r\n+QUEUED\r\n-ERR unknown command 'FOO'\r\n"
 	                  "-EXECABORT Transaction discarded because of previous errors.\r\n"
 	                  "+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 9);
+	ck_assert_uint_eq(th_n_ended(t.h), 9);
 	ck_assert_str_eq(ended(&t, 6)->name, "UNKNOWN");
 	assert_str(ended(&t, 6), "error.type", "ERR");
 	ck_assert_str_eq(ended(&t, 7)->name, "EXEC");
@@ -317,40 +317,40 @@ START_TEST(test_subscribe_resp2)
 	feed(&t, EG, 1000, "*4\r\n$9\r\nsubscribe\r\n$3\r\nch1\r\n$3\r\nch2\r\n$3\r\nch3\r\n");
 	/* First confirmation alone: the command is not complete yet. */
 	feed(&t, IN, 1100, "*3\r\n$9\r\nsubscribe\r\n$3\r\nch1\r\n:1\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	feed(&t, IN, 1200, "*3\r\n$9\r\nsubscribe\r\n$3\r\nch2\r\n:2\r\n"
 	                   "*3\r\n$9\r\nsubscribe\r\n$3\r\nch3\r\n:3\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	ck_assert_str_eq(ended(&t, 0)->name, "SUBSCRIBE");
 	ck_assert_uint_eq(ended(&t, 0)->end_ns, 1200);
 
 	/* Messages: not replies, no spans. */
 	feed(&t, IN, 5000, "*3\r\n$7\r\nmessage\r\n$3\r\nch1\r\n$2\r\nhi\r\n");
 	feed(&t, IN, 6000, "*3\r\n$7\r\nmessage\r\n$3\r\nch2\r\n$2\r\nyo\r\n");
-	ck_assert_uint_eq(fake_host_n_spans(t.h), 1);
+	ck_assert_uint_eq(th_n_spans(t.h), 1);
 
 	/* PING in subscribed mode is answered with an array; a message can
 	 * arrive between the PING and its answer. */
 	feed(&t, EG, 7000, "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 7100, "*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$3\r\nch3\r\n$1\r\nx\r\n"
 	                   "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	ck_assert_str_eq(ended(&t, 1)->name, "PING");
 
 	/* UNSUBSCRIBE without channels: one confirmation per subscription. */
 	feed(&t, EG, 8000, "*1\r\n$11\r\nUNSUBSCRIBE\r\n");
 	feed(&t, IN, 8100, "*3\r\n$11\r\nunsubscribe\r\n$3\r\nch3\r\n:2\r\n"
 	                   "*3\r\n$11\r\nunsubscribe\r\n$3\r\nch1\r\n:1\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	feed(&t, IN, 8200, "*3\r\n$11\r\nunsubscribe\r\n$3\r\nch2\r\n:0\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
 	ck_assert_str_eq(ended(&t, 2)->name, "UNSUBSCRIBE");
 	ck_assert_uint_eq(ended(&t, 2)->end_ns, 8200);
 
 	/* Out of pub/sub mode, a reply starting with "message" is a reply. */
 	feed(&t, EG, 9000, "*4\r\n$6\r\nLRANGE\r\n$1\r\nl\r\n$1\r\n0\r\n$2\r\n-1\r\n");
 	feed(&t, IN, 9100, "*1\r\n$7\r\nmessage\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	ck_assert_uint_eq(th_n_ended(t.h), 4);
 	ck_assert_str_eq(ended(&t, 3)->name, "LRANGE");
 
 	st = teardown(&t, 10000);
@@ -379,7 +379,7 @@ START_TEST(test_subscribe_mixed_unsubscribe)
 	                  "$2\r\np*\r\n:0\r\n");
 	feed(&t, EG, 300, "*1\r\n$11\r\nUNSUBSCRIBE\r\n");
 	feed(&t, IN, 400, "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 6);
+	ck_assert_uint_eq(th_n_ended(t.h), 6);
 	for (size_t i = 0; i < 6; i++)
 		ck_assert_str_eq(ended(&t, i)->name, names[i]);
 	st = teardown(&t, 500);
@@ -424,7 +424,7 @@ START_TEST(test_resp3_pushes)
 	/* An attribute in front of a reply does not make it two replies. */
 	feed(&t, EG, 17, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 	feed(&t, IN, 18, "|1\r\n+ttl\r\n:3600\r\n$1\r\nv\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 10);
+	ck_assert_uint_eq(th_n_ended(t.h), 10);
 	for (size_t i = 0; i < 10; i++)
 		ck_assert_str_eq(ended(&t, i)->name, names[i]);
 	ck_assert_uint_eq(ended(&t, 5)->end_ns, 11);
@@ -446,7 +446,7 @@ START_TEST(test_monitor_reset)
 	feed(&t, IN, 4, "+1795288824.198430 [0 127.0.0.1:52856] \"SET\" \"x\" \"y\"\r\n");
 	feed(&t, EG, 5, "*1\r\n$5\r\nRESET\r\n");
 	feed(&t, IN, 6, "+RESET\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	ck_assert_str_eq(ended(&t, 0)->name, "MONITOR");
 	ck_assert_str_eq(ended(&t, 1)->name, "RESET");
 	ck_assert_uint_eq(ended(&t, 1)->end_ns, 6);
@@ -464,14 +464,14 @@ START_TEST(test_client_reply)
 	feed(&t, EG, 1, "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$4\r\nSKIP\r\n*1\r\n$4\r\nPING\r\n"
 	                "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 2, "+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	ck_assert_str_eq(ended(&t, 0)->name, "PING");
 	/* OFF: nothing answered until ON (which is). */
 	feed(&t, EG, 3, "*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n*2\r\n$3\r\nGET\r\n"
 	                "$1\r\nk\r\n*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n"
 	                "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 4, "+OK\r\n+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
 	ck_assert_str_eq(ended(&t, 1)->name, "CLIENT");
 	ck_assert_str_eq(ended(&t, 2)->name, "PING");
 	st = teardown(&t, 5);
@@ -485,7 +485,7 @@ END_TEST
 START_TEST(test_error_reply)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT, NULL);
-	const struct fake_record *r;
+	const struct th_record *r;
 	char b[128];
 
 	feed(&t, EG, 1, "*2\r\n$3\r\nget\r\n$1\r\nl\r\n");
@@ -498,7 +498,7 @@ START_TEST(test_error_reply)
 	feed(&t, EG, 7, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 	feed(&t, IN, 8, "!21\r\nSYNTAX invalid syntax\r\n");
 
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	ck_assert_uint_eq(th_n_ended(t.h), 4);
 	ck_assert_int_eq(ended(&t, 0)->status, SONDE_STATUS_ERROR);
 	assert_str(ended(&t, 0), "error.type", "WRONGTYPE");
 	ck_assert_str_eq(ended(&t, 0)->status_desc, "WRONGTYPE");
@@ -507,8 +507,8 @@ START_TEST(test_error_reply)
 	ck_assert_str_eq(ended(&t, 2)->name, "EVAL");
 	assert_str(ended(&t, 2), "error.type", "_OTHER"); /* not a code: no message text */
 	assert_str(ended(&t, 3), "error.type", "SYNTAX");
-	r = fake_host_record(t.h, 0);
-	ck_assert_str_eq(fake_record_val(r, "error.type"), "WRONGTYPE");
+	r = th_record(t.h, 0);
+	ck_assert_str_eq(th_record_val(r, "error.type"), "WRONGTYPE");
 	teardown(&t, 9);
 }
 END_TEST
@@ -532,15 +532,15 @@ START_TEST(test_select_namespace)
 	                "\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 	feed(&t, IN, 10, "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n$-1\r\n");
 
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 10);
-	ck_assert_ptr_null(fake_span_attr(ended(&t, 0), "db.namespace")); /* SELECT 3 itself */
+	ck_assert_uint_eq(th_n_ended(t.h), 10);
+	ck_assert_ptr_null(th_span_attr(ended(&t, 0), "db.namespace")); /* SELECT 3 itself */
 	assert_str(ended(&t, 1), "db.namespace", "3");
 	assert_str(ended(&t, 2), "db.namespace", "3"); /* SELECT 99 ran in db 3 */
 	assert_str(ended(&t, 3), "db.namespace", "3");
 	assert_str(ended(&t, 5), "db.namespace", "2");
 	ck_assert_str_eq(ended(&t, 9)->name, "GET");
-	ck_assert_ptr_null(fake_span_attr(ended(&t, 9), "db.namespace"));
-	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 1), "db.namespace"), "3");
+	ck_assert_ptr_null(th_span_attr(ended(&t, 9), "db.namespace"));
+	ck_assert_str_eq(th_record_val(th_record(t.h, 1), "db.namespace"), "3");
 	teardown(&t, 11);
 }
 END_TEST
@@ -567,7 +567,7 @@ START_TEST(test_truncated_set_then_get)
 
 	/* 1 MiB write, 4 KiB captured. */
 	feed_chunk(&t, EG, 1000, b, 4096, len, SONDE_CHUNK_TRUNCATED);
-	ck_assert_uint_eq(fake_host_n_open(t.h), 1);
+	ck_assert_uint_eq(th_n_open(t.h), 1);
 	feed(&t, IN, 2000, "+OK\r\n");
 	feed(&t, EG, 3000, "*2\r\n$3\r\nGET\r\n$7\r\nbig:key\r\n");
 	/* The reply is truncated too, and split. */
@@ -578,12 +578,12 @@ START_TEST(test_truncated_set_then_get)
 		memset(r + hl, 'v', 1 << 20);
 		memcpy(r + hl + (1 << 20), "\r\n", 2);
 		feed_chunk(&t, IN, 4000, r, 4096, 16384, SONDE_CHUNK_TRUNCATED);
-		ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+		ck_assert_uint_eq(th_n_ended(t.h), 1);
 		feed_chunk(&t, IN, 5000, r + 16384, 4096, (size_t)hl + (1 << 20) + 2 - 16384,
 		           SONDE_CHUNK_TRUNCATED);
 		free(r);
 	}
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	ck_assert_str_eq(ended(&t, 0)->name, "SET");
 	ck_assert_uint_eq(ended(&t, 0)->end_ns, 2000);
 	ck_assert_str_eq(ended(&t, 1)->name, "GET");
@@ -606,21 +606,21 @@ START_TEST(test_truncated_into_structure)
 	struct redis_stats st;
 
 	feed_chunk(&t, EG, 1000, b, 4096, len + strlen(get), SONDE_CHUNK_TRUNCATED);
-	ck_assert_uint_eq(fake_host_n_open(t.h), 0);
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 1); /* the SET */
+	ck_assert_uint_eq(th_n_open(t.h), 0);
+	ck_assert_uint_eq(th_n_dropped(t.h), 1); /* the SET */
 	/* Replies of the lost commands (older than anything queued): ignored. */
 	feed(&t, IN, 2000, "+OK\r\n$1\r\nv\r\n");
 	/* A chunk that starts mid-command is no place to resume. */
 	feed(&t, EG, 2500, "$3\r\nGET\r\n$1\r\ny\r\n");
-	ck_assert_uint_eq(fake_host_n_spans(t.h), 1);
+	ck_assert_uint_eq(th_n_spans(t.h), 1);
 	/* A clean command is. */
 	feed(&t, EG, 3000, "*2\r\n$3\r\nGET\r\n$1\r\ny\r\n");
 	/* A reply read before that command was sent (delivered late, from
 	 * another CPU) cannot be its answer. */
 	feed(&t, IN, 2900, "$1\r\nv\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	feed(&t, IN, 3500, "$1\r\nw\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	ck_assert_str_eq(ended(&t, 0)->name, "GET");
 	ck_assert_uint_eq(ended(&t, 0)->start_ns, 3000);
 	ck_assert_uint_eq(ended(&t, 0)->end_ns, 3500);
@@ -641,32 +641,32 @@ START_TEST(test_gap_resync)
 
 	feed(&t, EG, 100, three);
 	feed(&t, IN, 200, "$1\r\n1\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	/* Reply bytes were lost: the other two commands cannot be matched. */
 	feed_chunk(&t, IN, 300, "$1\r\n3\r\n", 7, 7, SONDE_CHUNK_GAP);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 2);
-	ck_assert_uint_eq(fake_host_n_open(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_dropped(t.h), 2);
+	ck_assert_uint_eq(th_n_open(t.h), 0);
 	/* The next command and its reply are matched again. */
 	feed(&t, EG, 400, "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 500, "+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	ck_assert_str_eq(ended(&t, 1)->name, "PING");
 
 	/* Command bytes lost: the chunk after the gap starts mid-command. */
 	feed(&t, EG, 600, "*2\r\n$3\r\nGET\r\n$1\r\nd\r\n");
 	feed_chunk(&t, EG, 700, "\r\n*2\r\n$3\r\nGET\r\n$1\r\ne\r\n", 24, 24, SONDE_CHUNK_GAP);
 	feed(&t, IN, 800, "$1\r\nd\r\n$1\r\ne\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	feed(&t, EG, 900, "*2\r\n$3\r\nGET\r\n$1\r\nf\r\n");
 	feed(&t, IN, 1000, "$1\r\nf\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
 	ck_assert_uint_eq(ended(&t, 2)->start_ns, 900);
 
 	/* A gap that lands on a clean command start resumes at once. */
 	feed_chunk(&t, EG, 1100, "*1\r\n$4\r\nPING\r\n", 14, 14, SONDE_CHUNK_GAP);
 	feed(&t, IN, 1200, "+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	ck_assert_uint_eq(th_n_ended(t.h), 4);
 	st = teardown(&t, 2000);
 	ck_assert_uint_eq(st.sync_lost, 3);
 	ck_assert_uint_eq(st.dropped, 3);
@@ -683,7 +683,7 @@ START_TEST(test_garbage_then_resync)
 	/* Not RESP in the reply direction. */
 	feed(&t, EG, 3, "*1\r\n$4\r\nPING\r\n");
 	ck_assert_int_eq(feed(&t, IN, 4, "\x01\x02garbage\r\n"), SONDE_OK);
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 1);
+	ck_assert_uint_eq(th_n_dropped(t.h), 1);
 	feed(&t, EG, 5, "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 6, "+PONG\r\n");
 	/* Not RESP in the command direction (an array of integers). */
@@ -691,7 +691,7 @@ START_TEST(test_garbage_then_resync)
 	feed(&t, IN, 8, "-ERR Protocol error: expected '$', got ':'\r\n");
 	feed(&t, EG, 9, "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 10, "+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
 	st = teardown(&t, 11);
 	ck_assert_uint_eq(st.sync_lost, 2);
 	ck_assert_uint_eq(st.unmatched, 0);
@@ -705,8 +705,8 @@ START_TEST(test_unsupported_gives_up)
 
 	feed(&t, EG, 1, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 	ck_assert_int_eq(feed(&t, IN, 2, "$?\r\n;4\r\nHell\r\n;0\r\n"), SONDE_ERR_PROTO);
-	ck_assert(fake_conn_given_up(t.c));
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 1);
+	ck_assert(th_conn_given_up(t.c));
+	ck_assert_uint_eq(th_n_dropped(t.h), 1);
 	st = teardown(&t, 3);
 	ck_assert_uint_eq(st.dropped, 1);
 }
@@ -720,7 +720,7 @@ START_TEST(test_not_redis_gives_up)
 	for (int i = 0; i < 1000 && rc == SONDE_OK; i++)
 		rc = feed(&t, EG, (uint64_t)i, "GARBAGE / HTTP/1.1\r\n\r\n");
 	ck_assert_int_eq(rc, SONDE_ERR_PROTO);
-	ck_assert(fake_conn_given_up(t.c));
+	ck_assert(th_conn_given_up(t.c));
 	teardown(&t, 2000);
 }
 END_TEST
@@ -738,12 +738,12 @@ START_TEST(test_overflow_keeps_alignment)
 
 	for (int i = 0; i < n; i++)
 		feed(&t, EG, 1000 + (uint64_t)i, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
-	ck_assert_uint_eq(fake_host_n_open(t.h), REDIS_MAX_PENDING);
+	ck_assert_uint_eq(th_n_open(t.h), REDIS_MAX_PENDING);
 	for (int i = 0; i < n; i++)
 		feed(&t, IN, 1000000 + (uint64_t)i, "$1\r\nv\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), REDIS_MAX_PENDING);
+	ck_assert_uint_eq(th_n_ended(t.h), REDIS_MAX_PENDING);
 	for (size_t i = 0; i < REDIS_MAX_PENDING; i++) {
-		struct fake_span *s = ended(&t, i);
+		struct th_span *s = ended(&t, i);
 
 		ck_assert_uint_eq(s->start_ns, 1000 + lost + i);
 		ck_assert_uint_eq(s->end_ns - s->start_ns, 1000000 - 1000);
@@ -766,17 +766,17 @@ START_TEST(test_span_limit)
 	size_t rl = 0;
 	struct redis_stats st;
 
-	fake_host_set_span_limit(t.h, 4);
+	th_set_span_limit(t.h, 4);
 	for (int i = 0; i < 8; i++)
 		rl += cmd(req + rl, sizeof(req) - rl, "INCR", "n:1", NULL);
 	feed_n(&t, EG, 1, req, rl);
-	ck_assert_uint_eq(fake_host_n_spans(t.h), 4);
+	ck_assert_uint_eq(th_n_spans(t.h), 4);
 	feed(&t, IN, 2, ":1\r\n:2\r\n:3\r\n:4\r\n");
 	feed(&t, EG, 3, "*1\r\n$4\r\nPING\r\n");
 	feed(&t, IN, 4, ":5\r\n:6\r\n:7\r\n:8\r\n+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 9);
+	ck_assert_uint_eq(th_n_ended(t.h), 9);
 	for (size_t i = 0; i < 8; i++) {
-		struct fake_span *s = ended(&t, i);
+		struct th_span *s = ended(&t, i);
 
 		ck_assert_str_eq(s->name, "INCR");
 		ck_assert_uint_eq(s->start_ns, 1);
@@ -786,7 +786,7 @@ START_TEST(test_span_limit)
 	}
 	ck_assert_str_eq(ended(&t, 8)->name, "PING");
 	ck_assert_uint_eq(ended(&t, 8)->end_ns, 4);
-	ck_assert_uint_eq(fake_host_n_records(t.h), 9);
+	ck_assert_uint_eq(th_n_records(t.h), 9);
 
 	/* Pending at close, with a span or refused one: all dropped. */
 	feed_n(&t, EG, 5, req, rl);
@@ -803,7 +803,7 @@ START_TEST(test_close_drops_pending)
 	struct redis_stats st;
 
 	feed(&t, EG, 1, "*3\r\n$5\r\nBLPOP\r\n$1\r\nq\r\n$1\r\n0\r\n");
-	ck_assert_uint_eq(fake_host_n_open(t.h), 1);
+	ck_assert_uint_eq(th_n_open(t.h), 1);
 	st = teardown(&t, 2); /* asserts nothing left open */
 	ck_assert_uint_eq(st.dropped, 1);
 }
@@ -815,13 +815,13 @@ START_TEST(test_server_role)
 {
 	/* Watching redis-server: commands are read (ingress), replies written. */
 	struct t t = setup(SONDE_ROLE_SERVER, NULL);
-	struct fake_span *s;
+	struct th_span *s;
 
 	feed(&t, IN, 10, "*3\r\n$3\r\nSET\r\n$9\r\nuser:1000\r\n$5\r\nhello\r\n");
 	feed(&t, EG, 30, "+OK\r\n");
 	feed(&t, IN, 40, "PING\r\n"); /* inline, as telnet sends it */
 	feed(&t, EG, 50, "+PONG\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	s = ended(&t, 0);
 	ck_assert_str_eq(s->name, "SET");
 	ck_assert_int_eq(s->kind, SONDE_SPAN_SERVER);
@@ -831,7 +831,7 @@ START_TEST(test_server_role)
 	assert_int(s, "network.peer.port", 40000);
 	ck_assert_str_eq(ended(&t, 1)->name, "PING");
 	/* Server spans carry no client metric. */
-	ck_assert_uint_eq(fake_host_n_records(t.h), 0);
+	ck_assert_uint_eq(th_n_records(t.h), 0);
 	teardown(&t, 60);
 }
 END_TEST
@@ -843,7 +843,7 @@ START_TEST(test_unknown_role)
 	/* Arrays of bulk strings flow out: this process is the client. */
 	feed(&t, EG, 1, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 	feed(&t, IN, 2, "$1\r\nv\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	ck_assert_int_eq(ended(&t, 0)->kind, SONDE_SPAN_CLIENT);
 	assert_str(ended(&t, 0), "server.address", "127.0.0.2");
 	teardown(&t, 3);
@@ -853,7 +853,7 @@ START_TEST(test_unknown_role)
 	feed(&t, EG, 1, "+OK\r\n");
 	feed(&t, IN, 2, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
 	feed(&t, EG, 3, "$1\r\nv\r\n");
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	ck_assert_int_eq(ended(&t, 0)->kind, SONDE_SPAN_SERVER);
 	assert_str(ended(&t, 0), "server.address", "127.0.0.1");
 	ck_assert_uint_eq(teardown(&t, 4).unmatched, 0);
@@ -864,7 +864,7 @@ END_TEST
 
 START_TEST(test_detect)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info cli, srv, unk;
 	static const struct {
 		const char *in;
@@ -904,10 +904,10 @@ START_TEST(test_detect)
 		{ "", EG, SONDE_ROLE_CLIENT, SONDE_DETECT_NEED_MORE },
 	};
 
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "redis"), SONDE_OK);
-	fake_conn_info_init(&cli, SONDE_ROLE_CLIENT);
-	fake_conn_info_init(&srv, SONDE_ROLE_SERVER);
-	fake_conn_info_init(&unk, SONDE_ROLE_UNKNOWN);
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "redis"), SONDE_OK);
+	th_conn_info_init(&cli, SONDE_ROLE_CLIENT);
+	th_conn_info_init(&srv, SONDE_ROLE_SERVER);
+	th_conn_info_init(&unk, SONDE_ROLE_UNKNOWN);
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		const struct sonde_conn_info *ci = v[i].role == SONDE_ROLE_CLIENT   ? &cli
 		                                   : v[i].role == SONDE_ROLE_SERVER ? &srv
@@ -917,11 +917,11 @@ START_TEST(test_detect)
 
 		if (v[i].in[0] == '\x16')
 			len = 11;
-		got = fake_host_detect(h, ci, v[i].dir, v[i].in, len);
+		got = th_detect(h, ci, v[i].dir, v[i].in, len);
 		ck_assert_msg(got == v[i].want, "detect[%zu] '%s': %d, want %d", i, v[i].in, got,
 		              v[i].want);
 	}
-	fake_host_free(h);
+	th_free(h);
 }
 END_TEST
 
@@ -961,17 +961,17 @@ static void assert_no_secret(const char *what, const char *s)
 
 static void assert_nothing_leaks(struct t *t)
 {
-	for (size_t i = 0; i < fake_host_n_spans(t->h); i++) {
-		struct fake_span *s = fake_host_span(t->h, i);
+	for (size_t i = 0; i < th_n_spans(t->h); i++) {
+		struct th_span *s = th_span(t->h, i);
 
 		assert_no_secret("span name", s->name);
 		assert_no_secret("status", s->status_desc);
 		for (size_t a = 0; a < s->n_attrs; a++)
-			if (s->attrs[a].type == FAKE_ATTR_STR)
+			if (s->attrs[a].type == TH_ATTR_STR)
 				assert_no_secret(s->attrs[a].key, s->attrs[a].s);
 	}
-	for (size_t r = 0; r < fake_host_n_records(t->h); r++) {
-		const struct fake_record *rec = fake_host_record(t->h, r);
+	for (size_t r = 0; r < th_n_records(t->h); r++) {
+		const struct th_record *rec = th_record(t->h, r);
 
 		for (size_t k = 0; k < rec->m->n_keys; k++)
 			assert_no_secret("metric attribute", rec->vals[k]);
@@ -983,10 +983,10 @@ START_TEST(test_privacy_default)
 	struct t t = setup(SONDE_ROLE_CLIENT, NULL);
 
 	send_sensitive(&t);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 7);
+	ck_assert_uint_eq(th_n_ended(t.h), 7);
 	assert_nothing_leaks(&t);
 	for (size_t i = 0; i < 7; i++)
-		ck_assert_ptr_null(fake_span_attr(ended(&t, i), "db.query.text"));
+		ck_assert_ptr_null(th_span_attr(ended(&t, i), "db.query.text"));
 	ck_assert_str_eq(ended(&t, 5)->name, "UNKNOWN"); /* "hunter2" is no command name */
 	teardown(&t, 20);
 }
@@ -997,7 +997,7 @@ START_TEST(test_privacy_query_text)
 	struct t t = setup(SONDE_ROLE_CLIENT, "true");
 
 	send_sensitive(&t);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 7);
+	ck_assert_uint_eq(th_n_ended(t.h), 7);
 	assert_nothing_leaks(&t);
 	assert_str(ended(&t, 0), "db.query.text", "SET user:* ?");
 	assert_str(ended(&t, 1), "db.query.text", "AUTH");
@@ -1011,7 +1011,7 @@ START_TEST(test_privacy_query_text)
 	/* Any other value keeps it off. */
 	t = setup(SONDE_ROLE_CLIENT, "no");
 	send_sensitive(&t);
-	ck_assert_ptr_null(fake_span_attr(ended(&t, 0), "db.query.text"));
+	ck_assert_ptr_null(th_span_attr(ended(&t, 0), "db.query.text"));
 	teardown(&t, 20);
 }
 END_TEST
@@ -1119,18 +1119,18 @@ START_TEST(test_metric_count_equals_span_count)
 	feed_n(&t, EG, 100, req, rl);
 	feed(&t, IN, 101, "$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n");
 	feed(&t, EG, 102, "*1\r\n$4\r\nPING\r\n"); /* never answered: dropped, no record */
-	fake_conn_close(t.c, 103);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 17);
-	ck_assert_uint_eq(fake_host_n_records(t.h), fake_host_n_ended(t.h));
-	for (size_t i = 0; i < fake_host_n_records(t.h); i++) {
-		const struct fake_record *r = fake_host_record(t.h, i);
+	th_conn_close(t.c, 103);
+	ck_assert_uint_eq(th_n_ended(t.h), 17);
+	ck_assert_uint_eq(th_n_records(t.h), th_n_ended(t.h));
+	for (size_t i = 0; i < th_n_records(t.h); i++) {
+		const struct th_record *r = th_record(t.h, i);
 
 		ck_assert_str_eq(r->m->name, "db.client.operation.duration");
 		ck_assert_ptr_eq(r->span, ended(&t, i));
-		ck_assert_str_eq(fake_record_val(r, "db.system.name"), "redis");
-		ck_assert_str_eq(fake_record_val(r, "server.address"), "10.0.0.7");
+		ck_assert_str_eq(th_record_val(r, "db.system.name"), "redis");
+		ck_assert_str_eq(th_record_val(r, "server.address"), "10.0.0.7");
 	}
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 1);
+	ck_assert_uint_eq(th_n_dropped(t.h), 1);
 	teardown(&t, 104);
 }
 END_TEST

@@ -14,7 +14,7 @@
 #      loads with every symbol resolved from libc alone;
 #   5. the template's Makefile and CMakeLists.txt both work, and
 #      `make install` puts example.so in the SDK's plugin directory;
-#   6. the template plugin does what its comments say, driven by the fake
+#   6. the template plugin does what its comments say, driven by the real
 #      host of tests/support (detection, pipelined spans, errors, loss).
 set -eu
 
@@ -177,11 +177,11 @@ cmake --build "$work/tmpl-cmake/build" >"$work/build.log" 2>&1 || {
 }
 check_so "$work/tmpl-cmake/build/example.so" example
 
-# 6. The template's behaviour, through the fake host.
+# 6. The template's behaviour, through the test host.
 cat >"$work/drive.c" <<'EOF'
 #include <stdio.h>
 #include <string.h>
-#include "fake_host.h"
+#include "testhost.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
@@ -195,59 +195,69 @@ const struct sonde_plugin *sonde_plugin_entry(void);
 
 int main(void)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
-	struct fake_conn *c;
+	struct th_conn *c;
 	struct sonde_chunk ch = { 0 };
 	const char *v[] = { "PING", "ECHO" };
 
-	CHECK(fake_host_set_config(h, NULL, "verbs", v, 2) == 0);
-	CHECK(fake_host_load(h, sonde_plugin_entry(), "line") == SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
-	CHECK(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "PING\r\n", 6) == 25);
-	CHECK(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "PIN", 3) == SONDE_DETECT_NEED_MORE);
-	CHECK(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "TIME\r\n", 6) == SONDE_DETECT_NO);
-	CHECK(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "PING\r\n", 6) == SONDE_DETECT_NO);
-	c = fake_conn_open(h, &ci);
+	CHECK(th_set_config(h, NULL, "verbs", v, 2) == 0);
+	CHECK(th_load(h, sonde_plugin_entry(), "line") == SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	CHECK(th_detect(h, &ci, SONDE_DIR_EGRESS, "PING\r\n", 6) == 25);
+	CHECK(th_detect(h, &ci, SONDE_DIR_EGRESS, "PIN", 3) == SONDE_DETECT_NEED_MORE);
+	CHECK(th_detect(h, &ci, SONDE_DIR_EGRESS, "TIME\r\n", 6) == SONDE_DETECT_NO);
+	CHECK(th_detect(h, &ci, SONDE_DIR_INGRESS, "PING\r\n", 6) == SONDE_DETECT_NO);
+	c = th_conn_open(h, &ci);
 	CHECK(c != NULL);
 	/* Two pipelined requests, answers cut mid-line. */
-	fake_conn_feed(c, SONDE_DIR_EGRESS, 100, "PING\r\necho hi\r\n", 15);
-	fake_conn_feed(c, SONDE_DIR_INGRESS, 200, "OK\r\nER", 6);
-	fake_conn_feed(c, SONDE_DIR_INGRESS, 300, "R nope\r\n", 8);
-	CHECK(fake_host_n_ended(h) == 2);
-	CHECK(strcmp(fake_host_ended(h, 0)->name, "PING") == 0);
-	CHECK(fake_host_ended(h, 0)->end_ns == 200);
-	CHECK(strcmp(fake_host_ended(h, 1)->name, "ECHO") == 0);
-	CHECK(fake_host_ended(h, 1)->status == SONDE_STATUS_ERROR);
-	CHECK(fake_host_ended(h, 1)->end_ns == 300);
-	CHECK(fake_host_n_records(h) == 2);
-	CHECK(strcmp(fake_host_record(h, 1)->m->name, "example.line.duration") == 0);
+	th_conn_feed(c, SONDE_DIR_EGRESS, 100, "PING\r\necho hi\r\n", 15);
+	th_conn_feed(c, SONDE_DIR_INGRESS, 200, "OK\r\nER", 6);
+	th_conn_feed(c, SONDE_DIR_INGRESS, 300, "R nope\r\n", 8);
+	CHECK(th_n_ended(h) == 2);
+	CHECK(strcmp(th_ended(h, 0)->name, "PING") == 0);
+	CHECK(th_ended(h, 0)->end_ns == 200);
+	CHECK(strcmp(th_ended(h, 1)->name, "ECHO") == 0);
+	CHECK(th_ended(h, 1)->status == SONDE_STATUS_ERROR);
+	CHECK(th_ended(h, 1)->end_ns == 300);
+	CHECK(th_n_records(h) == 2);
+	CHECK(strcmp(th_record(h, 1)->m->name, "example.line.duration") == 0);
 	/* A truncated write: the pending span is dropped, counting resumes. */
 	ch.dir = SONDE_DIR_EGRESS;
 	ch.ts_unix_ns = 400;
 	ch.data = (const uint8_t *)"PING\r\nPI";
 	ch.len = 8;
 	ch.orig_len = 5000;
-	fake_conn_feed_chunk(c, &ch);
-	fake_conn_feed(c, SONDE_DIR_INGRESS, 500, "OK\r\n", 4);
-	fake_conn_feed(c, SONDE_DIR_EGRESS, 600, "PING\n", 5);
-	fake_conn_feed(c, SONDE_DIR_INGRESS, 700, "OK\n", 3);
-	CHECK(fake_host_n_ended(h) == 3);
-	CHECK(fake_host_ended(h, 2)->start_ns == 600);
-	CHECK(fake_host_n_dropped(h) == 1);
+	th_conn_feed_chunk(c, &ch);
+	th_conn_feed(c, SONDE_DIR_INGRESS, 500, "OK\r\n", 4);
+	th_conn_feed(c, SONDE_DIR_EGRESS, 600, "PING\n", 5);
+	th_conn_feed(c, SONDE_DIR_INGRESS, 700, "OK\n", 3);
+	CHECK(th_n_ended(h) == 3);
+	CHECK(th_ended(h, 2)->start_ns == 600);
+	CHECK(th_n_dropped(h) == 1);
 	/* Unanswered at close: dropped, nothing left open. */
-	fake_conn_feed(c, SONDE_DIR_EGRESS, 800, "ECHO x\n", 7);
-	fake_conn_close(c, 900);
-	CHECK(fake_host_n_open(h) == 0);
-	CHECK(fake_host_n_dropped(h) == 2);
-	CHECK(fake_host_misuse(h) == 0);
-	fake_host_free(h);
+	th_conn_feed(c, SONDE_DIR_EGRESS, 800, "ECHO x\n", 7);
+	th_conn_close(c, 900);
+	CHECK(th_n_open(h) == 0);
+	CHECK(th_n_dropped(h) == 2);
+	CHECK(th_misuse(h) == 0);
+	th_free(h);
 	printf("template plugin behaves\n");
 	return 0;
 }
 EOF
-$CC -std=gnu11 -Wall $sdk_cflags -I"$src/tests/support" -o "$work/drive" "$work/drive.c" \
-	"$src/tests/support/fake_host.c" "$src/sdk/template/example.c" ||
-	fail "template driver does not build"
-"$work/drive" || fail "the template plugin misbehaves under the fake host"
+# The driver links the real host as a library, the way an out-of-tree
+# author does after `make install`: pkg-config sonde-testhost.
+th_flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs sonde-testhost) ||
+	fail "pkg-config does not know sonde-testhost"
+# A sanitizer build's library needs the same runtime in the driver.
+san=
+drive_cc=$CC
+if grep -q '^SONDE_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+	san="-fsanitize=address,undefined"
+	drive_cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+fi
+$drive_cc -std=gnu11 -Wall $san -o "$work/drive" "$work/drive.c" "$src/sdk/template/example.c" \
+	$th_flags || fail "template driver does not build"
+"$work/drive" || fail "the template plugin misbehaves under the test host"
 step "PASS"

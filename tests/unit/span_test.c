@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/span.h"
+#include "base/hex.h"
+#include "telemetry/span.h"
 
 START_TEST(attr_types_and_find)
 {

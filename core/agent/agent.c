@@ -1,0 +1,358 @@
+/*
+ * agent.c - see agent.h: start-up in order (metrics -> host and plugins ->
+ * sinks -> pipeline -> capture), the main loop, the agent's own metrics,
+ * and shutdown in reverse.
+ *
+ * The one idea: main loop and housekeeping live here and only here. The
+ * ring buffer feeds pipeline_handle(); twice a second the agent publishes
+ * its counters and looks for new plugin files; every five seconds it
+ * rescans /proc as a safety net for lost exec/listen records.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "capture/capture.h"
+#include "config/config.h"
+#include "export/otlp.h"
+#include "export/print.h"
+#include "export/prom.h"
+#include "host/host.h"
+#include "pipeline/conns.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/procs.h"
+#include "telemetry/metrics.h"
+#include "telemetry/span.h"
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+struct agent {
+	struct config *cfg;
+	struct metrics *metrics;
+	struct host *host;
+	struct pipeline *pl;
+	struct capture *cap;
+	struct span_sink *print;
+	struct otlp *otlp;
+	struct prom *prom;
+};
+
+static uint64_t now_ns(clockid_t clk)
+{
+	struct timespec t;
+
+	clock_gettime(clk, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static int64_t clock_offset(void)
+{
+	struct timespec m, r;
+
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	clock_gettime(CLOCK_REALTIME, &r);
+	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000LL + (r.tv_nsec - m.tv_nsec);
+}
+
+static void add_plugin_dirs(struct agent *a)
+{
+	struct plugin_registry *r = host_plugins(a->host);
+	char exe[PATH_MAX], dir[PATH_MAX + 16];
+	ssize_t l;
+
+	for (size_t i = 0; i < a->cfg->n_cli_plugin_dirs; i++)
+		plugins_add_dir(r, a->cfg->cli_plugin_dirs[i]);
+	for (size_t i = 0; i < a->cfg->n_plugin_dirs; i++)
+		plugins_add_dir(r, a->cfg->plugin_dirs[i]);
+	/* Defaults: plugins/ beside the executable (build tree), then the
+	 * installed directory. */
+	l = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (l > 0) {
+		exe[l] = 0;
+		snprintf(dir, sizeof(dir), "%s/plugins", dirname(exe));
+		plugins_add_dir(r, dir);
+	}
+	plugins_add_dir(r, SONDE_DEFAULT_PLUGIN_DIR);
+}
+
+static void print_features(const struct capture_features *f)
+{
+	printf("btf:         %s\n", f->btf ? "yes (/sys/kernel/btf/vmlinux)" : "no");
+	printf("tracefs:     %s\n", f->tracefs[0] ? f->tracefs : "not mounted (sonde mounts it)");
+	printf("tracepoints: %s\n", f->tracepoints ? "yes" : "no");
+	printf("raw_tp:      %s\n", f->raw_tp ? "yes" : "no");
+	printf("ringbuf:     %s\n", f->ringbuf ? "yes" : "no");
+	printf("uprobes:     %s\n", f->uprobes ? "yes" : "no");
+	printf("kprobes:     %s\n", f->kprobes ? "yes (optional, unused)" : "no (not needed)");
+	printf("fentry:      %s\n", f->fentry ? "yes (optional, unused)" : "no (not needed)");
+}
+
+static void publish_self_metrics(struct agent *a)
+{
+	struct metrics *m = a->metrics;
+	struct capture_stats cs = {0};
+	const struct host_counters *hn = host_counters(a->host);
+	const struct conns_counters *cn = conns_counters(pipeline_conns(a->pl));
+
+	if (a->cap)
+		capture_stats(a->cap, &cs);
+	metrics_counter_set(m, "sonde_events_total", "Records the kernel side wrote to the ring buffer.",
+	                    a->cap ? cs.events : pipeline_counters(a->pl)->records);
+	metrics_counter_set(m, "sonde_events_lost_total",
+	                    "Records dropped in the kernel because the ring buffer was full.", cs.lost);
+	metrics_counter_set(m, "sonde_payloads_truncated_total",
+	                    "Reads and writes whose payload was cut at the capture cap.", cs.truncated);
+	metrics_counter_set(m, "sonde_tls_records_total",
+	                    "Plaintext records captured from TLS library uprobes.", cs.tls_records);
+	metrics_counter_set(m, "sonde_tls_dropped_total",
+	                    "TLS plaintext dropped because its socket was unknown.", cs.tls_dropped);
+	metrics_counter_set(m, "sonde_syscalls_recovered_total",
+	                    "Reads/writes already in progress at attach, recovered from registers.",
+	                    cs.recovered);
+	metrics_counter_set(m, "sonde_spans_total", "Spans produced.", hn->spans);
+	metrics_counter_set(m, "sonde_spans_dropped_total",
+	                    "Spans abandoned (connection closed first, limits).", hn->spans_dropped);
+	metrics_counter_set(m, "sonde_stream_gaps_total",
+	                    "Places where captured bytes were missing from a stream.", cn->gaps);
+	metrics_counter_set(m, "sonde_connections_total", "Connections seen.", cn->opened);
+	metrics_counter_set(m, "sonde_protocol_errors_total",
+	                    "Connections a parser gave up on.", hn->proto_errors);
+	metrics_gauge_set(m, "sonde_instrumented_processes", "Processes being watched.",
+	                  (double)procs_count(pipeline_procs(a->pl)));
+	metrics_gauge_set(m, "sonde_open_connections", "Connections being tracked.",
+	                  (double)conns_count(pipeline_conns(a->pl)));
+}
+
+static int on_record(void *ctx, const void *rec, size_t len)
+{
+	return pipeline_handle(ctx, rec, len);
+}
+
+static int run_live(struct agent *a)
+{
+	struct plugin_registry *plugins = host_plugins(a->host);
+	uint64_t start = now_ns(CLOCK_MONOTONIC), last_pub = 0, last_scan = start;
+	struct procs *procs = pipeline_procs(a->pl);
+
+	procs_scan(procs);
+	plugins_watch(plugins);
+	fprintf(stderr, "sonde: ready: capturing (%zu processes watched, %zu protocols)\n",
+	        procs_count(procs), plugins->n_protos);
+	while (!stop) {
+		int rc = capture_poll(a->cap, 100);
+		if (rc < 0 && rc != -EINTR) {
+			fprintf(stderr, "sonde: ring buffer poll failed: %s\n", strerror(-rc));
+			break;
+		}
+		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		/* Housekeeping twice a second, not per wake-up: under load the
+		 * ring buffer wakes us thousands of times a second. */
+		if (now - last_pub > 500000000ULL) {
+			if (plugins->inotify_fd >= 0) {
+				struct pollfd p = {.fd = plugins->inotify_fd, .events = POLLIN};
+				if (poll(&p, 1, 0) > 0)
+					plugins_on_notify(plugins);
+			}
+			publish_self_metrics(a);
+			last_pub = now;
+		}
+		/* A safety net for processes whose exec/listen record was lost. */
+		if (now - last_scan > 5000000000ULL) {
+			procs_scan(procs);
+			last_scan = now;
+		}
+		if (a->cfg->duration_s > 0 && (double)(now - start) / 1e9 >= a->cfg->duration_s)
+			break;
+	}
+	return 0;
+}
+
+/* The capture must exist before the pipeline (the process table feeds the
+ * kernel filter), and the pipeline before the first record is delivered:
+ * the callback is set once both exist (capture_set_callback), before the
+ * first capture_poll. */
+static int start_capture(struct agent *a, bool exec_adopt, char *err, size_t errlen)
+{
+	struct capture_opts co = {.struct_size = sizeof(co)};
+
+	co.payload_cap = a->cfg->payload_cap;
+	co.ringbuf_bytes = a->cfg->ringbuf_bytes;
+	/* With an exe_path selector, new programs are watched from their first
+	 * instruction until discovery has matched them. */
+	co.exec_adopt = exec_adopt;
+	a->cap = capture_open(&co, NULL, NULL, err, errlen);
+	return a->cap ? 0 : -1;
+}
+
+static bool has_selectors(const struct config *cfg)
+{
+	return cfg->have_cli_service || cfg->n_services;
+}
+
+static bool any_exe_selector(const struct config *cfg)
+{
+	if (cfg->have_cli_service && cfg->cli_service.exe_path)
+		return true;
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (cfg->services[i].exe_path)
+			return true;
+	return false;
+}
+
+static int start_sinks(struct agent *a, char *err, size_t errlen)
+{
+	if (a->cfg->print != PRINT_NONE) {
+		a->print = print_sink_new(stdout, a->cfg->print);
+		host_add_sink(a->host, a->print);
+	}
+	a->otlp = otlp_start(&a->cfg->otlp, a->metrics, err, errlen);
+	if (!a->otlp && err[0]) {
+		char tmp[512];
+
+		snprintf(tmp, sizeof(tmp), "OTLP: %s", err);
+		snprintf(err, errlen, "%s", tmp);
+		return -1;
+	}
+	if (a->otlp)
+		host_add_sink(a->host, otlp_span_sink(a->otlp));
+	if (a->cfg->prom_port) {
+		a->prom = prom_start(a->metrics, a->cfg->prom_address, a->cfg->prom_port, err, errlen);
+		if (!a->prom) {
+			char tmp[512];
+
+			snprintf(tmp, sizeof(tmp), "Prometheus endpoint: %s", err);
+			snprintf(err, errlen, "%s", tmp);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void shutdown_all(struct agent *a)
+{
+	if (a->prom)
+		prom_stop(a->prom);
+	if (a->cap) {
+		if (a->pl)
+			procs_set_capture(pipeline_procs(a->pl), NULL);
+		capture_close(a->cap);
+		a->cap = NULL;
+	}
+	/* Finish open spans while the sinks still exist, then let OTLP send
+	 * its last batch and metrics before the registry goes away. */
+	if (a->pl)
+		pipeline_close_all(a->pl, now_ns(CLOCK_REALTIME));
+	if (a->print && a->print->flush)
+		a->print->flush(a->print->ctx);
+	if (a->otlp)
+		otlp_stop(a->otlp);
+	if (a->host)
+		host_clear_sinks(a->host);
+	pipeline_free(a->pl);
+	host_free(a->host);
+	if (a->print)
+		print_sink_free(a->print);
+	metrics_free(a->metrics);
+}
+
+static int run(struct agent *a)
+{
+	struct config *cfg = a->cfg;
+	struct pipeline_opts po = {.struct_size = sizeof(po)};
+	struct host_opts ho = {.struct_size = sizeof(ho)};
+	struct plugin_registry *plugins;
+	char err[1024] = "";
+
+	if (cfg->features) {
+		struct capture_features f;
+
+		capture_probe_features(&f);
+		print_features(&f);
+		return 0;
+	}
+	a->metrics = metrics_new();
+	ho.cfg = cfg;
+	ho.metrics = a->metrics;
+	ho.verbose = cfg->verbose;
+	a->host = a->metrics ? host_new(&ho) : NULL;
+	if (!a->host) {
+		fprintf(stderr, "sonde: out of memory\n");
+		return 1;
+	}
+	plugins = host_plugins(a->host);
+	add_plugin_dirs(a);
+	plugins_scan(plugins, !cfg->list_plugins);
+	if (cfg->list_plugins) {
+		plugins_list(plugins, stdout);
+		return 0;
+	}
+	if (!plugins->n_protos)
+		fprintf(stderr, "sonde: warning: no protocol plugin loaded (searched:%s%s ...); "
+		        "spans need one\n", plugins->n_dirs ? " " : "",
+		        plugins->n_dirs ? plugins->dirs[0] : "");
+	if (!cfg->replay_path && !has_selectors(cfg)) {
+		fprintf(stderr, "sonde: nothing to watch: give --open-port, --exe-path or --pid, "
+		        "or services in a config file (see --help)\n");
+		return 1;
+	}
+	if (start_sinks(a, err, sizeof(err))) {
+		fprintf(stderr, "sonde: %s\n", err);
+		return 1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (!cfg->replay_path && start_capture(a, any_exe_selector(cfg), err, sizeof(err))) {
+		fprintf(stderr, "sonde: cannot start capture: %s\n", err);
+		return 1;
+	}
+	po.cfg = cfg;
+	po.host = a->host;
+	po.cap = a->cap;
+	po.replay = cfg->replay_path != NULL;
+	po.mono_to_real = clock_offset();
+	a->pl = pipeline_new(&po, err, sizeof(err));
+	if (!a->pl) {
+		fprintf(stderr, "sonde: %s\n", err);
+		return 1;
+	}
+	if (cfg->replay_path) {
+		if (pipeline_replay(a->pl, cfg->replay_path, err, sizeof(err))) {
+			fprintf(stderr, "sonde: replay: %s\n", err);
+			return 1;
+		}
+		publish_self_metrics(a);
+		return 0;
+	}
+	if (cfg->record_path && pipeline_record_to(a->pl, cfg->record_path, err, sizeof(err))) {
+		fprintf(stderr, "sonde: --record: %s\n", err);
+		return 1;
+	}
+	capture_set_callback(a->cap, on_record, a->pl);
+	run_live(a);
+	publish_self_metrics(a);
+	return 0;
+}
+
+int agent_run(struct config *cfg)
+{
+	struct agent a = {.cfg = cfg};
+	int ret = run(&a);
+
+	shutdown_all(&a);
+	return ret;
+}

@@ -1,0 +1,85 @@
+/*
+ * capture.h - the generic eBPF capture layer as user space sees it.
+ *
+ * capture_open() probes what the kernel offers, mounts tracefs/bpffs when
+ * they are missing, loads the CO-RE skeleton built from bpf/capture.bpf.c,
+ * attaches the syscall tracepoints and sched hooks, and opens the ring
+ * buffer. capture_poll() then hands every raw record (bpf/sonde_events.h)
+ * to the callback, in ring-buffer order. Nothing here knows a protocol.
+ */
+#ifndef SONDE_CAPTURE_H
+#define SONDE_CAPTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct capture;
+
+struct capture_opts {
+	size_t struct_size;
+	uint32_t payload_cap;   /* bytes copied per read/write; 0 = default */
+	uint32_t ringbuf_bytes; /* ring buffer size, power of two; 0 = default 8 MiB */
+	bool prefer_kprobes;    /* use kprobe/fentry accelerators if the kernel has them */
+	bool exec_adopt;        /* watch every exec'd process until user space has
+	                           matched it (capture_watch) or not (capture_unwatch) */
+};
+
+struct capture_features {
+	bool tracepoints;   /* syscalls:* tracepoints usable */
+	bool raw_tp;
+	bool ringbuf;
+	bool uprobes;
+	bool kprobes;
+	bool fentry;
+	bool btf;           /* /sys/kernel/btf/vmlinux present */
+	char tracefs[64];   /* where tracefs is mounted ("" = none) */
+};
+
+struct capture_stats {
+	uint64_t events;    /* records written by the kernel side */
+	uint64_t lost;      /* records dropped because the ring buffer was full */
+	uint64_t truncated; /* data records whose payload was cut at the cap */
+	uint64_t not_tcp;   /* watched fds skipped in the kernel as not TCP */
+	uint64_t tls_records; /* plaintext records from the TLS uprobes */
+	uint64_t tls_dropped; /* plaintext dropped: its socket was unknown */
+	uint64_t recovered; /* syscalls already running at attach, args from registers */
+};
+
+/* Called for every record. `rec` points at a struct sonde_ev_hdr; it is only
+ * valid during the call. Return 0 to go on. */
+typedef int (*capture_cb)(void *ctx, const void *rec, size_t len);
+
+/* Returns NULL and writes a one-line reason into err on failure (missing
+ * feature, no permission, verifier refusal with the program name). */
+struct capture *capture_open(const struct capture_opts *opts, capture_cb cb,
+                             void *ctx, char *err, size_t errlen);
+void capture_close(struct capture *c);
+/* Set (or replace) the record callback; cb may be NULL at open and set
+ * here before the first capture_poll. */
+void capture_set_callback(struct capture *c, capture_cb cb, void *ctx);
+
+/* Feature probe results (valid after capture_open). */
+const struct capture_features *capture_features(const struct capture *c);
+/* Probe without loading anything (for --features / error messages). */
+int capture_probe_features(struct capture_features *f);
+
+/* Add or remove a process (tgid) from the in-kernel filter. */
+int capture_watch(struct capture *c, uint32_t tgid);
+int capture_unwatch(struct capture *c, uint32_t tgid);
+
+/* Wait up to timeout_ms for records and deliver them. Returns the number of
+ * records delivered, or a negative errno. */
+int capture_poll(struct capture *c, int timeout_ms);
+
+int capture_stats(struct capture *c, struct capture_stats *out);
+
+/* TLS plaintext (core/tls.c): attach uprobes on the TLS library functions
+ * a watched process uses (libssl as mapped from /proc/PID/maps, or OpenSSL/
+ * BoringSSL linked into the executable). Idempotent; returns the number of
+ * libraries attached for this process (0: no TLS library found), or a
+ * negative errno. Detach when the process goes away. */
+int capture_tls_attach(struct capture *c, uint32_t tgid);
+void capture_tls_detach(struct capture *c, uint32_t tgid);
+
+#endif

@@ -1,0 +1,349 @@
+/*
+ * sdk_api.c - the struct sonde_host_api table a plugin calls: logging,
+ * settings, connection info, the span builder (tracer.c) and histograms.
+ *
+ * The one idea: each entry finds its host through the handle it is given,
+ * checks the handle and the arguments, and refuses (counting api_misuse)
+ * rather than trusting a plugin. Memory rules are those of
+ * sdk/include/sonde/plugin.h: the host copies what it keeps.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "host/host_priv.h"
+#include "telemetry/metrics.h"
+
+const char *sonde_strerror(int err)
+{
+	switch (err) {
+	case SONDE_OK: return "success";
+	case SONDE_ERR_NOMEM: return "out of memory";
+	case SONDE_ERR_INVAL: return "invalid argument";
+	case SONDE_ERR_PROTO: return "protocol error";
+	case SONDE_ERR_AGAIN: return "need more data";
+	case SONDE_ERR_UNSUPPORTED: return "unsupported";
+	case SONDE_ERR_ABI: return "ABI mismatch";
+	case SONDE_ERR_NOENT: return "not found";
+	case SONDE_ERR_IO: return "I/O error";
+	case SONDE_ERR_LIMIT: return "limit reached";
+	default: return "unknown error";
+	}
+}
+
+static struct host *host_of(struct sonde_plugin_handle *self)
+{
+	return self && self->reg ? self->reg->owner : NULL;
+}
+
+static const char *plugin_name(struct sonde_plugin_handle *self)
+{
+	return self && self->desc ? self->desc->name : "plugin";
+}
+
+static void host_vlog(struct host *h, const char *plugin, enum sonde_log_level lvl,
+                      const char *fmt, va_list ap)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	char msg[1024];
+
+	if (lvl > SONDE_LOG_DEBUG)
+		lvl = SONDE_LOG_DEBUG;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (h && h->obs.log)
+		h->obs.log(h->obs.ctx, plugin, lvl, msg);
+	if (h && h->opts.verbose < 0)
+		return;
+	if (lvl > SONDE_LOG_INFO && (!h || h->opts.verbose < 2))
+		return;
+	if (lvl == SONDE_LOG_INFO && (!h || h->opts.verbose < 1))
+		return;
+	fprintf(stderr, "sonde: [%s] %s: %s\n", plugin, names[lvl], msg);
+}
+
+void host_log(struct host *h, const char *plugin, enum sonde_log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	host_vlog(h, plugin, lvl, fmt, ap);
+	va_end(ap);
+}
+
+static void h_log(struct sonde_plugin_handle *self, enum sonde_log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	host_vlog(host_of(self), plugin_name(self), lvl, fmt, ap);
+	va_end(ap);
+}
+
+static size_t h_config_get(struct sonde_plugin_handle *self, struct sonde_conn *conn,
+                           const char *key, const char *const **values)
+{
+	struct host *h = host_of(self);
+	const struct service_cfg *svc = conn ? conn->svc : NULL;
+	const struct kv *kv, *global;
+
+	if (!values)
+		return 0;
+	*values = NULL;
+	if (!h || !self->desc || !key) {
+		if (h)
+			h->n.api_misuse++;
+		return 0;
+	}
+	/* Precedence: services[].plugins.<name>.<key>, then the first-class
+	 * services[].routes (for key "routes"), then plugins.<name>.<key>. */
+	kv = config_plugin_get(h->opts.cfg, svc, self->desc->name, key);
+	global = config_plugin_get(h->opts.cfg, NULL, self->desc->name, key);
+	if ((!kv || kv == global) && svc && svc->n_routes && !strcmp(key, "routes")) {
+		*values = (const char *const *)svc->routes;
+		return svc->n_routes;
+	}
+	if (!kv)
+		return 0;
+	*values = (const char *const *)kv->values;
+	return kv->n_values;
+}
+
+static const struct sonde_conn_info *h_conn_info(struct sonde_conn *conn)
+{
+	return conn ? &conn->info : NULL;
+}
+
+/* --- spans ------------------------------------------------------------------- */
+
+static struct sonde_span *h_span_start(struct sonde_conn *conn, const char *name,
+                                       enum sonde_span_kind kind, uint64_t start_unix_ns)
+{
+	if (!conn)
+		return NULL;
+	return tracer_start(conn, name, kind, start_unix_ns);
+}
+
+static void h_span_set_name(struct sonde_span *sp, const char *name)
+{
+	char *n;
+
+	if (!(sp = tracer_live(sp)))
+		return;
+	if (!name) {
+		sp->host->n.api_misuse++;
+		return;
+	}
+	if (!(n = strdup(name)))
+		return;
+	free(sp->s->name);
+	sp->s->name = n;
+}
+
+/* A live span and a usable key, else NULL (counting misuse). */
+static struct sonde_span *attr_target(struct sonde_span *sp, const char *key)
+{
+	if (!(sp = tracer_live(sp)))
+		return NULL;
+	if (!key) {
+		sp->host->n.api_misuse++;
+		return NULL;
+	}
+	return sp;
+}
+
+static void h_attr_str(struct sonde_span *sp, const char *key, const char *val, size_t len)
+{
+	if (!(sp = attr_target(sp, key)))
+		return;
+	if (!val) {
+		sp->host->n.api_misuse++;
+		return;
+	}
+	attr_set_str(&sp->s->attrs, key, val, len);
+}
+
+static void h_attr_int(struct sonde_span *sp, const char *key, int64_t v)
+{
+	if ((sp = attr_target(sp, key)))
+		attr_set_int(&sp->s->attrs, key, v);
+}
+
+static void h_attr_double(struct sonde_span *sp, const char *key, double v)
+{
+	if ((sp = attr_target(sp, key)))
+		attr_set_double(&sp->s->attrs, key, v);
+}
+
+static void h_attr_bool(struct sonde_span *sp, const char *key, int v)
+{
+	if ((sp = attr_target(sp, key)))
+		attr_set_bool(&sp->s->attrs, key, v != 0);
+}
+
+static int h_set_traceparent(struct sonde_span *sp, const char *val, size_t len)
+{
+	uint8_t tid[16], sid[8], flags;
+
+	if (!(sp = tracer_live(sp)) || !val || traceparent_parse(val, len, tid, sid, &flags))
+		return SONDE_ERR_INVAL;
+	memcpy(sp->s->trace_id, tid, 16);
+	memcpy(sp->s->parent_span_id, sid, 8);
+	sp->s->trace_flags = flags;
+	sp->s->remote_parent = true;
+	return SONDE_OK;
+}
+
+static void h_set_status(struct sonde_span *sp, enum sonde_status st, const char *desc)
+{
+	if (!(sp = tracer_live(sp)))
+		return;
+	sp->s->status = st;
+	free(sp->s->status_msg);
+	sp->s->status_msg = desc && st == SONDE_STATUS_ERROR ? strdup(desc) : NULL;
+}
+
+static void h_add_metric(struct sonde_span *sp, struct sonde_metric *m)
+{
+	if (!(sp = tracer_live(sp)))
+		return;
+	if (!m || sp->n_metrics >= HOST_SPAN_MAX_METRICS) {
+		sp->host->n.api_misuse++;
+		return;
+	}
+	for (unsigned i = 0; i < sp->n_metrics; i++)
+		if (sp->metrics[i] == m)
+			return;
+	sp->metrics[sp->n_metrics++] = m;
+}
+
+static void h_span_end(struct sonde_span *sp, uint64_t end_unix_ns)
+{
+	if ((sp = tracer_live(sp)))
+		tracer_end(sp, end_unix_ns);
+}
+
+static void h_span_drop(struct sonde_span *sp)
+{
+	if ((sp = tracer_live(sp)))
+		tracer_drop(sp, false);
+}
+
+/* --- histograms ---------------------------------------------------------------- */
+
+static bool desc_valid(const struct sonde_histogram_desc *d)
+{
+	if (!d || !d->name || d->struct_size < sizeof(*d) || d->n_attr_keys > 16 ||
+	    (d->n_bounds && !d->bounds) || (d->n_attr_keys && !d->attr_keys))
+		return false;
+	for (size_t i = 1; i < d->n_bounds; i++)
+		if (!(d->bounds[i - 1] < d->bounds[i]))
+			return false;
+	return true;
+}
+
+static void metric_free(struct sonde_metric *m)
+{
+	if (!m)
+		return;
+	if (m->keys)
+		for (size_t i = 0; i < m->n_keys; i++)
+			free(m->keys[i]);
+	free(m->keys);
+	free(m->name);
+	free(m);
+}
+
+static struct sonde_metric *h_hist_register(struct sonde_plugin_handle *self,
+                                            const struct sonde_histogram_desc *d)
+{
+	struct host *h = host_of(self);
+	struct sonde_metric *m;
+
+	if (!h)
+		return NULL;
+	if (!desc_valid(d)) {
+		h->n.api_misuse++;
+		return NULL;
+	}
+	for (m = h->metrics; m; m = m->next)
+		if (!strcmp(m->name, d->name))
+			return m;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->host = h;
+	m->h = metrics_hist(h->opts.metrics, d->name, d->unit ? d->unit : "", d->description,
+	                    d->bounds, d->n_bounds, d->attr_keys, d->n_attr_keys);
+	m->name = strdup(d->name);
+	m->keys = calloc(d->n_attr_keys + 1, sizeof(char *));
+	if (!m->h || !m->name || !m->keys)
+		goto fail;
+	for (size_t i = 0; i < d->n_attr_keys; i++) {
+		if (!(m->keys[i] = strdup(d->attr_keys[i])))
+			goto fail;
+		m->n_keys = i + 1;
+	}
+	m->owner = self;
+	m->next = h->metrics;
+	h->metrics = m;
+	return m;
+fail:
+	metric_free(m);
+	return NULL;
+}
+
+static void h_hist_record(struct sonde_metric *m, struct sonde_conn *conn, double value,
+                          const char *const *attr_values)
+{
+	struct host *h;
+
+	if (!m)
+		return;
+	h = m->host;
+	metrics_hist_record(m->h, conn ? conn->res : NULL, value, attr_values);
+	if (h->obs.metric_point)
+		h->obs.metric_point(h->obs.ctx, m->name, value, NULL, m->n_keys,
+		                    (const char *const *)m->keys, attr_values);
+}
+
+void sdk_api_init(struct host *h, struct sonde_host_api *api)
+{
+	(void)h;
+	memset(api, 0, sizeof(*api));
+	api->struct_size = sizeof(*api);
+	api->abi_major = SONDE_ABI_MAJOR;
+	api->abi_minor = SONDE_ABI_MINOR;
+	api->log = h_log;
+	api->strerror = sonde_strerror;
+	api->config_get = h_config_get;
+	api->conn_info = h_conn_info;
+	api->span_start = h_span_start;
+	api->span_set_name = h_span_set_name;
+	api->span_attr_str = h_attr_str;
+	api->span_attr_int = h_attr_int;
+	api->span_attr_double = h_attr_double;
+	api->span_attr_bool = h_attr_bool;
+	api->span_set_traceparent = h_set_traceparent;
+	api->span_set_status = h_set_status;
+	api->span_add_metric = h_add_metric;
+	api->span_end = h_span_end;
+	api->span_drop = h_span_drop;
+	api->histogram_register = h_hist_register;
+	api->histogram_record = h_hist_record;
+}
+
+void sdk_api_fini(struct host *h)
+{
+	struct sonde_metric *m = h->metrics, *n;
+
+	for (; m; m = n) {
+		n = m->next;
+		metric_free(m);
+	}
+	h->metrics = NULL;
+}

@@ -1,0 +1,332 @@
+/*
+ * tracer.c - the span builder behind the SDK: ids, parents, the active
+ * server span of each thread, metrics recorded when a span ends, and the
+ * hand-off of finished spans to the sinks.
+ *
+ * The one idea: the host, not the plugin, decides where a span sits in a
+ * trace. A SERVER span starts a trace (or continues an incoming
+ * traceparent) and becomes "active" on the thread that read its request;
+ * a CLIENT span started on a thread with an active server span becomes its
+ * child. Plugins only say what they saw and when.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/hex.h"
+#include "host/host_priv.h"
+#include "telemetry/metrics.h"
+
+#define SPAN_POOL_KEEP 4096 /* recycled slots kept for reuse */
+
+static uint64_t rng_next(struct host *h)
+{
+	/* splitmix64, seeded from getrandom(): ids need uniqueness, not secrecy */
+	uint64_t z = (h->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void rand_bytes(struct host *h, uint8_t *out, size_t n)
+{
+	while (n) {
+		uint64_t v = rng_next(h);
+		size_t k = n < 8 ? n : 8;
+
+		memcpy(out, &v, k);
+		out += k;
+		n -= k;
+	}
+}
+
+static int all_zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+int traceparent_parse(const char *s, size_t len, uint8_t trace_id[16], uint8_t span_id[8],
+                      uint8_t *flags)
+{
+	uint8_t ver;
+
+	while (len && (*s == ' ' || *s == '\t')) {
+		s++;
+		len--;
+	}
+	while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-')
+		return -1;
+	/* W3C trace context: lowercase hex only. */
+	if (hex_decode(s, &ver, 1, true) || ver == 0xff)
+		return -1;
+	if (ver == 0 && len != 55)
+		return -1;
+	if (ver != 0 && len > 55 && s[55] != '-')
+		return -1;
+	if (hex_decode(s + 3, trace_id, 16, true) || hex_decode(s + 36, span_id, 8, true) ||
+	    hex_decode(s + 53, flags, 1, true))
+		return -1;
+	if (all_zero(trace_id, 16) || all_zero(span_id, 8))
+		return -1;
+	return 0;
+}
+
+void tracer_init(struct host *h)
+{
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	h->rng = seed;
+}
+
+void tracer_fini(struct host *h)
+{
+	struct sonde_span *sp = h->free_head, *n;
+
+	for (; sp; sp = n) {
+		n = sp->free_next;
+		free(sp);
+	}
+	h->free_head = h->free_tail = NULL;
+	h->n_free = 0;
+}
+
+/* --- span slots ------------------------------------------------------------ */
+
+static struct sonde_span *slot_get(struct host *h)
+{
+	struct sonde_span *sp;
+
+	/* Reuse only once the pool is deep, so a stale handle meets a DEAD
+	 * slot for as long as possible. */
+	if (h->n_free > SPAN_POOL_KEEP / 2) {
+		sp = h->free_head;
+		h->free_head = sp->free_next;
+		if (!h->free_head)
+			h->free_tail = NULL;
+		h->n_free--;
+		memset(sp, 0, sizeof(*sp));
+		return sp;
+	}
+	return calloc(1, sizeof(*sp));
+}
+
+static void slot_put(struct host *h, struct sonde_span *sp)
+{
+	sp->state = SPAN_DEAD;
+	sp->s = NULL;
+	sp->conn = NULL;
+	if (h->n_free >= SPAN_POOL_KEEP) {
+		/* Pool full: free the oldest, keep this one. */
+		struct sonde_span *old = h->free_head;
+
+		h->free_head = old->free_next;
+		if (!h->free_head)
+			h->free_tail = NULL;
+		h->n_free--;
+		free(old);
+	}
+	sp->free_next = NULL;
+	if (h->free_tail)
+		h->free_tail->free_next = sp;
+	else
+		h->free_head = sp;
+	h->free_tail = sp;
+	h->n_free++;
+}
+
+struct sonde_span *tracer_live(struct sonde_span *sp)
+{
+	if (!sp)
+		return NULL;
+	if (sp->state != SPAN_OPEN) {
+		sp->host->n.api_misuse++;
+		return NULL;
+	}
+	return sp;
+}
+
+/* A connection's open spans: a list headed by conn->spans. */
+static void list_add(struct sonde_span *sp)
+{
+	struct sonde_span *head = sp->conn->spans;
+
+	sp->prev = NULL;
+	sp->next = head;
+	if (head)
+		head->prev = sp;
+	sp->conn->spans = sp;
+	sp->conn->open_spans++;
+}
+
+static void list_del(struct sonde_span *sp)
+{
+	if (sp->prev)
+		sp->prev->next = sp->next;
+	else
+		sp->conn->spans = sp->next;
+	if (sp->next)
+		sp->next->prev = sp->prev;
+	sp->conn->open_spans--;
+}
+
+/* --- building ------------------------------------------------------------------ */
+
+static void set_parent(struct host *h, struct sonde_span *sp, enum sonde_span_kind kind)
+{
+	struct span *s = sp->s;
+	struct sonde_span *parent = NULL;
+
+	if (kind == SONDE_SPAN_CLIENT || kind == SONDE_SPAN_PRODUCER || kind == SONDE_SPAN_INTERNAL) {
+		parent = hmap_get(&h->active, sp->tid);
+		if (parent && parent->conn == sp->conn)
+			parent = NULL;
+	}
+	if (parent) {
+		memcpy(s->trace_id, parent->s->trace_id, 16);
+		memcpy(s->parent_span_id, parent->s->span_id, 8);
+		s->trace_flags = parent->s->trace_flags;
+	} else {
+		rand_bytes(h, s->trace_id, 16);
+	}
+	if ((kind == SONDE_SPAN_SERVER || kind == SONDE_SPAN_CONSUMER) && sp->tid) {
+		hmap_put(&h->active, sp->tid, sp);
+		sp->active = true;
+	}
+}
+
+struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum sonde_span_kind kind,
+                                uint64_t start_unix_ns)
+{
+	struct host *h = c->host;
+	struct sonde_span *sp;
+	struct span *s;
+
+	if (c->open_spans >= h->opts.max_open_spans) {
+		h->n.spans_dropped++;
+		return NULL;
+	}
+	sp = slot_get(h);
+	s = calloc(1, sizeof(*s));
+	if (!sp || !s)
+		goto fail;
+	s->refs = 1;
+	s->name = strdup(name ? name : "");
+	if (!s->name)
+		goto fail;
+	s->kind = kind;
+	s->start_unix_ns = start_unix_ns;
+	s->end_unix_ns = start_unix_ns;
+	s->trace_flags = 1; /* sampled: sonde exports everything it sees */
+	s->res = c->res ? resource_ref(c->res) : NULL;
+	if (c->owner)
+		snprintf(s->scope, sizeof(s->scope), "%s", c->owner->plugin->desc->name);
+	rand_bytes(h, s->span_id, 8);
+	sp->host = h;
+	sp->state = SPAN_OPEN;
+	sp->s = s;
+	sp->conn = c;
+	sp->tid = h->cur_tid;
+	s->tid = sp->tid;
+	set_parent(h, sp, kind);
+	list_add(sp);
+	if (h->obs.span_started)
+		h->obs.span_started(h->obs.ctx, s);
+	return sp;
+fail:
+	if (s)
+		free(s->name);
+	free(s);
+	free(sp);
+	h->n.spans_dropped++;
+	return NULL;
+}
+
+static void detach(struct sonde_span *sp)
+{
+	struct host *h = sp->host;
+
+	if (sp->active && hmap_get(&h->active, sp->tid) == sp)
+		hmap_del(&h->active, sp->tid);
+	list_del(sp);
+}
+
+/* Attribute values as text for metric labels. */
+static const char *attr_text(const struct attr *at, char *buf, size_t n)
+{
+	if (!at)
+		return NULL;
+	switch (at->type) {
+	case ATTR_STR: return at->v.s;
+	case ATTR_INT: snprintf(buf, n, "%lld", (long long)at->v.i); return buf;
+	case ATTR_DOUBLE: snprintf(buf, n, "%g", at->v.d); return buf;
+	case ATTR_BOOL: return at->v.b ? "true" : "false";
+	}
+	return NULL;
+}
+
+static void record_metrics(struct sonde_span *sp)
+{
+	struct host *h = sp->host;
+	struct span *s = sp->s;
+	double secs = (double)(s->end_unix_ns - s->start_unix_ns) / 1e9;
+
+	for (unsigned i = 0; i < sp->n_metrics; i++) {
+		struct sonde_metric *m = sp->metrics[i];
+		const char *vals[16] = {0};
+		char bufs[16][32];
+		size_t n = m->n_keys < 16 ? m->n_keys : 16;
+
+		for (size_t k = 0; k < n; k++)
+			vals[k] = attr_text(attr_find(&s->attrs, m->keys[k]), bufs[k], sizeof(bufs[k]));
+		metrics_hist_record(m->h, s->res, secs, vals);
+		if (h->obs.metric_point)
+			h->obs.metric_point(h->obs.ctx, m->name, secs, s, n,
+			                    (const char *const *)m->keys, vals);
+	}
+}
+
+void tracer_end(struct sonde_span *sp, uint64_t end_unix_ns)
+{
+	struct host *h = sp->host;
+
+	detach(sp);
+	sp->s->end_unix_ns = end_unix_ns < sp->s->start_unix_ns ? sp->s->start_unix_ns : end_unix_ns;
+	record_metrics(sp);
+	h->n.spans++;
+	for (size_t i = 0; i < h->n_sinks; i++)
+		h->sinks[i]->emit(h->sinks[i]->ctx, sp->s);
+	span_unref(sp->s);
+	slot_put(h, sp);
+}
+
+void tracer_drop(struct sonde_span *sp, bool by_host)
+{
+	struct host *h = sp->host;
+
+	detach(sp);
+	if (by_host)
+		h->n.spans_dropped++;
+	if (h->obs.span_dropped)
+		h->obs.span_dropped(h->obs.ctx, sp->s);
+	span_unref(sp->s);
+	slot_put(h, sp);
+}
+
+void tracer_drop_conn_spans(struct sonde_conn *c)
+{
+	struct sonde_span *sp;
+
+	while ((sp = c->spans))
+		tracer_drop(sp, true);
+}

@@ -1,0 +1,257 @@
+/*
+ * conns.c - see conns.h.
+ *
+ * An entry is keyed by gen alone: the kernel gives every connection
+ * generation a unique number, so a reused fd never aliases its predecessor.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/hmap.h"
+#include "host/host.h"
+#include "pipeline/conns.h"
+#include "pipeline/procs.h"
+#include "telemetry/span.h"
+
+/* The pipeline's view of one connection. */
+struct flow {
+	uint64_t gen;
+	uint32_t tgid;
+	uint32_t fd;
+	struct sonde_conn *hc;     /* the host's connection */
+	uint64_t next_pos[2][2];   /* [source][dir]: expected byte position */
+	bool pos_known[2][2];
+	bool tls;                  /* plaintext arrives from TLS uprobes */
+	bool seen_data;            /* a chunk went to the host already */
+};
+
+struct conns {
+	struct host *host;
+	struct hmap flows;         /* gen -> struct flow */
+	struct conns_counters n;
+};
+
+struct conns *conns_new(struct host *h)
+{
+	struct conns *cs = calloc(1, sizeof(*cs));
+
+	if (!cs)
+		return NULL;
+	cs->host = h;
+	hmap_init(&cs->flows);
+	return cs;
+}
+
+void conns_free(struct conns *cs)
+{
+	if (!cs)
+		return;
+	conns_close_all(cs, 0);
+	hmap_free(&cs->flows);
+	free(cs);
+}
+
+static void addr_text(uint16_t family, const uint8_t a[16], char *out, size_t n)
+{
+	if (family == AF_INET)
+		inet_ntop(AF_INET, a + 12, out, (socklen_t)n);
+	else
+		inet_ntop(AF_INET6, a, out, (socklen_t)n);
+}
+
+static enum sonde_role infer_role(const struct proc *p, uint16_t lport)
+{
+	for (unsigned i = 0; p && i < p->n_listen; i++)
+		if (p->listen_ports[i] == lport)
+			return SONDE_ROLE_SERVER;
+	return SONDE_ROLE_CLIENT;
+}
+
+static void flow_free(struct conns *cs, struct flow *f, uint64_t ts)
+{
+	hmap_del(&cs->flows, f->gen);
+	host_conn_close(f->hc, ts);
+	free(f);
+}
+
+void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p,
+                uint64_t ts_unix_ns)
+{
+	struct host_conn_desc d;
+	struct flow *f = hmap_get(&cs->flows, ev->gen);
+
+	if (f)
+		flow_free(cs, f, ts_unix_ns);
+	memset(&d, 0, sizeof(d));
+	d.info.struct_size = sizeof(d.info);
+	d.info.pid = ev->h.tgid;
+	d.info.conn_id = ev->gen;
+	d.info.family = ev->t.family;
+	d.info.local_port = ev->t.lport;
+	d.info.peer_port = ev->t.rport;
+	addr_text(ev->t.family, ev->t.laddr, d.info.local_addr, sizeof(d.info.local_addr));
+	addr_text(ev->t.family, ev->t.raddr, d.info.peer_addr, sizeof(d.info.peer_addr));
+	d.info.service_name = p->res ? p->res->service_name : p->exe_name;
+	d.info.exe_name = p->exe_name;
+	switch (ev->role) {
+	case SONDE_EV_ROLE_SERVER: d.info.role = SONDE_ROLE_SERVER; break;
+	case SONDE_EV_ROLE_CLIENT: d.info.role = SONDE_ROLE_CLIENT; break;
+	default: d.info.role = infer_role(p, ev->t.lport); break;
+	}
+	d.res = p->res;
+	d.svc = p->svc ? p->svc->cfg : NULL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return;
+	f->gen = ev->gen;
+	f->tgid = ev->h.tgid;
+	f->fd = ev->h.fd;
+	f->hc = host_conn_new(cs->host, &d);
+	if (!f->hc || hmap_put(&cs->flows, f->gen, f)) {
+		host_conn_close(f->hc, ts_unix_ns);
+		free(f);
+		return;
+	}
+	cs->n.opened++;
+}
+
+void conns_close(struct conns *cs, uint64_t gen, uint64_t ts_unix_ns)
+{
+	struct flow *f = hmap_get(&cs->flows, gen);
+
+	if (f)
+		flow_free(cs, f, ts_unix_ns);
+}
+
+static int looks_like_tls(const uint8_t *d, size_t n)
+{
+	/* A TLS record: handshake (22) or application data (23), version 3.x */
+	return n >= 3 && (d[0] == 0x16 || d[0] == 0x17 || d[0] == 0x15) && d[1] == 0x03 && d[2] <= 0x04;
+}
+
+void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_unix_ns)
+{
+	struct flow *f = hmap_get(&cs->flows, ev->gen);
+	struct sonde_chunk ch;
+	unsigned src = ev->source == SONDE_EV_SRC_TLS ? 1 : 0, dir = ev->dir ? 1 : 0;
+
+	if (!f) {
+		/* The kernel always sends CONN_OPEN first; a miss means the open
+		 * record was lost (ring buffer full) or the process is gone. */
+		cs->n.unknown_data++;
+		return;
+	}
+	if (src) {
+		if (!f->tls) {
+			f->tls = true;
+			host_conn_set_tls(f->hc);
+		}
+	} else if (f->tls || (!f->seen_data && host_conn_state(f->hc) == HOST_CONN_DETECTING &&
+	                      looks_like_tls(ev->data, ev->cap_len))) {
+		/* Ciphertext: the TLS uprobes deliver the plaintext. */
+		f->tls = true;
+		host_conn_set_tls(f->hc);
+		return;
+	}
+	if (host_conn_state(f->hc) == HOST_CONN_IGNORED)
+		return;
+
+	memset(&ch, 0, sizeof(ch));
+	ch.struct_size = sizeof(ch);
+	ch.dir = dir ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = ts_unix_ns;
+	ch.data = ev->data;
+	ch.len = ev->cap_len;
+	ch.orig_len = ev->len;
+	ch.tid = ev->h.tid;
+	if (ev->flags & SONDE_EVF_TRUNCATED)
+		ch.flags |= SONDE_CHUNK_TRUNCATED;
+	if (f->pos_known[src][dir] && ev->pos != f->next_pos[src][dir]) {
+		ch.flags |= SONDE_CHUNK_GAP;
+		cs->n.gaps++;
+	}
+	f->pos_known[src][dir] = true;
+	f->next_pos[src][dir] = ev->pos + ev->len;
+	f->seen_data = true;
+	host_conn_data(f->hc, &ch);
+}
+
+/* Apply fn to every flow of tgid (collected first: fn may delete). */
+static void each_of_proc(struct conns *cs, uint32_t tgid, uint64_t ts,
+                         void (*fn)(struct conns *, struct flow *, uint64_t, const struct proc *),
+                         const struct proc *p)
+{
+	uint64_t key, *doomed = NULL;
+	void *val;
+	size_t n = 0, cap = 0;
+
+	for (size_t it = 0; hmap_next(&cs->flows, &it, &key, &val);) {
+		if (((struct flow *)val)->tgid != tgid)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *nd = realloc(doomed, cap * sizeof(*nd));
+			if (!nd)
+				break;
+			doomed = nd;
+		}
+		doomed[n++] = key;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct flow *f = hmap_get(&cs->flows, doomed[i]);
+		if (f)
+			fn(cs, f, ts, p);
+	}
+	free(doomed);
+}
+
+static void close_one(struct conns *cs, struct flow *f, uint64_t ts, const struct proc *p)
+{
+	(void)p;
+	flow_free(cs, f, ts);
+}
+
+static void renew_one(struct conns *cs, struct flow *f, uint64_t ts, const struct proc *p)
+{
+	(void)cs;
+	(void)ts;
+	host_conn_set_identity(f->hc, p->res ? p->res->service_name : p->exe_name, p->exe_name,
+	                       p->res);
+}
+
+void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns)
+{
+	each_of_proc(cs, tgid, ts_unix_ns, close_one, NULL);
+}
+
+void conns_renew_proc(struct conns *cs, const struct proc *p)
+{
+	each_of_proc(cs, p->tgid, 0, renew_one, p);
+}
+
+void conns_close_all(struct conns *cs, uint64_t ts_unix_ns)
+{
+	uint64_t key;
+	void *val;
+
+	for (;;) {
+		size_t it = 0;
+		if (!hmap_next(&cs->flows, &it, &key, &val))
+			break;
+		flow_free(cs, val, ts_unix_ns);
+	}
+}
+
+size_t conns_count(const struct conns *cs)
+{
+	return cs->flows.n;
+}
+
+const struct conns_counters *conns_counters(const struct conns *cs)
+{
+	return &cs->n;
+}

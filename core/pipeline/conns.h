@@ -1,0 +1,51 @@
+/*
+ * conns.h - the pipeline's connection table: one entry per captured
+ * connection generation, turning kernel DATA records into chunks for the
+ * host.
+ *
+ * The one idea: the kernel says "gen G moved N bytes starting at position
+ * P"; this table remembers where each direction (and each source: socket or
+ * TLS library) should continue, so a mismatch becomes a GAP flag, and it
+ * drops TLS ciphertext once a connection is known to carry TLS. What a
+ * connection *means* (its protocol, its spans) is the host's business:
+ * each entry owns one host connection (struct sonde_conn).
+ */
+#ifndef SONDE_PIPELINE_CONNS_H
+#define SONDE_PIPELINE_CONNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sonde_events.h"
+
+struct host;
+struct proc;
+struct conns;
+
+struct conns_counters {
+	uint64_t opened;       /* connections seen */
+	uint64_t gaps;         /* places where captured bytes were missing */
+	uint64_t unknown_data; /* DATA for a gen never opened (its OPEN was lost) */
+};
+
+struct conns *conns_new(struct host *h);
+/* Closes what is left (at ts 0). NULL is a no-op. */
+void conns_free(struct conns *cs);
+
+/* CONN_OPEN for a watched process p. A repeated gen closes the old one. */
+void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p,
+                uint64_t ts_unix_ns);
+void conns_close(struct conns *cs, uint64_t gen, uint64_t ts_unix_ns);
+/* One DATA record (already length-checked by the caller). */
+void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_unix_ns);
+
+/* Every connection of process tgid: closed (it exited), or renamed
+ * (it exec'd another program). */
+void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns);
+void conns_renew_proc(struct conns *cs, const struct proc *p);
+void conns_close_all(struct conns *cs, uint64_t ts_unix_ns);
+
+size_t conns_count(const struct conns *cs);
+const struct conns_counters *conns_counters(const struct conns *cs);
+
+#endif

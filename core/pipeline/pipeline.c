@@ -1,0 +1,222 @@
+/*
+ * pipeline.c - see pipeline.h: one kernel record in, tables updated, bytes
+ * on their way to the host.
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pipeline/conns.h"
+#include "pipeline/pipeline.h"
+#include "pipeline/procs.h"
+#include "pipeline/record.h"
+#include "telemetry/span.h"
+
+struct pipeline {
+	struct pipeline_opts o;
+	struct procs *procs;
+	struct conns *conns;
+	struct record_writer *rec;
+	struct pipeline_counters n;
+};
+
+/* --- the process table tells us ---------------------------------------------- */
+
+static void write_meta(struct pipeline *pl, const struct proc *p)
+{
+	struct sonde_ev_meta_proc m;
+
+	if (!pl->rec)
+		return;
+	memset(&m, 0, sizeof(m));
+	m.h.type = SONDE_EV_META_PROC;
+	m.h.tgid = p->tgid;
+	snprintf(m.service, sizeof(m.service), "%s", p->res ? p->res->service_name : "");
+	snprintf(m.exe_name, sizeof(m.exe_name), "%s", p->exe_name);
+	memcpy(m.listen_ports, p->listen_ports, sizeof(m.listen_ports));
+	m.n_listen = p->n_listen;
+	record_write(pl->rec, &m, sizeof(m));
+}
+
+static void on_proc_new(void *ctx, struct proc *p)
+{
+	write_meta(ctx, p);
+}
+
+static void on_proc_renew(void *ctx, struct proc *p)
+{
+	struct pipeline *pl = ctx;
+
+	conns_renew_proc(pl->conns, p);
+	write_meta(pl, p);
+}
+
+static void on_proc_gone(void *ctx, struct proc *p)
+{
+	struct pipeline *pl = ctx;
+
+	conns_close_proc(pl->conns, p->tgid, 0);
+}
+
+/* --- lifecycle ------------------------------------------------------------------- */
+
+struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t errlen)
+{
+	struct pipeline *pl = calloc(1, sizeof(*pl));
+	struct procs_opts po;
+
+	if (!pl) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	memcpy(&pl->o, o, o->struct_size < sizeof(pl->o) ? o->struct_size : sizeof(pl->o));
+	pl->conns = conns_new(o->host);
+	if (!pl->conns) {
+		snprintf(err, errlen, "out of memory");
+		free(pl);
+		return NULL;
+	}
+	memset(&po, 0, sizeof(po));
+	po.cfg = o->cfg;
+	po.cap = o->cap;
+	po.replay = o->replay;
+	po.obs.on_new = on_proc_new;
+	po.obs.on_renew = on_proc_renew;
+	po.obs.on_gone = on_proc_gone;
+	po.obs.ctx = pl;
+	pl->procs = procs_new(&po, err, errlen);
+	if (!pl->procs) {
+		conns_free(pl->conns);
+		free(pl);
+		return NULL;
+	}
+	return pl;
+}
+
+void pipeline_free(struct pipeline *pl)
+{
+	if (!pl)
+		return;
+	conns_close_all(pl->conns, 0);
+	procs_free(pl->procs);
+	conns_free(pl->conns);
+	record_close(pl->rec);
+	free(pl);
+}
+
+struct procs *pipeline_procs(struct pipeline *pl)
+{
+	return pl->procs;
+}
+
+struct conns *pipeline_conns(struct pipeline *pl)
+{
+	return pl->conns;
+}
+
+const struct pipeline_counters *pipeline_counters(const struct pipeline *pl)
+{
+	return &pl->n;
+}
+
+void pipeline_close_all(struct pipeline *pl, uint64_t ts_unix_ns)
+{
+	conns_close_all(pl->conns, ts_unix_ns);
+}
+
+/* --- records ------------------------------------------------------------------------ */
+
+static void on_conn_open(struct pipeline *pl, const struct sonde_ev_conn *ev)
+{
+	struct proc *p = procs_get(pl->procs, ev->h.tgid);
+
+	if (p)
+		conns_open(pl->conns, ev, p, ev->h.ts_ns + pl->o.mono_to_real);
+}
+
+static void on_data(struct pipeline *pl, const struct sonde_ev_data *ev, size_t len)
+{
+	if (len < sizeof(*ev) || ev->cap_len > len - sizeof(*ev) || ev->cap_len > ev->len)
+		return;
+	conns_data(pl->conns, ev, ev->h.ts_ns + pl->o.mono_to_real);
+}
+
+int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
+{
+	const struct sonde_ev_hdr *h = rec;
+	bool live = !pl->o.replay;
+
+	if (len < sizeof(*h))
+		return 0;
+	pl->n.records++;
+	record_write(pl->rec, rec, len);
+	switch (h->type) {
+	case SONDE_EV_DATA:
+		on_data(pl, rec, len);
+		break;
+	case SONDE_EV_CONN_OPEN:
+		if (len >= sizeof(struct sonde_ev_conn))
+			on_conn_open(pl, rec);
+		break;
+	case SONDE_EV_CONN_CLOSE:
+		if (len >= sizeof(struct sonde_ev_conn)) {
+			const struct sonde_ev_conn *ev = rec;
+			conns_close(pl->conns, ev->gen, ev->h.ts_ns + pl->o.mono_to_real);
+		}
+		break;
+	case SONDE_EV_PROC_EXEC:
+		if (len >= sizeof(struct sonde_ev_exec) && live)
+			procs_on_exec(pl->procs, rec);
+		break;
+	case SONDE_EV_PROC_FORK:
+		if (len >= sizeof(struct sonde_ev_proc) && live)
+			procs_on_fork(pl->procs, rec);
+		break;
+	case SONDE_EV_PROC_EXIT:
+		if (len >= sizeof(struct sonde_ev_proc))
+			procs_on_exit(pl->procs, rec);
+		break;
+	case SONDE_EV_LISTEN:
+		if (len >= sizeof(struct sonde_ev_conn) && live)
+			procs_on_listen(pl->procs, rec);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int pipeline_record_to(struct pipeline *pl, const char *path, char *err, size_t errlen)
+{
+	pl->rec = record_create(path, pl->o.mono_to_real, err, errlen);
+	return pl->rec ? 0 : -1;
+}
+
+/* In a replay, META_PROC brings the process back as it was recorded. */
+static void replay_one(void *ctx, const void *rec, size_t len)
+{
+	struct pipeline *pl = ctx;
+	const struct sonde_ev_hdr *h = rec;
+
+	if (h->type != SONDE_EV_META_PROC) {
+		pipeline_handle(pl, rec, len);
+		return;
+	}
+	if (len >= sizeof(struct sonde_ev_meta_proc)) {
+		const struct sonde_ev_meta_proc *m = rec;
+		char svc[sizeof(m->service) + 1], exe[sizeof(m->exe_name) + 1];
+
+		memcpy(svc, m->service, sizeof(m->service));
+		svc[sizeof(m->service)] = 0;
+		memcpy(exe, m->exe_name, sizeof(m->exe_name));
+		exe[sizeof(m->exe_name)] = 0;
+		procs_restore(pl->procs, m->h.tgid, svc, exe, m->listen_ports,
+		              m->n_listen < 32 ? m->n_listen : 32);
+	}
+}
+
+int pipeline_replay(struct pipeline *pl, const char *path, char *err, size_t errlen)
+{
+	return record_read(path, &pl->o.mono_to_real, replay_one, pl, err, errlen);
+}

@@ -1,0 +1,183 @@
+/*
+ * testhost.h - drive a plugin through sonde's real host, without a kernel:
+ * for plugin unit tests and fuzz harnesses, in the tree and out of it.
+ *
+ * The one idea: nothing here implements the SDK. A struct th_host wraps one
+ * real struct host (core/host): the plugin is loaded with the same ABI
+ * checks as a file, its connections are real host connections, its spans
+ * come out of the real tracer, its histograms go into the real metric
+ * registry. The harness only watches (the host's observer hooks and a span
+ * sink) and keeps what it saw, so a test can read it back. What the test
+ * reads is therefore what the agent would export.
+ *
+ * Typical use:
+ *
+ *	struct th_host *h = th_new();
+ *	th_load(h, sonde_plugin_entry(), "redis");
+ *	struct sonde_conn_info ci;
+ *	th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+ *	struct th_conn *c = th_conn_open(h, &ci);
+ *	th_conn_feed(c, SONDE_DIR_INGRESS, 1000, "PING\r\n", 6);
+ *	th_conn_feed(c, SONDE_DIR_EGRESS, 2000, "+PONG\r\n", 7);
+ *	th_conn_close(c, 3000);
+ *	ck_assert_uint_eq(th_n_ended(h), 1);
+ *	ck_assert_str_eq(th_ended(h, 0)->name, "PING");
+ *	ck_assert_uint_eq(th_n_open(h), 0);
+ *	th_free(h);  // unloads the plugin too
+ *
+ * Misuse (th_misuse) is the host's own count of SDK calls it refused: a
+ * call on a span already ended or dropped, a NULL key or value, a NULL
+ * metric, too many metrics on a span, a bad histogram description.
+ *
+ * Ownership: everything returned by the th_* getters is owned by the
+ * harness and valid until th_free(). A span view returned by th_span or
+ * th_ended shows the span as it is at the time of the call. Not
+ * thread-safe.
+ */
+#ifndef SONDE_TESTHOST_H
+#define SONDE_TESTHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sonde/plugin.h>
+
+struct th_host;
+struct th_conn;
+
+enum th_attr_type {
+	TH_ATTR_STR = 1,
+	TH_ATTR_INT,
+	TH_ATTR_DOUBLE,
+	TH_ATTR_BOOL,
+};
+
+struct th_attr {
+	char *key;
+	enum th_attr_type type;
+	char *s;          /* TH_ATTR_STR: NUL-terminated copy of the value */
+	size_t len;       /* TH_ATTR_STR: value length */
+	int64_t i;
+	double d;
+	int b;
+};
+
+enum th_span_state {
+	TH_SPAN_OPEN = 0,
+	TH_SPAN_ENDED,
+	TH_SPAN_DROPPED,
+};
+
+struct th_span {
+	struct th_host *host;
+	size_t index;               /* position in start order */
+	char *name;
+	enum sonde_span_kind kind;
+	uint64_t start_ns, end_ns;  /* end_ns is clamped to start_ns by the host */
+	uint32_t tid;               /* tid of the chunk being fed at span_start */
+	enum th_span_state state;
+	enum sonde_status status;
+	char *status_desc;
+	char *traceparent;          /* the incoming parent the span continues, as
+	                               W3C text, or NULL */
+	struct th_attr *attrs;
+	size_t n_attrs;
+};
+
+struct th_metric {
+	struct th_host *host;
+	char *name;
+	char *unit;
+	double *bounds;
+	size_t n_bounds;
+	char **keys;
+	size_t n_keys;
+};
+
+/* One histogram value: from span_end (attached metrics) or histogram_record. */
+struct th_record {
+	struct th_metric *m;
+	double value;
+	char **vals;                /* n_keys entries, NULL = absent */
+	struct th_span *span;       /* the span it came from; NULL for histogram_record */
+};
+
+/* --- Lifetime and set-up ------------------------------------------------ */
+
+struct th_host *th_new(void);
+/* Closes connections still open, unloads the plugin, frees everything. */
+void th_free(struct th_host *h);
+
+/* The host's function table, and the plugin's handle (after th_load). */
+const struct sonde_host_api *th_api(struct th_host *h);
+struct sonde_plugin_handle *th_self(struct th_host *h);
+
+/* A plugin setting for `key`, for connections of `service` (NULL: the
+ * plugin's global section). Strings are copied. Setting a key again
+ * replaces it. May be called before or after th_load. 0, or -1 (OOM). */
+int th_set_config(struct th_host *h, const char *service, const char *key,
+                  const char *const *vals, size_t n);
+
+/* The host's per-connection cap: span_start returns NULL once this many
+ * spans of one connection are open (0 = no limit, the default here). */
+void th_set_span_limit(struct th_host *h, size_t max_open_per_conn);
+
+/* Print the plugin's log lines to stderr (default: only counted). */
+void th_set_verbose(struct th_host *h, int verbose);
+
+/* --- Driving a plugin ----------------------------------------------------- */
+
+/* The host's checks (ABI, name) and init(). `proto` picks the protocol
+ * connections go to (NULL: the first). SONDE_OK, SONDE_ERR_ABI (refused),
+ * SONDE_ERR_NOENT (no such protocol) or init()'s error. */
+int th_load(struct th_host *h, const struct sonde_plugin *desc, const char *proto);
+/* Closes open connections (at their last timestamp), then fini(). */
+void th_unload(struct th_host *h);
+
+/* The protocol's detect() on one chunk of `dir`. */
+int th_detect(struct th_host *h, const struct sonde_conn_info *ci, enum sonde_dir dir,
+              const void *data, size_t len);
+
+/* A plausible conn_info: IPv4, local 127.0.0.1:8080, peer 127.0.0.2:40000,
+ * service "svc", no TLS. Tests change fields afterwards. */
+void th_conn_info_init(struct sonde_conn_info *ci, enum sonde_role role);
+
+/* A host connection owned by the protocol (detection skipped). NULL when
+ * the plugin refused it; the connection is owned by h. */
+struct th_conn *th_conn_open(struct th_host *h, const struct sonde_conn_info *ci);
+
+/* conn_data() with a chunk of len captured bytes (orig_len = len). */
+int th_conn_feed(struct th_conn *c, enum sonde_dir dir, uint64_t ts, const void *data,
+                 size_t len);
+/* conn_data() with a chunk the test built (struct_size is filled in). */
+int th_conn_feed_chunk(struct th_conn *c, const struct sonde_chunk *ch);
+/* conn_close(); a no-op on a connection already closed. */
+void th_conn_close(struct th_conn *c, uint64_t ts);
+/* 1 after the plugin answered SONDE_ERR_PROTO (the host gave it up). */
+int th_conn_given_up(const struct th_conn *c);
+
+/* --- Reading back ----------------------------------------------------------- */
+
+size_t th_n_spans(const struct th_host *h);           /* all, start order */
+struct th_span *th_span(const struct th_host *h, size_t i);
+size_t th_n_ended(const struct th_host *h);           /* ended, end order */
+struct th_span *th_ended(const struct th_host *h, size_t i);
+size_t th_n_open(const struct th_host *h);            /* neither ended nor dropped */
+size_t th_n_dropped(const struct th_host *h);
+size_t th_n_records(const struct th_host *h);
+const struct th_record *th_record(const struct th_host *h, size_t i);
+size_t th_n_metrics(const struct th_host *h);
+struct th_metric *th_metric(const struct th_host *h, size_t i);
+struct th_metric *th_metric_by_name(const struct th_host *h, const char *name);
+size_t th_misuse(const struct th_host *h);
+size_t th_n_logs(const struct th_host *h, enum sonde_log_level lvl);
+
+const struct th_attr *th_span_attr(const struct th_span *s, const char *key);
+/* The string value of `key`, or NULL when absent or not a string. */
+const char *th_span_str(const struct th_span *s, const char *key);
+/* The int value of `key` in *out; returns 0, or -1 when absent or not an int. */
+int th_span_int(const struct th_span *s, const char *key, int64_t *out);
+/* The value of `key` in record r, or NULL. */
+const char *th_record_val(const struct th_record *r, const char *key);
+
+#endif /* SONDE_TESTHOST_H */
