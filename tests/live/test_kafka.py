@@ -24,7 +24,10 @@ watched by --exe-path 'kcat$', and kafkajs (npm), watched from its first byte
 4. kafkajs: 100 messages in 5 sends, then a consumer group reads them back:
    PRODUCER spans == the Produce requests kafkajs logged, CONSUMER spans carry
    the 100 messages, the broker's spans match.
-5. messaging_client_operation_duration_seconds_count == client spans.
+5. Large messages (each request and fetch response bigger than the
+   capture): one span each, counts right or left out; garbage, a truncated
+   frame and hostile sizes sent to the broker do not hurt the agent.
+6. messaging_client_operation_duration_seconds_count == client spans.
 """
 import collections
 import os
@@ -64,6 +67,28 @@ def kcat(args, stdin=None, timeout=60):
     return r
 
 
+def hostile(port):
+    """Garbage, a truncated request, a hostile size prefix and hostile
+    lengths inside a plausible frame, each on its own connection to the
+    watched broker."""
+    import socket
+    import struct
+    bad = [
+        bytes(range(256)) * 8,
+        b"\x00\x00\x00\x40\x00\x00\x00\x07\x00\x00\x00\x01\x00\x03abc",  # cut short
+        b"\x7f\xff\xff\xff" + b"\x00" * 60,
+        struct.pack(">ihhih", 30, 0, 7, 9, 1) + b"x" + struct.pack(">hhii", -1, 1, 1000, 0x7fffffff) + b"z" * 8,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    for b in bad:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.sendall(b)
+                time.sleep(0.1)
+        except OSError:
+            pass
+
+
 def spans_of(spans, kind, prefix):
     return [s for s in spans if s["scope"] == "kafka" and s["kind"] == kind
             and s["name"].startswith(prefix)]
@@ -89,7 +114,7 @@ def main():
     ensure_kafkajs()
     d = workdir("kafka")
     broker, bootstrap, broker_log = start_broker(d, "-t", "orders:1", "-t", "audit:3",
-                                                 "-t", "kjs:1", "-e", "0:2:6")
+                                                 "-t", "kjs:1", "-t", "big:1", "-e", "0:2:6")
     port = bootstrap.rsplit(":", 1)[1]
     pprom = free_port()
     kjs_out = os.path.join(d, "kafkajs.out")
@@ -106,6 +131,13 @@ def main():
                           "-d", "protocol"], stdin="".join(f"a{i}\n" for i in range(10))).stderr
             cons = kcat(["-b", bootstrap, "-C", "-t", "orders", "-o", "beginning", "-e",
                          "-X", "fetch.message.max.bytes=2000", "-d", "protocol,fetch"])
+            # large messages: every ProduceRequest is bigger than the capture
+            big_req = kcat(["-b", bootstrap, "-P", "-t", "big", "-X", "batch.num.messages=1",
+                            "-X", "linger.ms=0", "-d", "protocol"],
+                           stdin="".join(("B%d" % i) * 6000 + "\n" for i in range(5))).stderr
+            big_cons = kcat(["-b", bootstrap, "-C", "-t", "big", "-o", "beginning", "-e",
+                             "-d", "protocol,fetch"])
+            hostile(int(port))
             # kafkajs: release the wrapper (exec node), wait for it
             kjs.p.stdin.write(b"go\n")
             kjs.p.stdin.flush()
@@ -166,6 +198,19 @@ def main():
     check(all(s["attributes"].get("messaging.operation.type") == "receive" for s in cons_cl + srv),
           "messaging.operation.type receive")
 
+    # ---- large messages, garbage ------------------------------------------------
+    big = spans_of(spans, "PRODUCER", "send big")
+    check_eq(len(big), len(re.findall(r"Sent ProduceRequest", big_req)),
+             "ProduceRequests larger than the capture: one PRODUCER span each")
+    check(big and all(count(s) == 1 for s in big), "their batch headers were read: 1 message each")
+    benq = [int(n) for n in re.findall(r"Enqueue (\d+) message\(s\)", big_cons.stderr) if int(n) > 0]
+    bcons = sorted([s for s in spans_of(spans, "CONSUMER", "receive big")],
+                   key=lambda s: s["start_time_unix_nano"])
+    check_eq(len(bcons), len(benq), "fetch responses larger than the capture: one CONSUMER span each")
+    check(all(count(s) is None or count(s) == n for s, n in zip(bcons, benq)),
+          f"their counts are right or left out, never guessed ({[count(s) for s in bcons]} vs {benq})")
+    check_eq(agent.proc.returncode, 0, "the agent survived garbage, truncated frames and hostile sizes")
+
     # ---- 4. kafkajs ---------------------------------------------------------------
     kout = open(kjs_out).read() if os.path.exists(kjs_out) else ""
     check(kjs.p.returncode == 0 and "CONSUMED 100" in kout, f"kafkajs ran ({kjs.stderr_text()[-300:]})")
@@ -184,10 +229,10 @@ def main():
     # The mock answers acks=0 requests too (a real broker does not); that
     # answer matches no waiting request and is ignored by the plugin.
     check_eq(len(re.findall(r"Sending ProduceResponseV\d+", blog)),
-             n_req + len(a0) + kjs_reqs.get("Produce", 0),
+             n_req + len(a0) + len(big) + kjs_reqs.get("Produce", 0),
              "the broker's own ProduceResponse count == kcat's and kafkajs' requests")
 
-    # ---- 5. metric ------------------------------------------------------------------
+    # ---- 6. metric ------------------------------------------------------------------
     client = [s for s in spans if s["scope"] == "kafka" and s["kind"] in ("PRODUCER", "CONSUMER")]
     check_eq(int(prom_sum(metrics, "messaging_client_operation_duration_seconds_count")), len(client),
              "messaging_client_operation_duration_seconds_count == client spans")
