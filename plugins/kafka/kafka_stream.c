@@ -115,11 +115,6 @@ int kfk_stream_synced(const struct kfk_stream *s)
 	return s->state != KS_UNSYNCED;
 }
 
-int kfk_stream_idle(const struct kfk_stream *s)
-{
-	return s->state == KS_HEAD && s->head_have == 0;
-}
-
 static void lose(struct kfk_stream *s)
 {
 	s->fresh = 0;
@@ -284,14 +279,14 @@ static int after_body(struct kfk_stream *s, uint64_t ts)
 		s->probation = 0;
 	}
 	if (s->left == 0) {
-		if (s->state == KS_BODY && s->w.done && s->w.left)
-			s->st.trailing++;
 		end_frame(s, ts);
 		return s->state != KS_UNSYNCED;
 	}
 	if (s->state == KS_BODY && (s->w.done || s->w.failed)) {
-		if (s->w.done)
+		if (s->sum.complete) { /* the body program ended before the frame */
 			s->sum.trailing = 1;
+			s->st.trailing++;
+		}
 		s->state = KS_SKIP;
 	}
 	return 1;

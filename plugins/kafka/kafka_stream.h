@@ -114,7 +114,4 @@ void kfk_stream_gap(struct kfk_stream *s);
 /* 1 when the stream knows where it is (on probation included). */
 int kfk_stream_synced(const struct kfk_stream *s);
 
-/* 1 between frames (no frame begun). */
-int kfk_stream_idle(const struct kfk_stream *s);
-
 #endif

@@ -675,6 +675,31 @@ START_TEST(test_hostile_lengths)
 }
 END_TEST
 
+/* A frame longer than its fields (a newer version's extra bytes): the
+ * fields are read, the rest skipped by the frame's size, the next frame
+ * read. */
+START_TEST(test_trailing_bytes)
+{
+	struct col *c = col_new();
+	struct kb k = { 0 }, b = { 0 };
+
+	kb_produce_req(&k, 7, 1, "x", -1, &orders1, 1);
+	kb_put(&k, "extra", 5);
+	k.b[3] = (uint8_t)(k.b[3] + 5); /* the size covers them */
+	kb_produce_req(&b, 7, 2, "x", -1, &orders1, 1);
+	kb_put(&k, b.b, b.n);
+	feed(&c->req, &k, 1);
+	ck_assert_uint_eq(c->n, 2);
+	ck_assert(c->f[0].sum.complete && c->f[0].sum.trailing);
+	ck_assert_uint_eq(c->f[0].sum.records, 5);
+	ck_assert(c->f[1].sum.complete && !c->f[1].sum.trailing);
+	ck_assert_uint_eq(c->req.st.trailing, 1);
+	kb_free(&k);
+	kb_free(&b);
+	free(c);
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka_stream");
@@ -694,6 +719,7 @@ static Suite *kafka_suite(void)
 	tcase_add_test(tc, test_mid_stream);
 	tcase_add_test(tc, test_garbage);
 	tcase_add_test(tc, test_hostile_lengths);
+	tcase_add_test(tc, test_trailing_bytes);
 	suite_add_tcase(s, tc);
 	return s;
 }
