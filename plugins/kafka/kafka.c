@@ -1,0 +1,729 @@
+/*
+ * kafka.c - the Kafka protocol plugin: size-prefixed frames in, PRODUCER /
+ * CONSUMER / SERVER spans for Produce and Fetch out, with
+ * messaging.client.operation.duration for the client side.
+ *
+ * The one idea: every Kafka request carries its API key, version and a
+ * correlation id, and its response repeats the correlation id, in request
+ * order. So the connection keeps a bounded table of requests awaiting an
+ * answer, in the order they were sent; a response is matched by its
+ * correlation id, and the requests queued before it can never be answered
+ * any more (their answers were lost) and are dropped, counted. The two
+ * directions are two kafka_stream.c decoders; a response can be decoded
+ * only through the table (its layout depends on the request's API and
+ * version), which is what the stream's lookup callback asks.
+ *
+ * Spans:
+ *  - Produce (client side): one PRODUCER span per request, "send <topic>",
+ *    started when the request frame is complete (with the time of its first
+ *    byte), ended by its response; acks=0 requests have no response and end
+ *    at once.
+ *  - Fetch (client side): one CONSUMER span per response that returned
+ *    records or an error, "receive <topic>", from the request's first byte
+ *    to the response's last. Empty long-poll answers make no span
+ *    (setting empty_fetch_spans).
+ *  - The broker side (requests are ingress): the same, as SERVER spans.
+ *  - A request naming several topics (or partitions) makes one span with the
+ *    topic (or partition) left out: it is never guessed.
+ * Other APIs are recognised and counted by name, not spanned.
+ */
+#include <sonde/plugin.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kafka_internal.h"
+#include "kafka_proto.h"
+#include "kafka_stream.h"
+
+/* Give up a connection whose request direction found no frame in this
+ * many chunks from its start: it is not Kafka. */
+#define KAFKA_MAX_UNSYNCED_CHUNKS 256
+
+enum { SIDE_REQ = 0, SIDE_RESP = 1 };
+
+static const double duration_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
+	                                  0.5,   0.75, 1,     2.5,  5,     7.5, 10 };
+static const char *const duration_keys[] = {
+	"messaging.system",           "messaging.operation.name",
+	"messaging.operation.type",   "messaging.destination.name",
+	"messaging.destination.partition.id", "server.address",
+	"server.port",                "error.type",
+};
+
+struct kafka_plugin {
+	const struct sonde_host_api *host;
+	struct sonde_plugin_handle *self;
+	struct sonde_metric *duration; /* messaging.client.operation.duration */
+	struct kafka_stats tot;
+};
+
+static struct kafka_stats debug_totals;
+
+const struct kafka_stats *kafka_debug_totals(void)
+{
+	return &debug_totals;
+}
+
+/* A request awaiting its response. */
+struct pending {
+	int32_t corr;
+	int16_t api, ver;
+	uint64_t ts;              /* first byte of the request */
+	uint16_t cgen;            /* client id generation at request time */
+	uint8_t dest_set;         /* Produce: destination attributes were set */
+	struct sonde_span *span;  /* Produce: started at the request */
+};
+
+struct kafka_conn {
+	struct kafka_plugin *pl;
+	struct sonde_conn *conn;
+	int req_dir;              /* enum sonde_dir carrying requests, -1 until known */
+	uint8_t server;           /* the watched process is the broker */
+	uint8_t ever_synced;      /* a whole request frame was seen */
+	uint8_t empty_fetch_spans;
+	uint8_t cand_ok[2];       /* role unknown: a request candidate per direction */
+	int32_t cand_corr[2];     /* (index 1: egress) and its correlation id */
+	uint32_t unsynced_chunks;
+	struct kfk_stream side[2];
+
+	struct pending *q;        /* ring of q_cap entries, q_len used from q_head */
+	size_t q_head, q_len, q_cap, q_max;
+
+	uint8_t client_known;
+	uint16_t cgen;
+	uint16_t client_len;
+	char client_id[KFK_CLIENT_ID_MAX + 1];
+
+	char local_addr[48], peer_addr[48];
+	uint16_t local_port, peer_port;
+	struct kafka_stats st;
+};
+
+/* ---- the table of requests awaiting an answer ---------------------------- */
+
+static struct pending *q_at(struct kafka_conn *kc, size_t i)
+{
+	return &kc->q[(kc->q_head + i) % kc->q_cap];
+}
+
+static void q_pop(struct kafka_conn *kc)
+{
+	kc->q_head = (kc->q_head + 1) % kc->q_cap;
+	kc->q_len--;
+}
+
+static void drop_pending(struct kafka_conn *kc, struct pending *p)
+{
+	if (p->span)
+		kc->pl->host->span_drop(p->span);
+	p->span = NULL;
+}
+
+static int q_grow(struct kafka_conn *kc)
+{
+	size_t cap = kc->q_cap ? kc->q_cap * 2 : 16;
+	struct pending *nq;
+
+	if (cap > kc->q_max)
+		cap = kc->q_max;
+	nq = calloc(cap, sizeof(*nq));
+	if (!nq)
+		return -1;
+	for (size_t i = 0; i < kc->q_len; i++)
+		nq[i] = *q_at(kc, i);
+	free(kc->q);
+	kc->q = nq;
+	kc->q_cap = cap;
+	kc->q_head = 0;
+	return 0;
+}
+
+static struct pending *q_push(struct kafka_conn *kc)
+{
+	struct pending *p;
+
+	if (kc->q_len == kc->q_max) { /* the oldest can no longer be matched */
+		drop_pending(kc, q_at(kc, 0));
+		q_pop(kc);
+		kc->st.evicted++;
+	}
+	if (kc->q_len == kc->q_cap && q_grow(kc) < 0)
+		return NULL;
+	p = q_at(kc, kc->q_len);
+	memset(p, 0, sizeof(*p));
+	kc->q_len++;
+	return p;
+}
+
+static int q_find(struct kafka_conn *kc, int32_t corr, size_t *idx)
+{
+	for (size_t i = 0; i < kc->q_len; i++) {
+		if (q_at(kc, i)->corr == corr) {
+			*idx = i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- spans ----------------------------------------------------------------- */
+
+static int is_produce(int api)
+{
+	return api == KFK_API_PRODUCE;
+}
+
+static const char *op_name(int api)
+{
+	return is_produce(api) ? "send" : "receive";
+}
+
+/* Span name and destination attributes from what the frame told; only
+ * what is known: one topic, one partition, a whole count. */
+static int set_dest(struct kafka_conn *kc, struct sonde_span *s, int api,
+                    const struct kfk_sum *sum)
+{
+	const struct sonde_host_api *h = kc->pl->host;
+	char buf[16 + KFK_TOPIC_MAX];
+	int set = 0;
+
+	if (!sum->complete)
+		return 0;
+	if (sum->topic_n == KFK_N_ONE && !sum->topic_unknown) {
+		snprintf(buf, sizeof(buf), "%s %s", op_name(api), sum->topic);
+		h->span_set_name(s, buf);
+		h->span_attr_str(s, "messaging.destination.name", sum->topic, sum->topic_len);
+		set = 1;
+	}
+	if (sum->n_parts == 1 && !sum->part_unknown) {
+		int n = snprintf(buf, sizeof(buf), "%d", (int)sum->part);
+
+		h->span_attr_str(s, "messaging.destination.partition.id", buf, (size_t)n);
+	}
+	if (!sum->records_unknown)
+		h->span_attr_int(s, "messaging.batch.message_count", (int64_t)sum->records);
+	return set;
+}
+
+static void set_error(struct kafka_conn *kc, struct sonde_span *s, int code)
+{
+	const struct sonde_host_api *h = kc->pl->host;
+	const char *name = kfk_error_name(code);
+	char desc[32];
+
+	if (!code)
+		return;
+	if (name) {
+		h->span_attr_str(s, "error.type", name, strlen(name));
+		h->span_set_status(s, SONDE_STATUS_ERROR, name);
+		return;
+	}
+	snprintf(desc, sizeof(desc), "kafka error code %d", code);
+	h->span_attr_str(s, "error.type", "_OTHER", 6);
+	h->span_set_status(s, SONDE_STATUS_ERROR, desc);
+}
+
+static struct sonde_span *start_span(struct kafka_conn *kc, int api, uint64_t ts, uint16_t cgen)
+{
+	const struct sonde_host_api *h = kc->pl->host;
+	enum sonde_span_kind kind = kc->server ? SONDE_SPAN_SERVER
+	                          : is_produce(api) ? SONDE_SPAN_PRODUCER : SONDE_SPAN_CONSUMER;
+	const char *op = op_name(api);
+	const char *saddr = kc->server ? kc->local_addr : kc->peer_addr;
+	int sport = kc->server ? kc->local_port : kc->peer_port;
+	struct sonde_span *s = h->span_start(kc->conn, op, kind, ts);
+
+	if (!s) {
+		kc->st.span_refused++;
+		return NULL;
+	}
+	h->span_attr_str(s, "messaging.system", "kafka", 5);
+	h->span_attr_str(s, "messaging.operation.name", op, strlen(op));
+	h->span_attr_str(s, "messaging.operation.type", op, strlen(op));
+	if (kc->client_known && cgen == kc->cgen)
+		h->span_attr_str(s, "messaging.client.id", kc->client_id, kc->client_len);
+	h->span_attr_str(s, "server.address", saddr, strlen(saddr));
+	h->span_attr_int(s, "server.port", sport);
+	h->span_attr_str(s, "network.peer.address", kc->peer_addr, strlen(kc->peer_addr));
+	h->span_attr_int(s, "network.peer.port", kc->peer_port);
+	if (!kc->server && kc->pl->duration)
+		h->span_add_metric(s, kc->pl->duration);
+	return s;
+}
+
+static void end_span(struct kafka_conn *kc, struct sonde_span *s, int api, uint64_t ts)
+{
+	kc->pl->host->span_end(s, ts);
+	kc->st.spans++;
+	if (is_produce(api))
+		kc->st.produce_spans++;
+	else
+		kc->st.fetch_spans++;
+}
+
+/* ---- frames ---------------------------------------------------------------- */
+
+static void note_client_id(struct kafka_conn *kc, const struct kfk_sum *sum)
+{
+	int known = sum->client_id_state == 2;
+
+	if (known && kc->client_known && kc->client_len == sum->client_id_len &&
+	    !memcmp(kc->client_id, sum->client_id, sum->client_id_len))
+		return;
+	if (!known && !kc->client_known)
+		return;
+	kc->cgen++;
+	kc->client_known = (uint8_t)known;
+	if (known) {
+		memcpy(kc->client_id, sum->client_id, sum->client_id_len);
+		kc->client_len = sum->client_id_len;
+	}
+}
+
+static void on_request(struct kafka_conn *kc, const struct kfk_frame *f)
+{
+	const struct kfk_sum *sum = f->sum;
+	struct sonde_span *s = NULL;
+	struct pending *p;
+	int dest = 0;
+
+	kc->st.requests++;
+	kc->ever_synced = 1;
+	if (f->api_key >= 0 && f->api_key <= KFK_API_MAX && kfk_api_name(f->api_key))
+		kc->st.by_api[f->api_key]++;
+	else
+		kc->st.by_api[KFK_API_MAX + 1]++;
+	if (sum->hdr_done)
+		note_client_id(kc, sum);
+	if (f->body == KFK_BODY_PRODUCE_REQ) {
+		s = start_span(kc, f->api_key, f->ts_start, kc->cgen);
+		if (s)
+			dest = set_dest(kc, s, f->api_key, sum);
+		if (s && sum->acks_known && sum->acks == 0) {
+			kc->st.acks0++;
+			end_span(kc, s, f->api_key, f->ts_end);
+			return;
+		}
+	}
+	p = q_push(kc);
+	if (!p) {
+		if (s)
+			kc->pl->host->span_drop(s);
+		return;
+	}
+	p->corr = f->corr;
+	p->api = f->api_key;
+	p->ver = f->api_version;
+	p->ts = f->ts_start;
+	p->cgen = kc->cgen;
+	p->span = s;
+	p->dest_set = (uint8_t)dest;
+}
+
+static int fetch_wanted(const struct kafka_conn *kc, const struct kfk_sum *sum)
+{
+	if (sum->error || sum->records > 0 || (sum->records_unknown && sum->has_record_bytes))
+		return 1;
+	return kc->empty_fetch_spans && sum->complete;
+}
+
+static void on_fetch_response(struct kafka_conn *kc, const struct pending *p,
+                              const struct kfk_frame *f)
+{
+	const struct kfk_sum *sum = f->sum;
+	struct sonde_span *s;
+
+	if (f->body != KFK_BODY_FETCH_RESP || (!sum->complete && !fetch_wanted(kc, sum))) {
+		kc->st.fetch_unknown++;
+		return;
+	}
+	if (!fetch_wanted(kc, sum)) {
+		kc->st.fetch_empty++;
+		return;
+	}
+	s = start_span(kc, p->api, p->ts, p->cgen);
+	if (!s)
+		return;
+	set_dest(kc, s, p->api, sum);
+	set_error(kc, s, sum->error);
+	end_span(kc, s, p->api, f->ts_end);
+}
+
+static void on_produce_response(struct kafka_conn *kc, struct pending *p,
+                                const struct kfk_frame *f)
+{
+	const struct kfk_sum *sum = f->sum;
+
+	if (!p->span)
+		return;
+	if (f->body == KFK_BODY_PRODUCE_RESP) {
+		/* the request's destination was not readable: the answer names it */
+		if (!p->dest_set && sum->complete && sum->topic_n == KFK_N_ONE && !sum->topic_unknown) {
+			char buf[16 + KFK_TOPIC_MAX];
+
+			snprintf(buf, sizeof(buf), "send %s", sum->topic);
+			kc->pl->host->span_set_name(p->span, buf);
+			kc->pl->host->span_attr_str(p->span, "messaging.destination.name", sum->topic,
+			                            sum->topic_len);
+		}
+		set_error(kc, p->span, sum->error);
+	}
+	end_span(kc, p->span, p->api, f->ts_end);
+	p->span = NULL;
+}
+
+static void on_response(struct kafka_conn *kc, const struct kfk_frame *f)
+{
+	struct pending *p;
+	size_t idx;
+
+	if (!f->matched || !q_find(kc, f->corr, &idx))
+		return;
+	kc->st.responses++;
+	/* Kafka answers in request order: those before were never answered */
+	while (idx--) {
+		drop_pending(kc, q_at(kc, 0));
+		q_pop(kc);
+		kc->st.unanswered++;
+	}
+	p = q_at(kc, 0);
+	if (p->api == KFK_API_PRODUCE)
+		on_produce_response(kc, p, f);
+	else if (p->api == KFK_API_FETCH)
+		on_fetch_response(kc, p, f);
+	q_pop(kc);
+}
+
+static void on_frame(void *ctx, const struct kfk_frame *f)
+{
+	struct kafka_conn *kc = ctx;
+
+	if (f->request)
+		on_request(kc, f);
+	else
+		on_response(kc, f);
+}
+
+static int on_lookup(void *ctx, int32_t corr, int16_t *api, int16_t *ver)
+{
+	struct kafka_conn *kc = ctx;
+	size_t idx;
+
+	if (!q_find(kc, corr, &idx))
+		return 0;
+	*api = q_at(kc, idx)->api;
+	*ver = q_at(kc, idx)->ver;
+	return 1;
+}
+
+/* ---- the protocol callbacks --------------------------------------------------------- */
+
+/*
+ * Role unknown: which direction carries requests? A chunk that starts like a
+ * request is only a candidate (an early response, correlation id 1 ... 13,
+ * also reads as a Produce request header); the direction is decided when
+ * the other direction answers that candidate's correlation id. The frames
+ * seen before are lost (counted), never guessed.
+ */
+static uint32_t be32p(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static int infer_dir(struct kafka_conn *kc, const struct sonde_chunk *c)
+{
+	int d = c->dir == SONDE_DIR_EGRESS;
+	uint32_t size = c->len >= 8 ? be32p(c->data) : 0;
+
+	if (kc->cand_ok[!d] && size >= 4 && size <= KFK_PLAUSIBLE_FRAME &&
+	    (int32_t)be32p(c->data + 4) == kc->cand_corr[!d]) {
+		kc->req_dir = d ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
+		kc->server = kc->req_dir == SONDE_DIR_INGRESS;
+		return 1;
+	}
+	if (c->len >= 12 && kfk_check_request(c->data, c->len, c->orig_len) >= KFK_START_HEADER) {
+		kc->cand_ok[d] = 1;
+		kc->cand_corr[d] = (int32_t)be32p(c->data + 8);
+	}
+	return 0;
+}
+
+static int kafka_conn_data(void *conn_state, struct sonde_conn *conn,
+                           const struct sonde_chunk *c)
+{
+	struct kafka_conn *kc = conn_state;
+	size_t missing = c->orig_len > c->len ? c->orig_len - c->len : 0;
+	struct kfk_stream *s;
+	int side;
+
+	if (kc->req_dir < 0 && !infer_dir(kc, c)) {
+		kc->st.chunks_unassigned++;
+		return SONDE_OK;
+	}
+	side = (int)c->dir == kc->req_dir ? SIDE_REQ : SIDE_RESP;
+	s = &kc->side[side];
+	if (c->flags & SONDE_CHUNK_GAP)
+		kfk_stream_gap(s);
+	kfk_stream_feed(s, c->data, c->len, missing, c->ts_unix_ns, c->tid);
+	if (side == SIDE_REQ && !kc->ever_synced &&
+	    ++kc->unsynced_chunks > KAFKA_MAX_UNSYNCED_CHUNKS) {
+		kc->pl->host->log(kc->pl->self, SONDE_LOG_DEBUG,
+		                  "conn %s:%u: no Kafka request in %u chunks, giving up",
+		                  kc->peer_addr, kc->peer_port, KAFKA_MAX_UNSYNCED_CHUNKS);
+		return SONDE_ERR_PROTO;
+	}
+	return SONDE_OK;
+}
+
+static long config_long(struct kafka_plugin *pl, struct sonde_conn *conn, const char *key,
+                        long dflt, long lo, long hi)
+{
+	const char *const *v;
+	size_t n = pl->host->config_get(pl->self, conn, key, &v);
+	char *end;
+	long x;
+
+	if (n < 1 || !v[0])
+		return dflt;
+	x = strtol(v[0], &end, 10);
+	if (*end || end == v[0] || x < lo || x > hi) {
+		pl->host->log(pl->self, SONDE_LOG_WARN, "%s: '%s' is not in %ld..%ld; using %ld",
+		              key, v[0], lo, hi, dflt);
+		return dflt;
+	}
+	return x;
+}
+
+static int config_true(struct kafka_plugin *pl, struct sonde_conn *conn, const char *key)
+{
+	const char *const *v;
+	size_t n = pl->host->config_get(pl->self, conn, key, &v);
+
+	return n >= 1 && v[0] && (!strcmp(v[0], "true") || !strcmp(v[0], "yes") || !strcmp(v[0], "1"));
+}
+
+static int kafka_conn_open(void *plugin_state, struct sonde_conn *conn,
+                           const struct sonde_conn_info *ci, void **conn_state)
+{
+	struct kafka_plugin *pl = plugin_state;
+	struct kafka_conn *kc = calloc(1, sizeof(*kc));
+	struct kfk_stream_cb cb = { 0 };
+
+	if (!kc)
+		return SONDE_ERR_NOMEM;
+	kc->pl = pl;
+	kc->conn = conn;
+	kc->req_dir = -1;
+	if (ci->role == SONDE_ROLE_CLIENT)
+		kc->req_dir = SONDE_DIR_EGRESS;
+	else if (ci->role == SONDE_ROLE_SERVER)
+		kc->req_dir = SONDE_DIR_INGRESS;
+	kc->server = ci->role == SONDE_ROLE_SERVER;
+	kc->q_max = (size_t)config_long(pl, conn, "max_in_flight", KAFKA_MAX_IN_FLIGHT, 1,
+	                                KAFKA_MAX_IN_FLIGHT_LIMIT);
+	kc->empty_fetch_spans = (uint8_t)config_true(pl, conn, "empty_fetch_spans");
+	memcpy(kc->local_addr, ci->local_addr, sizeof(kc->local_addr));
+	memcpy(kc->peer_addr, ci->peer_addr, sizeof(kc->peer_addr));
+	kc->local_addr[sizeof(kc->local_addr) - 1] = 0;
+	kc->peer_addr[sizeof(kc->peer_addr) - 1] = 0;
+	kc->local_port = ci->local_port;
+	kc->peer_port = ci->peer_port;
+	cb.ctx = kc;
+	cb.lookup = on_lookup;
+	cb.frame = on_frame;
+	kfk_stream_init(&kc->side[SIDE_REQ], 1, &cb);
+	kfk_stream_init(&kc->side[SIDE_RESP], 0, &cb);
+	*conn_state = kc;
+	return SONDE_OK;
+}
+
+static void add_stream_stats(struct kafka_stats *to, const struct kfk_stream_stats *s)
+{
+	to->sync_lost += s->sync_lost;
+	to->resyncs += s->resyncs;
+	to->probation_failed += s->probation_failed;
+	to->walk_failed += s->walk_failed;
+	to->bytes_unsynced += s->bytes_unsynced;
+	to->unmatched += s->unmatched;
+	to->unknown_api += s->unknown_api;
+}
+
+static void add_stats(struct kafka_stats *to, const struct kafka_stats *from)
+{
+	const uint64_t *f = (const uint64_t *)from;
+	uint64_t *t = (uint64_t *)to;
+
+	for (size_t i = 0; i < sizeof(*from) / sizeof(uint64_t); i++)
+		t[i] += f[i];
+}
+
+static void kafka_conn_close(void *conn_state, struct sonde_conn *conn, uint64_t ts)
+{
+	struct kafka_conn *kc = conn_state;
+	struct kafka_plugin *pl = kc->pl;
+
+	while (kc->q_len) {
+		drop_pending(kc, q_at(kc, 0));
+		q_pop(kc);
+		kc->st.closed_pending++;
+	}
+	add_stream_stats(&kc->st, &kc->side[SIDE_REQ].st);
+	add_stream_stats(&kc->st, &kc->side[SIDE_RESP].st);
+	pl->host->log(pl->self, SONDE_LOG_DEBUG,
+	              "conn %s:%u closed: %llu requests, %llu responses, %llu spans, "
+	              "%llu empty fetches, %llu unmatched, %llu unanswered, %llu sync lost",
+	              kc->peer_addr, kc->peer_port, (unsigned long long)kc->st.requests,
+	              (unsigned long long)kc->st.responses, (unsigned long long)kc->st.spans,
+	              (unsigned long long)kc->st.fetch_empty, (unsigned long long)kc->st.unmatched,
+	              (unsigned long long)kc->st.unanswered, (unsigned long long)kc->st.sync_lost);
+	add_stats(&pl->tot, &kc->st);
+	add_stats(&debug_totals, &kc->st);
+	free(kc->q);
+	free(kc);
+}
+
+/* ---- detection ----------------------------------------------------------------------- */
+
+/* Bytes in the response direction: plausible only as a size prefix. */
+static int response_like(const struct sonde_chunk *c)
+{
+	uint32_t size;
+
+	if (c->len < 4)
+		return SONDE_DETECT_NEED_MORE;
+	size = ((uint32_t)c->data[0] << 24) | ((uint32_t)c->data[1] << 16) |
+	       ((uint32_t)c->data[2] << 8) | c->data[3];
+	return size >= 4 && size <= KFK_PLAUSIBLE_FRAME ? SONDE_DETECT_NEED_MORE : SONDE_DETECT_NO;
+}
+
+static int kafka_detect(void *plugin_state, const struct sonde_conn_info *ci,
+                        const struct sonde_chunk *c)
+{
+	int req_side = ci->role == SONDE_ROLE_UNKNOWN ||
+	               (ci->role == SONDE_ROLE_CLIENT) == (c->dir == SONDE_DIR_EGRESS);
+	int r;
+
+	if (!req_side)
+		return response_like(c);
+	r = kfk_check_request(c->data, c->len, c->orig_len);
+	switch (r) {
+	case KFK_START_FRAMES:
+		return SONDE_DETECT_SURE;
+	case KFK_START_HEADER:
+		return 75;
+	case KFK_START_PARTIAL:
+		return SONDE_DETECT_NEED_MORE;
+	default:
+		return ci->role == SONDE_ROLE_UNKNOWN ? response_like(c) : SONDE_DETECT_NO;
+	}
+}
+
+/* ---- plugin ---------------------------------------------------------------------------- */
+
+static int kafka_init(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **plugin_state)
+{
+	struct kafka_plugin *pl;
+	struct sonde_histogram_desc d = {
+		.struct_size = sizeof(d),
+		.name = "messaging.client.operation.duration",
+		.unit = "s",
+		.description = "Duration of messaging operation initiated by a producer or consumer client.",
+		.bounds = duration_bounds,
+		.n_bounds = sizeof(duration_bounds) / sizeof(duration_bounds[0]),
+		.attr_keys = duration_keys,
+		.n_attr_keys = sizeof(duration_keys) / sizeof(duration_keys[0]),
+	};
+
+	if (host->abi_major != SONDE_ABI_MAJOR ||
+	    host->struct_size < offsetof(struct sonde_host_api, histogram_record) +
+	                                sizeof(host->histogram_record))
+		return SONDE_ERR_ABI;
+	pl = calloc(1, sizeof(*pl));
+	if (!pl)
+		return SONDE_ERR_NOMEM;
+	pl->host = host;
+	pl->self = self;
+	pl->duration = host->histogram_register(self, &d);
+	if (!pl->duration)
+		host->log(self, SONDE_LOG_WARN, "messaging.client.operation.duration not registered; "
+		                                "spans only");
+	memset(&debug_totals, 0, sizeof(debug_totals));
+	*plugin_state = pl;
+	return SONDE_OK;
+}
+
+/* "Produce=12 Fetch=40 ..." for the APIs seen. */
+static void api_counts(const struct kafka_stats *t, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	buf[0] = 0;
+	for (int i = 0; i <= KFK_API_MAX + 1 && off + 1 < size; i++) {
+		const char *name = i <= KFK_API_MAX ? kfk_api_name(i) : "unknown";
+		int n;
+
+		if (!t->by_api[i] || !name)
+			continue;
+		n = snprintf(buf + off, size - off, "%s%s=%llu", off ? " " : "", name,
+		             (unsigned long long)t->by_api[i]);
+		if (n < 0)
+			break;
+		off += (size_t)n;
+	}
+}
+
+static void kafka_fini(void *plugin_state)
+{
+	struct kafka_plugin *pl = plugin_state;
+	char apis[1024];
+
+	if (!pl)
+		return;
+	api_counts(&pl->tot, apis, sizeof(apis));
+	pl->host->log(pl->self, SONDE_LOG_INFO,
+	              "totals: %llu requests (%s), %llu spans (%llu produce, %llu fetch), "
+	              "%llu acks=0, %llu empty fetches, %llu unreadable fetches, %llu unmatched "
+	              "responses, %llu unanswered, %llu evicted, %llu pending at close, "
+	              "%llu refused spans, %llu sync lost, %llu resyncs, %llu walks failed",
+	              (unsigned long long)pl->tot.requests, apis,
+	              (unsigned long long)pl->tot.spans, (unsigned long long)pl->tot.produce_spans,
+	              (unsigned long long)pl->tot.fetch_spans, (unsigned long long)pl->tot.acks0,
+	              (unsigned long long)pl->tot.fetch_empty,
+	              (unsigned long long)pl->tot.fetch_unknown,
+	              (unsigned long long)pl->tot.unmatched, (unsigned long long)pl->tot.unanswered,
+	              (unsigned long long)pl->tot.evicted,
+	              (unsigned long long)pl->tot.closed_pending,
+	              (unsigned long long)pl->tot.span_refused,
+	              (unsigned long long)pl->tot.sync_lost, (unsigned long long)pl->tot.resyncs,
+	              (unsigned long long)pl->tot.walk_failed);
+	free(pl);
+}
+
+static const struct sonde_protocol kafka_protocol = {
+	.struct_size = sizeof(struct sonde_protocol),
+	.name = "kafka",
+	.detect = kafka_detect,
+	.conn_open = kafka_conn_open,
+	.conn_data = kafka_conn_data,
+	.conn_close = kafka_conn_close,
+};
+
+static const struct sonde_protocol *const kafka_protocols[] = { &kafka_protocol, NULL };
+
+static const struct sonde_plugin kafka_plugin = {
+	.abi_major = SONDE_ABI_MAJOR,
+	.abi_minor = SONDE_ABI_MINOR,
+	.struct_size = sizeof(struct sonde_plugin),
+	.name = "kafka",
+	.version = "0.1.0",
+	.license = "Apache-2.0",
+	.description = "Apache Kafka wire protocol: Produce and Fetch spans",
+	.init = kafka_init,
+	.fini = kafka_fini,
+	.protocols = kafka_protocols,
+};
+
+SONDE_PLUGIN_DEFINE(kafka_plugin)

@@ -1,0 +1,844 @@
+/*
+ * kafka_plugin_test.c - the Kafka plugin (plugins/kafka) driven through its
+ * descriptor by the fake host (tests/support/fake_host), chunk by chunk,
+ * the way the agent drives it.
+ *
+ * The one idea: two kinds of byte vectors. Recorded connections (kcat 1.7.1
+ * and librdkafka 2.0.2's mock broker, one chunk per system call, made by
+ * tests/live/kafka_peers/strace2corpus.py; they are also the fuzz seeds in
+ * tests/fuzz/corpus/kafka/) give spans that are checked against what kcat
+ * itself logged (-d protocol: every ProduceRequest and FetchResponse with
+ * its correlation id). Frames built from the protocol schemas
+ * (kafka_build.h) cover the versions, errors and losses a recording cannot.
+ * Counters that do not show up as spans are read from kafka_debug_totals().
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sonde/plugin.h>
+
+#include "fake_host.h"
+#include "kafka_build.h"
+#include "kafka_internal.h"
+#include "kafka_stream.h"
+
+const struct sonde_plugin *sonde_plugin_entry(void);
+
+#define EG SONDE_DIR_EGRESS
+#define IN SONDE_DIR_INGRESS
+
+#ifndef KAFKA_CORPUS_DIR
+#error "KAFKA_CORPUS_DIR must point to tests/fuzz/corpus/kafka"
+#endif
+
+/* ---- helpers ------------------------------------------------------------ */
+
+struct t {
+	struct fake_host *h;
+	struct fake_conn *c;
+};
+
+static struct t setup_cfg(enum sonde_role role, const char *key, const char *val)
+{
+	struct t t;
+	struct sonde_conn_info ci;
+
+	t.h = fake_host_new();
+	if (key) {
+		const char *v[] = { val };
+
+		fake_host_set_config(t.h, NULL, key, v, 1);
+	}
+	ck_assert_int_eq(fake_host_load(t.h, sonde_plugin_entry(), "kafka"), SONDE_OK);
+	fake_conn_info_init(&ci, role);
+	ci.local_port = 9092;
+	ci.peer_port = 51000;
+	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "127.0.0.9");
+	if (role == SONDE_ROLE_CLIENT) {
+		ci.local_port = 51000;
+		ci.peer_port = 9092;
+	}
+	t.c = fake_conn_open(t.h, &ci);
+	ck_assert_ptr_nonnull(t.c);
+	return t;
+}
+
+static struct t setup(enum sonde_role role)
+{
+	return setup_cfg(role, NULL, NULL);
+}
+
+static void done(struct t *t)
+{
+	fake_conn_close(t->c, 999999);
+	ck_assert_uint_eq(fake_host_n_open(t->h), 0);
+	ck_assert_uint_eq(fake_host_misuse(t->h), 0);
+	fake_host_free(t->h);
+}
+
+static void feed(struct t *t, enum sonde_dir d, uint64_t ts, const struct kb *k)
+{
+	ck_assert_int_eq(fake_conn_feed(t->c, d, ts, k->b, k->n), SONDE_OK);
+}
+
+static void feed_chunk(struct t *t, enum sonde_dir d, uint64_t ts, const void *p, size_t len,
+                       size_t orig, uint32_t flags)
+{
+	struct sonde_chunk ch = { 0 };
+
+	ch.dir = d;
+	ch.ts_unix_ns = ts;
+	ch.data = p;
+	ch.len = len;
+	ch.orig_len = orig;
+	ch.flags = flags | (orig > len ? SONDE_CHUNK_TRUNCATED : 0);
+	ch.tid = 3;
+	fake_conn_feed_chunk(t->c, &ch);
+}
+
+static const char *sattr(const struct fake_span *s, const char *k)
+{
+	return fake_span_str(s, k);
+}
+
+static int64_t iattr(const struct fake_span *s, const char *k)
+{
+	int64_t v = -12345;
+
+	fake_span_int(s, k, &v);
+	return v;
+}
+
+/* A recorded connection (fuzz corpus format). */
+struct recording {
+	uint8_t *buf;
+	size_t n;
+};
+
+static struct recording load(const char *name)
+{
+	char path[512];
+	struct recording r = { 0 };
+	FILE *f;
+	long sz;
+
+	snprintf(path, sizeof(path), "%s/%s", KAFKA_CORPUS_DIR, name);
+	f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	r.buf = malloc((size_t)sz);
+	r.n = fread(r.buf, 1, (size_t)sz, f);
+	fclose(f);
+	ck_assert_uint_eq(r.n, (size_t)sz);
+	return r;
+}
+
+/* Replay: every chunk, optionally cut in two at `cut` bytes (0: whole) or
+ * into single bytes (cut == SIZE_MAX), from chunk `first` on. */
+static void replay(struct t *t, const struct recording *r, size_t cut, size_t first)
+{
+	size_t off = 1, i = 0;
+	uint64_t ts = 1000;
+
+	while (off + 3 <= r->n) {
+		enum sonde_dir d = (r->buf[off] & 1) ? EG : IN;
+		size_t len = ((size_t)r->buf[off + 1] << 8) | r->buf[off + 2];
+		const uint8_t *p = r->buf + off + 3;
+
+		off += 3 + len;
+		ts += 1000;
+		if (i++ < first)
+			continue;
+		if (cut == SIZE_MAX) {
+			for (size_t j = 0; j < len; j++)
+				fake_conn_feed(t->c, d, ts, p + j, 1);
+		} else if (cut && cut < len) {
+			fake_conn_feed(t->c, d, ts, p, cut);
+			fake_conn_feed(t->c, d, ts, p + cut, len - cut);
+		} else {
+			fake_conn_feed(t->c, d, ts, p, len);
+		}
+	}
+}
+
+/* Everything a span says, in one string, to compare runs. */
+static void span_text(const struct fake_span *s, char *buf, size_t size)
+{
+	size_t off = (size_t)snprintf(buf, size, "%s|%d|%d|%llu-%llu", s->name, s->kind, s->status,
+	                              (unsigned long long)s->start_ns,
+	                              (unsigned long long)s->end_ns);
+
+	for (size_t i = 0; i < s->n_attrs && off < size; i++) {
+		const struct fake_attr *a = &s->attrs[i];
+
+		if (a->type == FAKE_ATTR_STR)
+			off += (size_t)snprintf(buf + off, size - off, "|%s=%s", a->key, a->s);
+		else
+			off += (size_t)snprintf(buf + off, size - off, "|%s=%lld", a->key, (long long)a->i);
+	}
+}
+
+static char *all_spans(struct fake_host *h)
+{
+	size_t n = fake_host_n_ended(h), off = 0;
+	char *out = calloc(n + 1, 2048);
+
+	for (size_t i = 0; i < n; i++) {
+		span_text(fake_host_ended(h, i), out + off, 2046);
+		off += strlen(out + off);
+		out[off++] = '\n';
+	}
+	return out;
+}
+
+/* ---- recorded connections ------------------------------------------------------ */
+
+/* kcat -P -t orders -X linger.ms=20 -X batch.num.messages=7, 20 messages,
+ * the broker answering the first two ProduceRequests with
+ * NOT_LEADER_OR_FOLLOWER (-e 0:2:6). kcat logged: ProduceRequest v7 CorrId
+ * 4, 5, 6, 7, 8; all answered. */
+START_TEST(test_rec_kcat_produce)
+{
+	struct recording r = load("rec-kcat-produce-1");
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	static const int64_t counts[] = { 7, 7, 7, 7, 6 };
+
+	replay(&t, &r, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 5);
+	for (size_t i = 0; i < 5; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, i);
+
+		ck_assert_str_eq(s->name, "send orders");
+		ck_assert_int_eq(s->kind, SONDE_SPAN_PRODUCER);
+		ck_assert_str_eq(sattr(s, "messaging.system"), "kafka");
+		ck_assert_str_eq(sattr(s, "messaging.operation.name"), "send");
+		ck_assert_str_eq(sattr(s, "messaging.operation.type"), "send");
+		ck_assert_str_eq(sattr(s, "messaging.destination.name"), "orders");
+		ck_assert_str_eq(sattr(s, "messaging.destination.partition.id"), "0");
+		ck_assert_str_eq(sattr(s, "messaging.client.id"), "rdkafka");
+		ck_assert_int_eq(iattr(s, "messaging.batch.message_count"), counts[i]);
+		ck_assert_str_eq(sattr(s, "server.address"), "127.0.0.9");
+		ck_assert_int_eq(iattr(s, "server.port"), 9092);
+		ck_assert_uint_lt(s->start_ns, s->end_ns);
+		if (i < 2) {
+			ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
+			ck_assert_str_eq(sattr(s, "error.type"), "NOT_LEADER_OR_FOLLOWER");
+		} else {
+			ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
+			ck_assert_ptr_null(sattr(s, "error.type"));
+		}
+	}
+	/* one duration point per span, labelled like it */
+	ck_assert_uint_eq(fake_host_n_records(t.h), 5);
+	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 0), "error.type"),
+	                 "NOT_LEADER_OR_FOLLOWER");
+	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 4), "messaging.destination.name"),
+	                 "orders");
+	ck_assert_ptr_null(fake_record_val(fake_host_record(t.h, 4), "error.type"));
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->requests, 8);
+	ck_assert_uint_eq(kafka_debug_totals()->by_api[KFK_API_PRODUCE], 5);
+	ck_assert_uint_eq(kafka_debug_totals()->by_api[KFK_API_API_VERSIONS], 2);
+	ck_assert_uint_eq(kafka_debug_totals()->by_api[KFK_API_METADATA], 1);
+	ck_assert_uint_eq(kafka_debug_totals()->responses, 8);
+	ck_assert_uint_eq(kafka_debug_totals()->sync_lost, 0);
+	free(r.buf);
+}
+END_TEST
+
+/* The same connection seen by the broker (the mock reads 12 header bytes,
+ * then the rest): SERVER spans, no metric. */
+START_TEST(test_rec_broker)
+{
+	struct recording r1 = load("rec-broker-1"), r2 = load("rec-broker-2"), r3 = load("rec-broker-3");
+	struct t t = setup(SONDE_ROLE_SERVER);
+	size_t n;
+
+	replay(&t, &r1, 0, 0);
+	n = fake_host_n_ended(t.h);
+	ck_assert_uint_eq(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, i);
+
+		ck_assert_str_eq(s->name, "send orders");
+		ck_assert_int_eq(s->kind, SONDE_SPAN_SERVER);
+		ck_assert_str_eq(sattr(s, "server.address"), "127.0.0.1");
+		ck_assert_int_eq(iattr(s, "server.port"), 9092);
+		ck_assert_int_eq(s->status, i < 2 ? SONDE_STATUS_ERROR : SONDE_STATUS_UNSET);
+	}
+	ck_assert_uint_eq(fake_host_n_records(t.h), 0);
+	done(&t);
+
+	/* acks=0: the span ends with the request */
+	t = setup(SONDE_ROLE_SERVER);
+	replay(&t, &r2, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "send audit");
+	ck_assert_str_eq(sattr(fake_host_ended(t.h, 0), "messaging.destination.partition.id"), "1");
+	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), 10);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->acks0, 1);
+	ck_assert_uint_eq(kafka_debug_totals()->closed_pending, 0);
+
+	/* the consumer's connection: three fetches returned records */
+	t = setup(SONDE_ROLE_SERVER);
+	replay(&t, &r3, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	{
+		int64_t sum = 0;
+
+		for (size_t i = 0; i < 3; i++) {
+			const struct fake_span *s = fake_host_ended(t.h, i);
+
+			ck_assert_str_eq(s->name, "receive orders");
+			ck_assert_int_eq(s->kind, SONDE_SPAN_SERVER);
+			sum += iattr(s, "messaging.batch.message_count");
+		}
+		ck_assert_int_eq(sum, 20);
+	}
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->fetch_empty, 1);
+	free(r1.buf);
+	free(r2.buf);
+	free(r3.buf);
+}
+END_TEST
+
+/* kcat -C -t orders -o beginning -e: FetchResponse CorrId 6, 7, 8 carried
+ * the 20 messages, 9 came back empty after the long poll, 10 was still
+ * waiting when kcat exited. */
+START_TEST(test_rec_kcat_fetch)
+{
+	struct recording r = load("rec-kcat-fetch-1");
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	int64_t sum = 0;
+
+	replay(&t, &r, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	for (size_t i = 0; i < 3; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, i);
+
+		ck_assert_str_eq(s->name, "receive orders");
+		ck_assert_int_eq(s->kind, SONDE_SPAN_CONSUMER);
+		ck_assert_str_eq(sattr(s, "messaging.operation.type"), "receive");
+		ck_assert_str_eq(sattr(s, "messaging.destination.partition.id"), "0");
+		sum += iattr(s, "messaging.batch.message_count");
+	}
+	ck_assert_int_eq(sum, 20);
+	ck_assert_uint_eq(fake_host_n_records(t.h), 3);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->fetch_empty, 1);
+	ck_assert_uint_eq(kafka_debug_totals()->closed_pending, 1);
+	ck_assert_uint_eq(kafka_debug_totals()->by_api[KFK_API_LIST_OFFSETS], 1);
+	free(r.buf);
+}
+END_TEST
+
+/* Every chunk of every recording cut at every byte, and byte by byte: the
+ * same spans. */
+START_TEST(test_rec_every_split)
+{
+	static const char *const names[] = { "rec-kcat-produce-1", "rec-kcat-fetch-1",
+		                             "rec-broker-1", "rec-broker-3" };
+
+	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+		struct recording r = load(names[k]);
+		enum sonde_role role = r.buf[0] == 1 ? SONDE_ROLE_SERVER : SONDE_ROLE_CLIENT;
+		struct t t = setup(role);
+		char *want, *got;
+
+		replay(&t, &r, 0, 0);
+		want = all_spans(t.h);
+		done(&t);
+		for (size_t cut = 1; cut <= 200; cut++) {
+			t = setup(role);
+			replay(&t, &r, cut, 0);
+			got = all_spans(t.h);
+			if (strcmp(want, got))
+				ck_abort_msg("%s cut at %zu: other spans", names[k], cut);
+			free(got);
+			done(&t);
+		}
+		t = setup(role);
+		replay(&t, &r, SIZE_MAX, 0);
+		got = all_spans(t.h);
+		ck_assert_str_eq(want, got);
+		free(got);
+		done(&t);
+		free(want);
+		free(r.buf);
+	}
+}
+END_TEST
+
+/* Picked up mid-stream: from every chunk on, never a wrong span: each one is
+ * a span of the whole run. */
+START_TEST(test_rec_mid_stream)
+{
+	struct recording r = load("rec-kcat-produce-1");
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	char *whole;
+
+	replay(&t, &r, 0, 0);
+	whole = all_spans(t.h);
+	done(&t);
+	for (size_t first = 1; first < 24; first++) {
+		size_t n;
+
+		t = setup(SONDE_ROLE_CLIENT);
+		replay(&t, &r, 0, first);
+		n = fake_host_n_ended(t.h);
+		for (size_t i = 0; i < n; i++) {
+			char one[2048];
+
+			span_text(fake_host_ended(t.h, i), one, sizeof(one));
+			if (!strstr(whole, one))
+				ck_abort_msg("from chunk %zu: span %s not in the whole run:\n%s", first, one, whole);
+		}
+		done(&t);
+	}
+	free(whole);
+	free(r.buf);
+}
+END_TEST
+
+/* ---- built frames ----------------------------------------------------------------- */
+
+static const struct kb_topic orders_topic = {
+	"orders", 1, { { .index = 0, .nbatches = 1, .recs = { 5 } } }
+};
+
+START_TEST(test_flexible_versions)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 };
+	struct kb_topic pt = { "payments.v1", 1, { { .index = 3, .nbatches = 1, .recs = { 12 } } } };
+	struct kb_topic ft = { "payments.v1", 1, { { .index = 2, .nbatches = 2, .recs = { 4, 5 } } } };
+
+	kb_other_req(&a, KFK_API_API_VERSIONS, 3, 1, "svc-a", 30);
+	kb_other_resp(&b, KFK_API_API_VERSIONS, 3, 1, 300);
+	feed(&t, EG, 100, &a);
+	feed(&t, IN, 200, &b);
+	kb_free(&a);
+	kb_free(&b);
+	kb_produce_req(&a, 9, 2, "svc-a", -1, &pt, 1);
+	pt.parts[0].err = 56;  /* KAFKA_STORAGE_ERROR */
+	kb_produce_resp(&b, 11, 2, &pt, 1); /* (the layout of v9 and v11 is the same) */
+	kb_fetch_req(&c, 12, 3, "svc-a", "payments.v1", 1);
+	kb_fetch_resp(&d, 12, 3, 0, &ft, 1);
+	feed(&t, EG, 300, &a);
+	feed(&t, EG, 310, &c);
+	feed(&t, IN, 400, &b);
+	feed(&t, IN, 500, &d);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	{
+		const struct fake_span *s = fake_host_ended(t.h, 0);
+
+		ck_assert_str_eq(s->name, "send payments.v1");
+		ck_assert_uint_eq(s->start_ns, 300);
+		ck_assert_uint_eq(s->end_ns, 400);
+		ck_assert_str_eq(sattr(s, "messaging.destination.partition.id"), "3");
+		ck_assert_int_eq(iattr(s, "messaging.batch.message_count"), 12);
+		ck_assert_str_eq(sattr(s, "error.type"), "KAFKA_STORAGE_ERROR");
+		ck_assert_str_eq(s->status_desc, "KAFKA_STORAGE_ERROR");
+		ck_assert_str_eq(sattr(s, "messaging.client.id"), "svc-a");
+		s = fake_host_ended(t.h, 1);
+		ck_assert_str_eq(s->name, "receive payments.v1");
+		ck_assert_uint_eq(s->start_ns, 310);
+		ck_assert_uint_eq(s->end_ns, 500);
+		ck_assert_int_eq(iattr(s, "messaging.batch.message_count"), 9);
+		ck_assert_str_eq(sattr(s, "messaging.destination.partition.id"), "2");
+	}
+	kb_free(&a);
+	kb_free(&b);
+	kb_free(&c);
+	kb_free(&d);
+	done(&t);
+}
+END_TEST
+
+/* Several topics or partitions in one request: one span, the destination
+ * left out (never guessed); several partitions of one topic: topic kept,
+ * partition left out. */
+START_TEST(test_ambiguous_destination)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic two[2] = {
+		{ "a", 1, { { .index = 0, .nbatches = 1, .recs = { 1 } } } },
+		{ "b", 1, { { .index = 0, .nbatches = 1, .recs = { 2 } } } },
+	};
+	struct kb_topic parts = { "a", 2, { { .index = 0, .nbatches = 1, .recs = { 1 } },
+	                                    { .index = 1, .nbatches = 1, .recs = { 1 } } } };
+
+	kb_produce_req(&q, 7, 1, "x", 1, two, 2);
+	kb_produce_resp(&r, 7, 1, two, 2);
+	kb_produce_req(&q, 7, 2, "x", 1, &parts, 1);
+	kb_produce_resp(&r, 7, 2, &parts, 1);
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "send");
+	ck_assert_ptr_null(sattr(fake_host_ended(t.h, 0), "messaging.destination.name"));
+	ck_assert_ptr_null(sattr(fake_host_ended(t.h, 0), "messaging.destination.partition.id"));
+	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), 3);
+	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "send a");
+	ck_assert_ptr_null(sattr(fake_host_ended(t.h, 1), "messaging.destination.partition.id"));
+	ck_assert_int_eq(iattr(fake_host_ended(t.h, 1), "messaging.batch.message_count"), 2);
+	kb_free(&q);
+	kb_free(&r);
+	done(&t);
+}
+END_TEST
+
+/* 500 Produce requests in flight on one connection, each to its own
+ * partition, then the 500 answers: every span gets its own request's
+ * partition and its own answer's error. */
+START_TEST(test_many_in_flight)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r = { 0 };
+
+	for (int i = 0; i < 500; i++) {
+		struct kb_topic tp = { "t", 1, { { .index = i, .nbatches = 1, .recs = { 1 + i % 4 } } } };
+
+		kb_produce_req(&q, 7, 1000 + i, "x", -1, &tp, 1);
+		tp.parts[0].err = i % 10 == 0 ? 7 : 0;
+		kb_produce_resp(&r, 7, 1000 + i, &tp, 1);
+	}
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 500);
+	for (int i = 0; i < 500; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, (size_t)i);
+		char part[16];
+
+		snprintf(part, sizeof(part), "%d", i);
+		if (strcmp(sattr(s, "messaging.destination.partition.id"), part) ||
+		    iattr(s, "messaging.batch.message_count") != 1 + i % 4 ||
+		    (s->status == SONDE_STATUS_ERROR) != (i % 10 == 0))
+			ck_abort_msg("span %d", i);
+	}
+	kb_free(&q);
+	kb_free(&r);
+	done(&t);
+}
+END_TEST
+
+/* Bounds: max_in_flight evicts the oldest (its answer is then ignored); a
+ * host that refuses spans is counted, matching stays right. */
+START_TEST(test_bounds)
+{
+	struct t t = setup_cfg(SONDE_ROLE_CLIENT, "max_in_flight", "4");
+	struct kb q = { 0 }, r = { 0 };
+
+	for (int i = 0; i < 6; i++) {
+		struct kb_topic tp = { "t", 1, { { .index = i, .nbatches = 1, .recs = { 1 } } } };
+
+		kb_produce_req(&q, 7, i, "x", -1, &tp, 1);
+		kb_produce_resp(&r, 7, i, &tp, 1);
+	}
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	ck_assert_str_eq(sattr(fake_host_ended(t.h, 0), "messaging.destination.partition.id"), "2");
+	ck_assert_uint_eq(fake_host_n_dropped(t.h), 2);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->evicted, 2);
+	ck_assert_uint_eq(kafka_debug_totals()->unmatched, 2);
+
+	t = setup(SONDE_ROLE_CLIENT);
+	fake_host_set_span_limit(t.h, 3);
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_str_eq(sattr(fake_host_ended(t.h, 2), "messaging.destination.partition.id"), "2");
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->span_refused, 3);
+	ck_assert_uint_eq(kafka_debug_totals()->responses, 6);
+	kb_free(&q);
+	kb_free(&r);
+}
+END_TEST
+
+START_TEST(test_acks0_and_unknown_error)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic tp = { "t", 1, { { .index = 0, .nbatches = 1, .recs = { 3 } } } };
+
+	kb_produce_req(&q, 8, 1, "x", 0, &tp, 1);
+	feed(&t, EG, 10, &q);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, 10);
+	kb_free(&q);
+	kb_produce_req(&q, 8, 2, "x", 1, &tp, 1);
+	tp.parts[0].err = 999;
+	kb_produce_resp(&r, 8, 2, &tp, 1);
+	feed(&t, EG, 30, &q);
+	feed(&t, IN, 40, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_str_eq(sattr(fake_host_ended(t.h, 1), "error.type"), "_OTHER");
+	ck_assert_str_eq(fake_host_ended(t.h, 1)->status_desc, "kafka error code 999");
+	kb_free(&q);
+	kb_free(&r);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->unanswered, 0);
+}
+END_TEST
+
+/* The broker sends fetched records with sendfile: the response header is
+ * written, the records go by as a payload-less chunk. The client reads more
+ * than the capture cap. Neither loses the place; the count is then left
+ * out (batch headers not seen), never guessed. */
+START_TEST(test_sendfile_and_cap)
+{
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic tp = { "orders", 1, { { .index = 0, .nbatches = 2, .recs = { 50, 50 },
+	                                        .body = 6000 } } };
+	struct t t = setup(SONDE_ROLE_SERVER);
+	size_t hdr;
+
+	kb_fetch_req(&q, 11, 1, "c", "orders", 1);
+	kb_fetch_req(&q, 11, 2, "c", "orders", 1);
+	kb_fetch_resp(&r, 11, 1, 0, &tp, 1);
+	kb_fetch_resp(&r, 11, 2, 0, &tp, 1);
+	feed(&t, IN, 10, &q);
+	/* header and partition fields written, records by sendfile, twice */
+	hdr = 8 + 4 + 2 + 4 + 4 + 2 + 6 + 4 + 4 + 2 + 8 + 8 + 8 + 4 + 4 + 4;
+	feed_chunk(&t, EG, 20, r.b, hdr, hdr, 0);
+	feed_chunk(&t, EG, 21, NULL, 0, r.n / 2 - hdr, 0);
+	feed_chunk(&t, EG, 30, r.b + r.n / 2, hdr, hdr, 0);
+	feed_chunk(&t, EG, 31, NULL, 0, r.n / 2 - hdr, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	for (int i = 0; i < 2; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, (size_t)i);
+
+		ck_assert_str_eq(s->name, "receive orders");
+		ck_assert_int_eq(iattr(s, "messaging.batch.message_count"), -12345); /* absent */
+		ck_assert_uint_eq(s->end_ns, i ? 31 : 21);
+	}
+	done(&t);
+
+	/* the client: the first 4096 bytes of each read captured */
+	t = setup(SONDE_ROLE_CLIENT);
+	feed(&t, EG, 10, &q);
+	feed_chunk(&t, IN, 20, r.b, 4096, r.n / 2, 0);
+	feed_chunk(&t, IN, 30, r.b + r.n / 2, r.n / 2, r.n / 2, 0); /* whole */
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), -12345);
+	ck_assert_int_eq(iattr(fake_host_ended(t.h, 1), "messaging.batch.message_count"), 100);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->sync_lost, 0);
+	kb_free(&q);
+	kb_free(&r);
+}
+END_TEST
+
+/* A gap in the responses: the answers after it are matched by correlation
+ * id; the request whose answer was lost is dropped when a later answer comes
+ * (Kafka answers in order), counted, never ended with a wrong time. */
+START_TEST(test_gap)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r[3] = { { 0 } };
+	struct kb_topic tp = orders_topic;
+
+	for (int i = 0; i < 3; i++) {
+		kb_produce_req(&q, 7, 10 + i, "x", -1, &tp, 1);
+		kb_produce_resp(&r[i], 7, 10 + i, &tp, 1);
+	}
+	feed(&t, EG, 10, &q);
+	feed_chunk(&t, IN, 20, r[0].b, 8, 8, 0);
+	feed_chunk(&t, IN, 30, r[1].b, r[1].n, r[1].n, SONDE_CHUNK_GAP);
+	feed(&t, IN, 40, &r[2]);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, 30);
+	ck_assert_uint_eq(fake_host_ended(t.h, 1)->end_ns, 40);
+	ck_assert_uint_eq(fake_host_n_dropped(t.h), 1);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->unanswered, 1);
+	ck_assert_uint_eq(kafka_debug_totals()->sync_lost, 1);
+	kb_free(&q);
+	for (int i = 0; i < 3; i++)
+		kb_free(&r[i]);
+}
+END_TEST
+
+START_TEST(test_garbage_gives_up)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	uint8_t junk[300];
+	uint32_t x = 99;
+	int rc = SONDE_OK;
+
+	for (size_t i = 0; i < sizeof(junk); i++) {
+		x = x * 1103515245u + 12345u;
+		junk[i] = (uint8_t)(x >> 16) | 0x80; /* no plausible size prefix */
+	}
+	for (int i = 0; i < 1000 && rc == SONDE_OK; i++)
+		rc = fake_conn_feed(t.c, i % 2 ? IN : EG, (uint64_t)i, junk + i % 200, 100);
+	ck_assert_int_eq(rc, SONDE_ERR_PROTO);
+	ck_assert(fake_conn_given_up(t.c));
+	ck_assert_uint_eq(fake_host_n_spans(t.h), 0);
+	done(&t);
+}
+END_TEST
+
+START_TEST(test_detect)
+{
+	struct fake_host *h = fake_host_new();
+	struct sonde_conn_info cl, sv, un;
+	struct kb q = { 0 };
+	static const char pg[] = "\0\0\0\x29\0\3\0\0user\0postgres\0database\0x\0\0";
+
+	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "kafka"), SONDE_OK);
+	fake_conn_info_init(&cl, SONDE_ROLE_CLIENT);
+	fake_conn_info_init(&sv, SONDE_ROLE_SERVER);
+	fake_conn_info_init(&un, SONDE_ROLE_UNKNOWN);
+	kb_other_req(&q, KFK_API_API_VERSIONS, 3, 1, "rdkafka", 20);
+	ck_assert_int_eq(fake_host_detect(h, &cl, EG, q.b, q.n), SONDE_DETECT_SURE);
+	ck_assert_int_eq(fake_host_detect(h, &sv, IN, q.b, q.n), SONDE_DETECT_SURE);
+	ck_assert_int_eq(fake_host_detect(h, &un, IN, q.b, q.n), SONDE_DETECT_SURE);
+	ck_assert_int_eq(fake_host_detect(h, &sv, IN, q.b, 12), SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(fake_host_detect(h, &sv, IN, q.b, q.n - 3), 75);
+	/* the answer direction waits for the request */
+	ck_assert_int_eq(fake_host_detect(h, &cl, IN, "\0\0\0\x11\0\0\0\1", 8), SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(fake_host_detect(h, &cl, EG, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27),
+	                 SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &cl, IN, "HTTP/1.1 200 OK\r\n", 17), SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &cl, EG, "*1\r\n$4\r\nPING\r\n", 14), SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &cl, EG, pg, sizeof(pg) - 1), SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &cl, EG, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9),
+	                 SONDE_DETECT_NO);
+	kb_free(&q);
+	fake_host_free(h);
+}
+END_TEST
+
+/* Role unknown: a direction is the request direction once the other one
+ * answered one of its requests; an early answer that also reads as a
+ * request (Produce response, correlation id 5: "api 0 version 5") does not
+ * decide it. Here the watched process reads the requests: the broker. */
+START_TEST(test_role_unknown)
+{
+	struct t t = setup(SONDE_ROLE_UNKNOWN);
+	struct kb q = { 0 }, r = { 0 }, q2 = { 0 }, r2 = { 0 };
+	struct kb_topic tp = orders_topic;
+
+	kb_produce_req(&q, 7, 5, "x", -1, &tp, 1);
+	kb_produce_resp(&r, 7, 5, &tp, 1);
+	kb_produce_req(&q2, 7, 6, "x", -1, &tp, 1);
+	kb_produce_resp(&r2, 7, 6, &tp, 1);
+	ck_assert_int_ge(kfk_check_request(r.b, r.n, r.n), KFK_START_HEADER); /* the trap */
+	feed(&t, EG, 5, &r);  /* an answer to a request never seen */
+	feed(&t, IN, 10, &q);
+	feed(&t, EG, 20, &r); /* answers the candidate: requests are ingress */
+	feed(&t, IN, 30, &q2);
+	feed(&t, EG, 40, &r2);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_uint_eq(fake_host_ended(t.h, 0)->start_ns, 30);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->chunks_unassigned, 2);
+	kb_free(&q);
+	kb_free(&r);
+	kb_free(&q2);
+	kb_free(&r2);
+}
+END_TEST
+
+START_TEST(test_empty_fetch_spans)
+{
+	struct t t = setup_cfg(SONDE_ROLE_CLIENT, "empty_fetch_spans", "true");
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic empty = { "orders", 1, { { .index = 0 } } };
+
+	kb_fetch_req(&q, 11, 1, "c", "orders", 1);
+	kb_fetch_resp(&r, 11, 1, 0, &empty, 1);
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "receive");
+	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), 0);
+	done(&t);
+
+	t = setup(SONDE_ROLE_CLIENT); /* default: no span */
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	done(&t);
+	ck_assert_uint_eq(kafka_debug_totals()->fetch_empty, 1);
+	kb_free(&q);
+	kb_free(&r);
+}
+END_TEST
+
+/* Keys, values and headers of records never reach a span, a metric or a
+ * log line. */
+START_TEST(test_privacy)
+{
+	static const char secret[] = "key=card-4111;value=SECRET-PAYLOAD;hdr=Bearer abc";
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic tp = { "t", 1, { { .index = 0, .nbatches = 1, .recs = { 1 },
+	                                   .body = sizeof(secret) - 1 } } };
+	char *all;
+
+	kb_produce_req(&q, 7, 1, "x", -1, &tp, 1);
+	memcpy(q.b + q.n - (sizeof(secret) - 1), secret, sizeof(secret) - 1);
+	kb_produce_resp(&r, 7, 1, &tp, 1);
+	feed(&t, EG, 10, &q);
+	feed(&t, IN, 20, &r);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	all = all_spans(t.h);
+	ck_assert_ptr_null(strstr(all, "SECRET"));
+	ck_assert_ptr_null(strstr(all, "card"));
+	ck_assert_ptr_null(strstr(all, "Bearer"));
+	free(all);
+	kb_free(&q);
+	kb_free(&r);
+	done(&t);
+}
+END_TEST
+
+static Suite *kafka_suite(void)
+{
+	Suite *s = suite_create("kafka_plugin");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_rec_kcat_produce);
+	tcase_add_test(tc, test_rec_broker);
+	tcase_add_test(tc, test_rec_kcat_fetch);
+	tcase_add_test(tc, test_rec_every_split);
+	tcase_add_test(tc, test_rec_mid_stream);
+	tcase_add_test(tc, test_flexible_versions);
+	tcase_add_test(tc, test_ambiguous_destination);
+	tcase_add_test(tc, test_many_in_flight);
+	tcase_add_test(tc, test_bounds);
+	tcase_add_test(tc, test_acks0_and_unknown_error);
+	tcase_add_test(tc, test_sendfile_and_cap);
+	tcase_add_test(tc, test_gap);
+	tcase_add_test(tc, test_garbage_gives_up);
+	tcase_add_test(tc, test_detect);
+	tcase_add_test(tc, test_role_unknown);
+	tcase_add_test(tc, test_empty_fetch_spans);
+	tcase_add_test(tc, test_privacy);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(kafka_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
