@@ -1,7 +1,7 @@
 /*
  * kafka_fuzz.c - libFuzzer harness for the Kafka plugin: the request start
  * check, the stream decoder (frames and body walks) and the whole plugin
- * behind the fake host.
+ * behind the test host.
  *
  * The one idea: one input is a recorded connection, read three ways.
  * Format: byte 0 is the configuration (bits 0-1 role: 0 unknown, 1 server,
@@ -25,7 +25,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "kafka_stream.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
@@ -196,33 +196,33 @@ static void check_streams(const struct chunk *c, size_t nc)
 
 static void run_plugin(uint8_t cfg, const struct chunk *c, size_t nc)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
-	struct fake_conn *fc;
+	struct th_conn *fc;
 
 	if (cfg & 4) {
 		const char *v[] = { "true" };
 
-		fake_host_set_config(h, NULL, "empty_fetch_spans", v, 1);
+		th_set_config(h, NULL, "empty_fetch_spans", v, 1);
 	}
 	if (cfg & 8)
-		fake_host_set_span_limit(h, 3);
+		th_set_span_limit(h, 3);
 	if (cfg & 16) {
 		const char *v[] = { "4" };
 
-		fake_host_set_config(h, NULL, "max_in_flight", v, 1);
+		th_set_config(h, NULL, "max_in_flight", v, 1);
 	}
-	if (fake_host_load(h, sonde_plugin_entry(), "kafka") != SONDE_OK)
+	if (th_load(h, sonde_plugin_entry(), "kafka") != SONDE_OK)
 		__builtin_trap();
-	fake_conn_info_init(&ci, (enum sonde_role)(cfg % 3));
+	th_conn_info_init(&ci, (enum sonde_role)(cfg % 3));
 	if (nc) {
-		fake_host_detect(h, &ci, SONDE_DIR_EGRESS, c[0].data, c[0].len);
-		fake_host_detect(h, &ci, SONDE_DIR_INGRESS, c[0].data, c[0].len);
+		th_detect(h, &ci, SONDE_DIR_EGRESS, c[0].data, c[0].len);
+		th_detect(h, &ci, SONDE_DIR_INGRESS, c[0].data, c[0].len);
 	}
-	fc = fake_conn_open(h, &ci);
+	fc = th_conn_open(h, &ci);
 	if (!fc)
 		__builtin_trap();
-	for (size_t i = 0; i < nc && !fake_conn_given_up(fc); i++) {
+	for (size_t i = 0; i < nc && !th_conn_given_up(fc); i++) {
 		struct sonde_chunk ch = { 0 };
 
 		ch.dir = (c[i].flags & 1) ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
@@ -235,14 +235,14 @@ static void run_plugin(uint8_t cfg, const struct chunk *c, size_t nc)
 		if (c[i].missing)
 			ch.flags |= SONDE_CHUNK_TRUNCATED;
 		ch.tid = 7;
-		fake_conn_feed_chunk(fc, &ch);
+		th_conn_feed_chunk(fc, &ch);
 	}
-	fake_conn_close(fc, 1000 + nc * 10 + 10);
-	if (fake_host_n_open(h) != 0 || fake_host_misuse(h) != 0)
+	th_conn_close(fc, 1000 + nc * 10 + 10);
+	if (th_n_open(h) != 0 || th_misuse(h) != 0)
 		__builtin_trap();
-	if (fake_host_n_records(h) > fake_host_n_ended(h))
+	if (th_n_records(h) > th_n_ended(h))
 		__builtin_trap();
-	fake_host_free(h);
+	th_free(h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,6 +1,6 @@
 /*
  * kafka_plugin_test.c - the Kafka plugin (plugins/kafka) driven through its
- * descriptor by the fake host (tests/support/fake_host), chunk by chunk,
+ * descriptor by the test host (tests/support/testhost.h, the real host), chunk by chunk,
  * the way the agent drives it.
  *
  * The one idea: two kinds of byte vectors. Recorded connections (kcat 1.7.1
@@ -19,7 +19,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "kafka_build.h"
 #include "kafka_internal.h"
 #include "kafka_stream.h"
@@ -36,8 +36,8 @@ const struct sonde_plugin *sonde_plugin_entry(void);
 /* ---- helpers ------------------------------------------------------------ */
 
 struct t {
-	struct fake_host *h;
-	struct fake_conn *c;
+	struct th_host *h;
+	struct th_conn *c;
 };
 
 static struct t setup_cfg(enum sonde_role role, const char *key, const char *val)
@@ -45,14 +45,14 @@ static struct t setup_cfg(enum sonde_role role, const char *key, const char *val
 	struct t t;
 	struct sonde_conn_info ci;
 
-	t.h = fake_host_new();
+	t.h = th_new();
 	if (key) {
 		const char *v[] = { val };
 
-		fake_host_set_config(t.h, NULL, key, v, 1);
+		th_set_config(t.h, NULL, key, v, 1);
 	}
-	ck_assert_int_eq(fake_host_load(t.h, sonde_plugin_entry(), "kafka"), SONDE_OK);
-	fake_conn_info_init(&ci, role);
+	ck_assert_int_eq(th_load(t.h, sonde_plugin_entry(), "kafka"), SONDE_OK);
+	th_conn_info_init(&ci, role);
 	ci.local_port = 9092;
 	ci.peer_port = 51000;
 	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "127.0.0.9");
@@ -60,7 +60,7 @@ static struct t setup_cfg(enum sonde_role role, const char *key, const char *val
 		ci.local_port = 51000;
 		ci.peer_port = 9092;
 	}
-	t.c = fake_conn_open(t.h, &ci);
+	t.c = th_conn_open(t.h, &ci);
 	ck_assert_ptr_nonnull(t.c);
 	return t;
 }
@@ -72,15 +72,15 @@ static struct t setup(enum sonde_role role)
 
 static void done(struct t *t)
 {
-	fake_conn_close(t->c, 999999);
-	ck_assert_uint_eq(fake_host_n_open(t->h), 0);
-	ck_assert_uint_eq(fake_host_misuse(t->h), 0);
-	fake_host_free(t->h);
+	th_conn_close(t->c, 999999);
+	ck_assert_uint_eq(th_n_open(t->h), 0);
+	ck_assert_uint_eq(th_misuse(t->h), 0);
+	th_free(t->h);
 }
 
 static void feed(struct t *t, enum sonde_dir d, uint64_t ts, const struct kb *k)
 {
-	ck_assert_int_eq(fake_conn_feed(t->c, d, ts, k->b, k->n), SONDE_OK);
+	ck_assert_int_eq(th_conn_feed(t->c, d, ts, k->b, k->n), SONDE_OK);
 }
 
 static void feed_chunk(struct t *t, enum sonde_dir d, uint64_t ts, const void *p, size_t len,
@@ -95,19 +95,19 @@ static void feed_chunk(struct t *t, enum sonde_dir d, uint64_t ts, const void *p
 	ch.orig_len = orig;
 	ch.flags = flags | (orig > len ? SONDE_CHUNK_TRUNCATED : 0);
 	ch.tid = 3;
-	fake_conn_feed_chunk(t->c, &ch);
+	th_conn_feed_chunk(t->c, &ch);
 }
 
-static const char *sattr(const struct fake_span *s, const char *k)
+static const char *sattr(const struct th_span *s, const char *k)
 {
-	return fake_span_str(s, k);
+	return th_span_str(s, k);
 }
 
-static int64_t iattr(const struct fake_span *s, const char *k)
+static int64_t iattr(const struct th_span *s, const char *k)
 {
 	int64_t v = -12345;
 
-	fake_span_int(s, k, &v);
+	th_span_int(s, k, &v);
 	return v;
 }
 
@@ -155,40 +155,40 @@ static void replay(struct t *t, const struct recording *r, size_t cut, size_t fi
 			continue;
 		if (cut == SIZE_MAX) {
 			for (size_t j = 0; j < len; j++)
-				fake_conn_feed(t->c, d, ts, p + j, 1);
+				th_conn_feed(t->c, d, ts, p + j, 1);
 		} else if (cut && cut < len) {
-			fake_conn_feed(t->c, d, ts, p, cut);
-			fake_conn_feed(t->c, d, ts, p + cut, len - cut);
+			th_conn_feed(t->c, d, ts, p, cut);
+			th_conn_feed(t->c, d, ts, p + cut, len - cut);
 		} else {
-			fake_conn_feed(t->c, d, ts, p, len);
+			th_conn_feed(t->c, d, ts, p, len);
 		}
 	}
 }
 
 /* Everything a span says, in one string, to compare runs. */
-static void span_text(const struct fake_span *s, char *buf, size_t size)
+static void span_text(const struct th_span *s, char *buf, size_t size)
 {
 	size_t off = (size_t)snprintf(buf, size, "%s|%d|%d|%llu-%llu", s->name, s->kind, s->status,
 	                              (unsigned long long)s->start_ns,
 	                              (unsigned long long)s->end_ns);
 
 	for (size_t i = 0; i < s->n_attrs && off < size; i++) {
-		const struct fake_attr *a = &s->attrs[i];
+		const struct th_attr *a = &s->attrs[i];
 
-		if (a->type == FAKE_ATTR_STR)
+		if (a->type == TH_ATTR_STR)
 			off += (size_t)snprintf(buf + off, size - off, "|%s=%s", a->key, a->s);
 		else
 			off += (size_t)snprintf(buf + off, size - off, "|%s=%lld", a->key, (long long)a->i);
 	}
 }
 
-static char *all_spans(struct fake_host *h)
+static char *all_spans(struct th_host *h)
 {
-	size_t n = fake_host_n_ended(h), off = 0;
+	size_t n = th_n_ended(h), off = 0;
 	char *out = calloc(n + 1, 2048);
 
 	for (size_t i = 0; i < n; i++) {
-		span_text(fake_host_ended(h, i), out + off, 2046);
+		span_text(th_ended(h, i), out + off, 2046);
 		off += strlen(out + off);
 		out[off++] = '\n';
 	}
@@ -208,9 +208,9 @@ START_TEST(test_rec_kcat_produce)
 	static const int64_t counts[] = { 7, 7, 7, 7, 6 };
 
 	replay(&t, &r, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 5);
+	ck_assert_uint_eq(th_n_ended(t.h), 5);
 	for (size_t i = 0; i < 5; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+		const struct th_span *s = th_ended(t.h, i);
 
 		ck_assert_str_eq(s->name, "send orders");
 		ck_assert_int_eq(s->kind, SONDE_SPAN_PRODUCER);
@@ -233,12 +233,12 @@ START_TEST(test_rec_kcat_produce)
 		}
 	}
 	/* one duration point per span, labelled like it */
-	ck_assert_uint_eq(fake_host_n_records(t.h), 5);
-	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 0), "error.type"),
+	ck_assert_uint_eq(th_n_records(t.h), 5);
+	ck_assert_str_eq(th_record_val(th_record(t.h, 0), "error.type"),
 	                 "NOT_LEADER_OR_FOLLOWER");
-	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 4), "messaging.destination.name"),
+	ck_assert_str_eq(th_record_val(th_record(t.h, 4), "messaging.destination.name"),
 	                 "orders");
-	ck_assert_ptr_null(fake_record_val(fake_host_record(t.h, 4), "error.type"));
+	ck_assert_ptr_null(th_record_val(th_record(t.h, 4), "error.type"));
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->requests, 8);
 	ck_assert_uint_eq(kafka_debug_totals()->by_api[KFK_API_PRODUCE], 5);
@@ -259,10 +259,10 @@ START_TEST(test_rec_broker)
 	size_t n;
 
 	replay(&t, &r1, 0, 0);
-	n = fake_host_n_ended(t.h);
+	n = th_n_ended(t.h);
 	ck_assert_uint_eq(n, 5);
 	for (size_t i = 0; i < n; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+		const struct th_span *s = th_ended(t.h, i);
 
 		ck_assert_str_eq(s->name, "send orders");
 		ck_assert_int_eq(s->kind, SONDE_SPAN_SERVER);
@@ -270,16 +270,16 @@ START_TEST(test_rec_broker)
 		ck_assert_int_eq(iattr(s, "server.port"), 9092);
 		ck_assert_int_eq(s->status, i < 2 ? SONDE_STATUS_ERROR : SONDE_STATUS_UNSET);
 	}
-	ck_assert_uint_eq(fake_host_n_records(t.h), 0);
+	ck_assert_uint_eq(th_n_records(t.h), 0);
 	done(&t);
 
 	/* acks=0: the span ends with the request */
 	t = setup(SONDE_ROLE_SERVER);
 	replay(&t, &r2, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "send audit");
-	ck_assert_str_eq(sattr(fake_host_ended(t.h, 0), "messaging.destination.partition.id"), "1");
-	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), 10);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "send audit");
+	ck_assert_str_eq(sattr(th_ended(t.h, 0), "messaging.destination.partition.id"), "1");
+	ck_assert_int_eq(iattr(th_ended(t.h, 0), "messaging.batch.message_count"), 10);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->acks0, 1);
 	ck_assert_uint_eq(kafka_debug_totals()->closed_pending, 0);
@@ -287,12 +287,12 @@ START_TEST(test_rec_broker)
 	/* the consumer's connection: three fetches returned records */
 	t = setup(SONDE_ROLE_SERVER);
 	replay(&t, &r3, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
 	{
 		int64_t sum = 0;
 
 		for (size_t i = 0; i < 3; i++) {
-			const struct fake_span *s = fake_host_ended(t.h, i);
+			const struct th_span *s = th_ended(t.h, i);
 
 			ck_assert_str_eq(s->name, "receive orders");
 			ck_assert_int_eq(s->kind, SONDE_SPAN_SERVER);
@@ -318,9 +318,9 @@ START_TEST(test_rec_kcat_fetch)
 	int64_t sum = 0;
 
 	replay(&t, &r, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
 	for (size_t i = 0; i < 3; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+		const struct th_span *s = th_ended(t.h, i);
 
 		ck_assert_str_eq(s->name, "receive orders");
 		ck_assert_int_eq(s->kind, SONDE_SPAN_CONSUMER);
@@ -329,7 +329,7 @@ START_TEST(test_rec_kcat_fetch)
 		sum += iattr(s, "messaging.batch.message_count");
 	}
 	ck_assert_int_eq(sum, 20);
-	ck_assert_uint_eq(fake_host_n_records(t.h), 3);
+	ck_assert_uint_eq(th_n_records(t.h), 3);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->fetch_empty, 1);
 	ck_assert_uint_eq(kafka_debug_totals()->closed_pending, 1);
@@ -391,11 +391,11 @@ START_TEST(test_rec_mid_stream)
 
 		t = setup(SONDE_ROLE_CLIENT);
 		replay(&t, &r, 0, first);
-		n = fake_host_n_ended(t.h);
+		n = th_n_ended(t.h);
 		for (size_t i = 0; i < n; i++) {
 			char one[2048];
 
-			span_text(fake_host_ended(t.h, i), one, sizeof(one));
+			span_text(th_ended(t.h, i), one, sizeof(one));
 			if (!strstr(whole, one))
 				ck_abort_msg("from chunk %zu: span %s not in the whole run:\n%s", first, one, whole);
 		}
@@ -434,9 +434,9 @@ START_TEST(test_flexible_versions)
 	feed(&t, EG, 310, &c);
 	feed(&t, IN, 400, &b);
 	feed(&t, IN, 500, &d);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	{
-		const struct fake_span *s = fake_host_ended(t.h, 0);
+		const struct th_span *s = th_ended(t.h, 0);
 
 		ck_assert_str_eq(s->name, "send payments.v1");
 		ck_assert_uint_eq(s->start_ns, 300);
@@ -446,7 +446,7 @@ START_TEST(test_flexible_versions)
 		ck_assert_str_eq(sattr(s, "error.type"), "KAFKA_STORAGE_ERROR");
 		ck_assert_str_eq(s->status_desc, "KAFKA_STORAGE_ERROR");
 		ck_assert_str_eq(sattr(s, "messaging.client.id"), "svc-a");
-		s = fake_host_ended(t.h, 1);
+		s = th_ended(t.h, 1);
 		ck_assert_str_eq(s->name, "receive payments.v1");
 		ck_assert_uint_eq(s->start_ns, 310);
 		ck_assert_uint_eq(s->end_ns, 500);
@@ -481,14 +481,14 @@ START_TEST(test_ambiguous_destination)
 	kb_produce_resp(&r, 7, 2, &parts, 1);
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "send");
-	ck_assert_ptr_null(sattr(fake_host_ended(t.h, 0), "messaging.destination.name"));
-	ck_assert_ptr_null(sattr(fake_host_ended(t.h, 0), "messaging.destination.partition.id"));
-	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), 3);
-	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "send a");
-	ck_assert_ptr_null(sattr(fake_host_ended(t.h, 1), "messaging.destination.partition.id"));
-	ck_assert_int_eq(iattr(fake_host_ended(t.h, 1), "messaging.batch.message_count"), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "send");
+	ck_assert_ptr_null(sattr(th_ended(t.h, 0), "messaging.destination.name"));
+	ck_assert_ptr_null(sattr(th_ended(t.h, 0), "messaging.destination.partition.id"));
+	ck_assert_int_eq(iattr(th_ended(t.h, 0), "messaging.batch.message_count"), 3);
+	ck_assert_str_eq(th_ended(t.h, 1)->name, "send a");
+	ck_assert_ptr_null(sattr(th_ended(t.h, 1), "messaging.destination.partition.id"));
+	ck_assert_int_eq(iattr(th_ended(t.h, 1), "messaging.batch.message_count"), 2);
 	kb_free(&q);
 	kb_free(&r);
 	done(&t);
@@ -512,9 +512,9 @@ START_TEST(test_many_in_flight)
 	}
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 500);
+	ck_assert_uint_eq(th_n_ended(t.h), 500);
 	for (int i = 0; i < 500; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, (size_t)i);
+		const struct th_span *s = th_ended(t.h, (size_t)i);
 		char part[16];
 
 		snprintf(part, sizeof(part), "%d", i);
@@ -544,19 +544,19 @@ START_TEST(test_bounds)
 	}
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
-	ck_assert_str_eq(sattr(fake_host_ended(t.h, 0), "messaging.destination.partition.id"), "2");
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 4);
+	ck_assert_str_eq(sattr(th_ended(t.h, 0), "messaging.destination.partition.id"), "2");
+	ck_assert_uint_eq(th_n_dropped(t.h), 2);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->evicted, 2);
 	ck_assert_uint_eq(kafka_debug_totals()->unmatched, 2);
 
 	t = setup(SONDE_ROLE_CLIENT);
-	fake_host_set_span_limit(t.h, 3);
+	th_set_span_limit(t.h, 3);
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
-	ck_assert_str_eq(sattr(fake_host_ended(t.h, 2), "messaging.destination.partition.id"), "2");
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	ck_assert_str_eq(sattr(th_ended(t.h, 2), "messaging.destination.partition.id"), "2");
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->span_refused, 3);
 	ck_assert_uint_eq(kafka_debug_totals()->responses, 6);
@@ -573,17 +573,17 @@ START_TEST(test_acks0_and_unknown_error)
 
 	kb_produce_req(&q, 8, 1, "x", 0, &tp, 1);
 	feed(&t, EG, 10, &q);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, 10);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, 10);
 	kb_free(&q);
 	kb_produce_req(&q, 8, 2, "x", 1, &tp, 1);
 	tp.parts[0].err = 999;
 	kb_produce_resp(&r, 8, 2, &tp, 1);
 	feed(&t, EG, 30, &q);
 	feed(&t, IN, 40, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_str_eq(sattr(fake_host_ended(t.h, 1), "error.type"), "_OTHER");
-	ck_assert_str_eq(fake_host_ended(t.h, 1)->status_desc, "kafka error code 999");
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_str_eq(sattr(th_ended(t.h, 1), "error.type"), "_OTHER");
+	ck_assert_str_eq(th_ended(t.h, 1)->status_desc, "kafka error code 999");
 	kb_free(&q);
 	kb_free(&r);
 	done(&t);
@@ -614,9 +614,9 @@ START_TEST(test_sendfile_and_cap)
 	feed_chunk(&t, EG, 21, NULL, 0, r.n / 2 - hdr, 0);
 	feed_chunk(&t, EG, 30, r.b + r.n / 2, hdr, hdr, 0);
 	feed_chunk(&t, EG, 31, NULL, 0, r.n / 2 - hdr, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	for (int i = 0; i < 2; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, (size_t)i);
+		const struct th_span *s = th_ended(t.h, (size_t)i);
 
 		ck_assert_str_eq(s->name, "receive orders");
 		ck_assert_int_eq(iattr(s, "messaging.batch.message_count"), -12345); /* absent */
@@ -629,9 +629,9 @@ START_TEST(test_sendfile_and_cap)
 	feed(&t, EG, 10, &q);
 	feed_chunk(&t, IN, 20, r.b, 4096, r.n / 2, 0);
 	feed_chunk(&t, IN, 30, r.b + r.n / 2, r.n / 2, r.n / 2, 0); /* whole */
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), -12345);
-	ck_assert_int_eq(iattr(fake_host_ended(t.h, 1), "messaging.batch.message_count"), 100);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(iattr(th_ended(t.h, 0), "messaging.batch.message_count"), -12345);
+	ck_assert_int_eq(iattr(th_ended(t.h, 1), "messaging.batch.message_count"), 100);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->sync_lost, 0);
 	kb_free(&q);
@@ -656,10 +656,10 @@ START_TEST(test_gap)
 	feed_chunk(&t, IN, 20, r[0].b, 8, 8, 0);
 	feed_chunk(&t, IN, 30, r[1].b, r[1].n, r[1].n, SONDE_CHUNK_GAP);
 	feed(&t, IN, 40, &r[2]);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, 30);
-	ck_assert_uint_eq(fake_host_ended(t.h, 1)->end_ns, 40);
-	ck_assert_uint_eq(fake_host_n_dropped(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, 30);
+	ck_assert_uint_eq(th_ended(t.h, 1)->end_ns, 40);
+	ck_assert_uint_eq(th_n_dropped(t.h), 1);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->unanswered, 1);
 	ck_assert_uint_eq(kafka_debug_totals()->sync_lost, 1);
@@ -681,42 +681,42 @@ START_TEST(test_garbage_gives_up)
 		junk[i] = (uint8_t)(x >> 16) | 0x80; /* no plausible size prefix */
 	}
 	for (int i = 0; i < 1000 && rc == SONDE_OK; i++)
-		rc = fake_conn_feed(t.c, i % 2 ? IN : EG, (uint64_t)i, junk + i % 200, 100);
+		rc = th_conn_feed(t.c, i % 2 ? IN : EG, (uint64_t)i, junk + i % 200, 100);
 	ck_assert_int_eq(rc, SONDE_ERR_PROTO);
-	ck_assert(fake_conn_given_up(t.c));
-	ck_assert_uint_eq(fake_host_n_spans(t.h), 0);
+	ck_assert(th_conn_given_up(t.c));
+	ck_assert_uint_eq(th_n_spans(t.h), 0);
 	done(&t);
 }
 END_TEST
 
 START_TEST(test_detect)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info cl, sv, un;
 	struct kb q = { 0 };
 	static const char pg[] = "\0\0\0\x29\0\3\0\0user\0postgres\0database\0x\0\0";
 
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "kafka"), SONDE_OK);
-	fake_conn_info_init(&cl, SONDE_ROLE_CLIENT);
-	fake_conn_info_init(&sv, SONDE_ROLE_SERVER);
-	fake_conn_info_init(&un, SONDE_ROLE_UNKNOWN);
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "kafka"), SONDE_OK);
+	th_conn_info_init(&cl, SONDE_ROLE_CLIENT);
+	th_conn_info_init(&sv, SONDE_ROLE_SERVER);
+	th_conn_info_init(&un, SONDE_ROLE_UNKNOWN);
 	kb_other_req(&q, KFK_API_API_VERSIONS, 3, 1, "rdkafka", 20);
-	ck_assert_int_eq(fake_host_detect(h, &cl, EG, q.b, q.n), SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &sv, IN, q.b, q.n), SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &un, IN, q.b, q.n), SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &sv, IN, q.b, 12), SONDE_DETECT_NEED_MORE);
-	ck_assert_int_eq(fake_host_detect(h, &sv, IN, q.b, q.n - 3), 75);
+	ck_assert_int_eq(th_detect(h, &cl, EG, q.b, q.n), SONDE_DETECT_SURE);
+	ck_assert_int_eq(th_detect(h, &sv, IN, q.b, q.n), SONDE_DETECT_SURE);
+	ck_assert_int_eq(th_detect(h, &un, IN, q.b, q.n), SONDE_DETECT_SURE);
+	ck_assert_int_eq(th_detect(h, &sv, IN, q.b, 12), SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(th_detect(h, &sv, IN, q.b, q.n - 3), 75);
 	/* the answer direction waits for the request */
-	ck_assert_int_eq(fake_host_detect(h, &cl, IN, "\0\0\0\x11\0\0\0\1", 8), SONDE_DETECT_NEED_MORE);
-	ck_assert_int_eq(fake_host_detect(h, &cl, EG, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27),
+	ck_assert_int_eq(th_detect(h, &cl, IN, "\0\0\0\x11\0\0\0\1", 8), SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(th_detect(h, &cl, EG, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27),
 	                 SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &cl, IN, "HTTP/1.1 200 OK\r\n", 17), SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &cl, EG, "*1\r\n$4\r\nPING\r\n", 14), SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &cl, EG, pg, sizeof(pg) - 1), SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &cl, EG, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9),
+	ck_assert_int_eq(th_detect(h, &cl, IN, "HTTP/1.1 200 OK\r\n", 17), SONDE_DETECT_NO);
+	ck_assert_int_eq(th_detect(h, &cl, EG, "*1\r\n$4\r\nPING\r\n", 14), SONDE_DETECT_NO);
+	ck_assert_int_eq(th_detect(h, &cl, EG, pg, sizeof(pg) - 1), SONDE_DETECT_NO);
+	ck_assert_int_eq(th_detect(h, &cl, EG, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9),
 	                 SONDE_DETECT_NO);
 	kb_free(&q);
-	fake_host_free(h);
+	th_free(h);
 }
 END_TEST
 
@@ -740,9 +740,9 @@ START_TEST(test_role_unknown)
 	feed(&t, EG, 20, &r); /* answers the candidate: requests are ingress */
 	feed(&t, IN, 30, &q2);
 	feed(&t, EG, 40, &r2);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->start_ns, 30);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_int_eq(th_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_uint_eq(th_ended(t.h, 0)->start_ns, 30);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->chunks_unassigned, 2);
 	kb_free(&q);
@@ -762,15 +762,15 @@ START_TEST(test_empty_fetch_spans)
 	kb_fetch_resp(&r, 11, 1, 0, &empty, 1);
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "receive");
-	ck_assert_int_eq(iattr(fake_host_ended(t.h, 0), "messaging.batch.message_count"), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "receive");
+	ck_assert_int_eq(iattr(th_ended(t.h, 0), "messaging.batch.message_count"), 0);
 	done(&t);
 
 	t = setup(SONDE_ROLE_CLIENT); /* default: no span */
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->fetch_empty, 1);
 	kb_free(&q);
@@ -794,7 +794,7 @@ START_TEST(test_privacy)
 	kb_produce_resp(&r, 7, 1, &tp, 1);
 	feed(&t, EG, 10, &q);
 	feed(&t, IN, 20, &r);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	all = all_spans(t.h);
 	ck_assert_ptr_null(strstr(all, "SECRET"));
 	ck_assert_ptr_null(strstr(all, "card"));
