@@ -13,7 +13,8 @@ build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libel
             libmicrohttpd-dev libssl-dev libclang-rt-dev)
 # Real peers for the live tier, and the independent OTLP decoder (protoc).
 test_pkgs=(curl nginx-light redis-server redis-tools openssl python3 nodejs npm
-           protobuf-compiler iproute2 procps)
+           protobuf-compiler iproute2 procps
+           librdkafka-dev kcat)
 bench_pkgs=(wrk libhttp-parser-dev libhiredis-dev)
 
 pkgs=("${build_pkgs[@]}")
