@@ -1,21 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * capture.bpf.c - the generic capture layer, kernel side: syscall
- * tracepoints for TCP traffic of watched processes, the sched hooks that
- * keep the watch list current and tell discovery about new processes, and
- * the TLS-library uprobes (attached per process by core/tls.c).
+ * capture.bpf.c - the generic capture layer, kernel side: syscall exit
+ * tracepoints for the TCP and unix-stream traffic of watched processes
+ * (sendfile and splice as byte counts), the sched hooks that keep the pid
+ * table current and tell discovery about new processes, and the
+ * TLS-library uprobes (attached per process by core/capture/tls.c).
  *
- * The one idea: enter handlers only stash their arguments per thread
- * (pid_tgid -> struct sonde_args); exit handlers see the result, and only
- * then decide (socket check, connection lookup, copy of min(ret, cap) bytes).
- * A thread that entered its syscall before its process was watched has no
- * stash; its exit handler takes the arguments from the user registers saved
- * at syscall entry instead (recover_args), so a server already blocked in
- * read() when the agent starts loses nothing. Every syscall handler first
- * asks watched_pids and leaves at once for other processes; only listen()
- * and exec are reported for every process, because discovery needs them.
- * The maps and the emit path are in sonde_conn.bpf.h; the TLS state and
- * the ssl -> socket linking in sonde_tls.bpf.h.
+ * The one idea: only exits are hooked. An exit handler sees the result and
+ * takes the arguments from the user registers the kernel saved at entry, so
+ * there is no enter program and no per-thread stash, and a call that was
+ * already blocked when the agent attached loses nothing. Every handler
+ * first reads the process's flag byte (an array load) and leaves at once
+ * for other processes; only listen and exec are reported for every process,
+ * because discovery needs them. The maps and the emit path are in
+ * sonde_conn.bpf.h; the TLS state and the ssl -> socket linking in
+ * sonde_tls.bpf.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -33,75 +32,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define SONDE_MSG_PEEK 0x2
 #define SONDE_MSG_TRUNC 0x20
 
-enum sonde_args_kind {
-	SONDE_ARGS_BUF = 0, /* buf = contiguous user buffer */
-	SONDE_ARGS_IOV = 1, /* buf = struct iovec *, iovcnt entries */
-	SONDE_ARGS_MSG = 2, /* buf = struct user_msghdr * (iovecs read at exit) */
-	SONDE_ARGS_NOCOPY = 3, /* bytes moved but not in buf (recv MSG_TRUNC) */
-};
+/* --- data syscalls: everything happens at exit ------------------------------
+ * The arguments are read from the user registers the kernel saved at
+ * syscall entry (x86_64 di, si, dx, r10; arm64 orig_x0, x1..x3): no enter
+ * program, no per-thread stash, and a call that was already blocked when the
+ * agent attached is seen like any other. */
 
-/* What an enter handler leaves for its exit handler, per thread. */
-struct sonde_args {
-	__u64 buf;
-	__u64 gen;    /* close: generation of the entry at enter */
-	__u32 fd;
-	__u32 iovcnt;
-	__u8 kind;    /* enum sonde_args_kind */
-	__u8 pad[7];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct sonde_args);
-} args SEC(".maps");
-
-/* --- enter side ------------------------------------------------------------ */
-
-static __always_inline int stash(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind, __u64 gen)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_args a = {};
-
-	if (!sonde_is_watched(id >> 32))
-		return 0;
-	a.fd = fd;
-	a.buf = buf;
-	a.iovcnt = iovcnt;
-	a.kind = kind;
-	a.gen = gen;
-	bpf_map_update_elem(&args, &id, &a, BPF_ANY);
-	return 0;
-}
-
-/* recv side with flags: a MSG_PEEK read would count its bytes twice. */
-static __always_inline int stash_recv(__u32 fd, __u64 buf, __u32 iovcnt, __u8 kind,
-				      __u64 flags)
-{
-	if (flags & SONDE_MSG_PEEK)
-		return 0;
-	if (flags & SONDE_MSG_TRUNC)
-		kind = SONDE_ARGS_NOCOPY;
-	return stash(fd, buf, iovcnt, kind, 0);
-}
-
-/* Copy this thread's stash into *out and remove it; -1 if there is none. */
-static __always_inline int unstash(__u64 id, struct sonde_args *out)
-{
-	struct sonde_args *a = bpf_map_lookup_elem(&args, &id);
-
-	if (!a)
-		return -1;
-	*out = *a;
-	bpf_map_delete_elem(&args, &id);
-	return 0;
-}
-
-/* --- exit side: data --------------------------------------------------------- */
-
-/* Which argument layout a data syscall has, for recovering its arguments at
- * exit when the enter handler left nothing. */
+/* Which argument layout a data syscall has. */
 enum sonde_call {
 	SONDE_CALL_RW = 0,       /* read, write, sendto: (fd, buf, len, ...) */
 	SONDE_CALL_RECVFROM = 1, /* (fd, buf, len, flags, ...) */
@@ -110,40 +47,33 @@ enum sonde_call {
 	SONDE_CALL_SENDMSG = 4,  /* (fd, msg, flags) */
 };
 
-/* No stash: the thread entered the syscall before its process was watched
- * (a server blocked in read() when the agent started). The arguments are
- * still in the user registers saved at syscall entry (x86_64 di, si, dx,
- * r10; arm64 orig_x0, x1..x3). Returns -1 if the call is not to be counted. */
-static __always_inline int recover_args(__u8 call, struct sonde_args *a)
+struct sonde_args {
+	__u64 buf;     /* buffer, iovec array or msghdr */
+	__u32 fd;
+	__u32 iovcnt;
+	__u8 nocopy;   /* bytes moved but not into buf (recv MSG_TRUNC) */
+};
+
+/* Arguments from the saved registers; -1 when the call is not to be
+ * counted (MSG_PEEK: its bytes will be read again). */
+static __always_inline int sonde_args(struct pt_regs *regs, __u8 call, struct sonde_args *a)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	__u64 flags = 0;
 
-	if (!regs)
-		return -1;
-	__builtin_memset(a, 0, sizeof(*a));
 	a->fd = PT_REGS_PARM1_CORE_SYSCALL(regs);
 	a->buf = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	a->kind = SONDE_ARGS_BUF;
-	switch (call) {
-	case SONDE_CALL_RECVFROM:
+	a->iovcnt = 0;
+	a->nocopy = 0;
+	if (call == SONDE_CALL_RECVFROM)
 		flags = PT_REGS_PARM4_CORE_SYSCALL(regs);
-		break;
-	case SONDE_CALL_VEC:
-		a->kind = SONDE_ARGS_IOV;
+	else if (call == SONDE_CALL_VEC)
 		a->iovcnt = PT_REGS_PARM3_CORE_SYSCALL(regs);
-		break;
-	case SONDE_CALL_RECVMSG:
+	else if (call == SONDE_CALL_RECVMSG)
 		flags = PT_REGS_PARM3_CORE_SYSCALL(regs);
-		/* fall through */
-	case SONDE_CALL_SENDMSG:
-		a->kind = SONDE_ARGS_MSG;
-		break;
-	}
 	if (flags & SONDE_MSG_PEEK)
 		return -1;
 	if (flags & SONDE_MSG_TRUNC)
-		a->kind = SONDE_ARGS_NOCOPY;
+		a->nocopy = 1;
 	return 0;
 }
 
@@ -151,51 +81,47 @@ static __always_inline int data_exit(long ret, __u8 dir, __u8 call)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, tid = (__u32)id;
+	__u8 pf = sonde_pid_flags(tgid);
+	struct task_struct *task;
 	struct sonde_args a;
 	struct sonde_kconn *c;
-	struct sock *sk = NULL;
 	const struct iovec *iov;
 	__u32 iovcnt;
+	__u64 file;
 
-	int recovered = 0;
-
-	if (!sonde_is_watched(tgid))
+	if (!(pf & SONDE_PID_CAPTURE) || ret <= 0)
 		return 0;
-	if (unstash(id, &a)) {
-		if (ret <= 0 || recover_args(call, &a))
-			return 0;
-		recovered = 1;
-	}
-	if (ret <= 0)
+	task = bpf_get_current_task_btf();
+	if (sonde_args((struct pt_regs *)bpf_task_pt_regs(task), call, &a))
 		return 0;
-	if (sonde_fd_sock(a.fd, &sk) != SONDE_SOCK_TCP) {
-		sonde_count(SONDE_CNT_NOT_TCP);
+	file = sonde_fd_file(task, a.fd);
+	if (!file)
 		return 0;
-	}
-	if (recovered)
-		sonde_count(SONDE_CNT_RECOVERED);
-	c = sonde_conn_get(tgid, tid, a.fd, sk);
+	c = sonde_conn_get(tgid, tid, a.fd, file);
 	if (!c)
 		return 0;
-	/* Ciphertext of a TLS library call on this thread: the uprobes send
-	 * the plaintext, so nothing goes out here. */
-	if (sonde_tls_nested(id, a.fd, sk)) {
-		c->tls = 1;
-		return 0;
+	if (pf & SONDE_PID_TLS) {
+		/* Ciphertext of a TLS library call on this thread: the uprobes
+		 * send the plaintext, so nothing goes out here. */
+		if (sonde_tls_nested(id, a.fd, file)) {
+			c->tls = 1;
+			return 0;
+		}
+		if (dir == SONDE_EV_DIR_INGRESS)
+			sonde_tls_note_read(id, a.fd, file, c->tls,
+					    call == SONDE_CALL_VEC || call >= SONDE_CALL_RECVMSG
+						    ? NULL : (const void *)a.buf, ret);
 	}
-	if (dir == SONDE_EV_DIR_INGRESS)
-		sonde_tls_note_read(id, a.fd, sk, c->tls,
-				    a.kind == SONDE_ARGS_BUF ? (const void *)a.buf : NULL, ret);
 	if (c->tls)
 		return 0;
-	if (a.kind == SONDE_ARGS_BUF)
+	if (a.nocopy)
+		return sonde_emit_data(tgid, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
+	if (call <= SONDE_CALL_RECVFROM)
 		return sonde_emit_data(tgid, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL,
 				       (const void *)a.buf, ret);
-	if (a.kind == SONDE_ARGS_NOCOPY)
-		return sonde_emit_data(tgid, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
 	iov = (const struct iovec *)a.buf;
 	iovcnt = a.iovcnt;
-	if (a.kind == SONDE_ARGS_MSG) {
+	if (call >= SONDE_CALL_RECVMSG) {
 		struct user_msghdr *m = (struct user_msghdr *)a.buf;
 		__u64 cnt = 0;
 
@@ -208,22 +134,10 @@ static __always_inline int data_exit(long ret, __u8 dir, __u8 call)
 				   ret);
 }
 
-SEC("tracepoint/syscalls/sys_enter_read")
-int sys_enter_read(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], ctx->args[1], 0, SONDE_ARGS_BUF, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_read")
 int sys_exit_read(struct trace_event_raw_sys_exit *ctx)
 {
 	return data_exit(ctx->ret, SONDE_EV_DIR_INGRESS, SONDE_CALL_RW);
-}
-
-SEC("tracepoint/syscalls/sys_enter_write")
-int sys_enter_write(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], ctx->args[1], 0, SONDE_ARGS_BUF, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
@@ -232,22 +146,10 @@ int sys_exit_write(struct trace_event_raw_sys_exit *ctx)
 	return data_exit(ctx->ret, SONDE_EV_DIR_EGRESS, SONDE_CALL_RW);
 }
 
-SEC("tracepoint/syscalls/sys_enter_readv")
-int sys_enter_readv(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], ctx->args[1], ctx->args[2], SONDE_ARGS_IOV, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_readv")
 int sys_exit_readv(struct trace_event_raw_sys_exit *ctx)
 {
 	return data_exit(ctx->ret, SONDE_EV_DIR_INGRESS, SONDE_CALL_VEC);
-}
-
-SEC("tracepoint/syscalls/sys_enter_writev")
-int sys_enter_writev(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], ctx->args[1], ctx->args[2], SONDE_ARGS_IOV, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_writev")
@@ -256,23 +158,10 @@ int sys_exit_writev(struct trace_event_raw_sys_exit *ctx)
 	return data_exit(ctx->ret, SONDE_EV_DIR_EGRESS, SONDE_CALL_VEC);
 }
 
-/* recvfrom(fd, buf, size, flags, addr, addrlen) */
-SEC("tracepoint/syscalls/sys_enter_recvfrom")
-int sys_enter_recvfrom(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash_recv(ctx->args[0], ctx->args[1], 0, SONDE_ARGS_BUF, ctx->args[3]);
-}
-
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int sys_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
 {
 	return data_exit(ctx->ret, SONDE_EV_DIR_INGRESS, SONDE_CALL_RECVFROM);
-}
-
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int sys_enter_sendto(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], ctx->args[1], 0, SONDE_ARGS_BUF, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
@@ -281,29 +170,68 @@ int sys_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 	return data_exit(ctx->ret, SONDE_EV_DIR_EGRESS, SONDE_CALL_RW);
 }
 
-/* recvmsg(fd, msg, flags) */
-SEC("tracepoint/syscalls/sys_enter_recvmsg")
-int sys_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash_recv(ctx->args[0], ctx->args[1], 0, SONDE_ARGS_MSG, ctx->args[2]);
-}
-
 SEC("tracepoint/syscalls/sys_exit_recvmsg")
 int sys_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	return data_exit(ctx->ret, SONDE_EV_DIR_INGRESS, SONDE_CALL_RECVMSG);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int sys_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], ctx->args[1], 0, SONDE_ARGS_MSG, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int sys_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	return data_exit(ctx->ret, SONDE_EV_DIR_EGRESS, SONDE_CALL_SENDMSG);
+}
+
+/* --- bytes that move without a user buffer --------------------------------
+ * sendfile and splice carry no payload sonde could copy, but their byte
+ * counts keep the connection's positions, and so the parsers' framing,
+ * right: a payload-less record (SONDE_EVF_NOBUF) says how much moved. */
+
+static __always_inline int nobuf_exit(long ret, __u32 fd, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct sonde_kconn *c;
+	__u64 file;
+
+	if (ret <= 0 || !sonde_is_watched(tgid))
+		return 0;
+	file = sonde_fd_file(bpf_get_current_task_btf(), fd);
+	if (!file)
+		return 0;
+	c = sonde_conn_get(tgid, (__u32)id, fd, file);
+	if (!c || c->tls)
+		return 0;
+	return sonde_emit_data(tgid, (__u32)id, fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
+}
+
+static __always_inline struct pt_regs *sonde_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+/* sendfile(out_fd, in_fd, offset, count): out_fd may be a socket. */
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int sys_exit_sendfile64(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret <= 0 || !sonde_is_watched(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	return nobuf_exit(ctx->ret, PT_REGS_PARM1_CORE_SYSCALL(sonde_regs()),
+			  SONDE_EV_DIR_EGRESS);
+}
+
+/* splice(fd_in, off_in, fd_out, off_out, len, flags): a socket on either
+ * side (never both: one end of a splice is a pipe). */
+SEC("tracepoint/syscalls/sys_exit_splice")
+int sys_exit_splice(struct trace_event_raw_sys_exit *ctx)
+{
+	struct pt_regs *regs;
+
+	if (ctx->ret <= 0 || !sonde_is_watched(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	regs = sonde_regs();
+	nobuf_exit(ctx->ret, PT_REGS_PARM1_CORE_SYSCALL(regs), SONDE_EV_DIR_INGRESS);
+	return nobuf_exit(ctx->ret, PT_REGS_PARM3_CORE_SYSCALL(regs), SONDE_EV_DIR_EGRESS);
 }
 
 /* --- connection lifecycle ------------------------------------------------------ */
@@ -314,14 +242,18 @@ static __always_inline int accept_exit(long ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct sock *sk = NULL;
+	__u64 file;
+	int kind;
 
-	if (!sonde_is_watched(tgid) || ret < 0)
+	if (ret < 0 || !sonde_is_watched(tgid))
 		return 0;
-	if (sonde_fd_sock(ret, &sk) != SONDE_SOCK_TCP) {
+	file = sonde_fd_file(bpf_get_current_task_btf(), ret);
+	kind = sonde_file_sock(file, &sk);
+	if (kind == SONDE_KIND_NONE) {
 		sonde_count(SONDE_CNT_NOT_TCP);
 		return 0;
 	}
-	sonde_conn_new(tgid, (__u32)id, ret, sk, SONDE_EV_ROLE_SERVER, BPF_ANY);
+	sonde_conn_new(tgid, (__u32)id, ret, file, sk, kind, SONDE_EV_ROLE_SERVER, BPF_ANY);
 	return 0;
 }
 
@@ -337,95 +269,72 @@ int sys_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return accept_exit(ctx->ret);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int sys_enter_connect(struct trace_event_raw_sys_enter *ctx)
-{
-	return stash(ctx->args[0], 0, 0, SONDE_ARGS_BUF, 0);
-}
-
 /* connect exit: 0, or -EINPROGRESS for a non-blocking socket. */
 SEC("tracepoint/syscalls/sys_exit_connect")
 int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct sonde_args a;
+	__u32 tgid = id >> 32, fd;
+	struct task_struct *task;
 	struct sock *sk = NULL;
 	long ret = ctx->ret;
+	__u64 file;
+	int kind;
 
-	if (!sonde_is_watched(tgid))
+	if ((ret != 0 && ret != -SONDE_EINPROGRESS) || !sonde_is_watched(tgid))
 		return 0;
-	if (unstash(id, &a))
-		return 0;
-	if (ret != 0 && ret != -SONDE_EINPROGRESS)
-		return 0;
-	if (sonde_fd_sock(a.fd, &sk) != SONDE_SOCK_TCP) {
+	task = bpf_get_current_task_btf();
+	fd = PT_REGS_PARM1_CORE_SYSCALL((struct pt_regs *)bpf_task_pt_regs(task));
+	file = sonde_fd_file(task, fd);
+	kind = sonde_file_sock(file, &sk);
+	if (kind == SONDE_KIND_NONE) {
 		sonde_count(SONDE_CNT_NOT_TCP);
 		return 0;
 	}
-	sonde_conn_new(tgid, (__u32)id, a.fd, sk, SONDE_EV_ROLE_CLIENT, BPF_ANY);
+	sonde_conn_new(tgid, (__u32)id, fd, file, sk, kind, SONDE_EV_ROLE_CLIENT, BPF_ANY);
 	return 0;
 }
 
-/* close: remember which generation the fd held at enter, so that a racing
- * accept that reuses the number before our exit runs is not closed. */
-SEC("tracepoint/syscalls/sys_enter_close")
-int sys_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_kconn_key key = { .tgid = id >> 32, .fd = ctx->args[0] };
-	struct sonde_kconn *c;
-
-	if (!sonde_is_watched(key.tgid))
-		return 0;
-	c = bpf_map_lookup_elem(&conns, &key);
-	if (!c)
-		return 0;
-	return stash(key.fd, 0, 0, SONDE_ARGS_BUF, c->gen);
-}
-
+/* close exit: the fd number is free again; if it still (or already again,
+ * after a racing accept on another thread) holds the entry's file, the
+ * entry stays. */
 SEC("tracepoint/syscalls/sys_exit_close")
 int sys_exit_close(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sonde_kconn_key key = { .tgid = id >> 32 };
-	struct sonde_args a;
+	struct task_struct *task;
+	struct sonde_kconn *c;
 
-	if (!sonde_is_watched(key.tgid))
+	if (ctx->ret == -SONDE_EBADF || !sonde_is_watched(key.tgid))
 		return 0;
-	if (unstash(id, &a) || ctx->ret == -SONDE_EBADF)
+	task = bpf_get_current_task_btf();
+	key.fd = PT_REGS_PARM1_CORE_SYSCALL((struct pt_regs *)bpf_task_pt_regs(task));
+	c = bpf_map_lookup_elem(&conns, &key);
+	if (!c || sonde_fd_file(task, key.fd) == c->file)
 		return 0;
-	key.fd = a.fd;
-	sonde_conn_drop(&key, (__u32)id, bpf_map_lookup_elem(&conns, &key), a.gen);
+	sonde_conn_drop(&key, (__u32)id, c, c->gen);
 	return 0;
 }
 
-/* listen: reported for every process (discovery by port). Stashed for every
- * process too; listen is rare. */
-SEC("tracepoint/syscalls/sys_enter_listen")
-int sys_enter_listen(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct sonde_args a = { .fd = ctx->args[0] };
-
-	bpf_map_update_elem(&args, &id, &a, BPF_ANY);
-	return 0;
-}
-
+/* listen: reported for every process (discovery by port); listen is rare. */
 SEC("tracepoint/syscalls/sys_exit_listen")
 int sys_exit_listen(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task;
 	struct sonde_tuple t = {};
-	struct sonde_args a;
 	struct sock *sk = NULL;
+	__u32 fd;
 
-	if (unstash(id, &a) || ctx->ret != 0)
+	if (ctx->ret != 0)
 		return 0;
-	if (sonde_fd_sock(a.fd, &sk) != SONDE_SOCK_TCP)
+	task = bpf_get_current_task_btf();
+	fd = PT_REGS_PARM1_CORE_SYSCALL((struct pt_regs *)bpf_task_pt_regs(task));
+	if (sonde_file_sock(sonde_fd_file(task, fd), &sk) != SONDE_KIND_TCP)
 		return 0;
 	sonde_sock_tuple(sk, &t);
-	sonde_emit_conn(SONDE_EV_LISTEN, id >> 32, (__u32)id, a.fd, 0, &t, 0);
+	sonde_emit_conn(SONDE_EV_LISTEN, id >> 32, (__u32)id, fd, 0, &t, 0, NULL);
 	return 0;
 }
 
@@ -439,7 +348,38 @@ static __always_inline void emit_proc(__u32 type, __u32 tgid, __u32 tid, __u32 p
 	sonde_hdr(&ev.h, type, tgid, tid, 0);
 	ev.ppid = ppid;
 	BPF_CORE_READ_STR_INTO(&ev.comm, task, comm);
-	sonde_output(&ev, sizeof(ev), type != SONDE_EV_PROC_EXIT);
+	sonde_output(tgid, &ev, sizeof(ev), type != SONDE_EV_PROC_EXIT);
+}
+
+/* Does name[0..len) end with one of the exe_path selectors' literal
+ * endings? */
+static __always_inline int exe_suffix_match(const char *name, int len)
+{
+	for (__u32 i = 0; i < SONDE_EXE_SUFFIX_MAX && i < n_exe_suffixes; i++) {
+		struct sonde_exe_suffix *sf = bpf_map_lookup_elem(&exe_suffixes, &i);
+		int k, sl, ok = 1;
+
+		if (!sf)
+			continue;
+		sl = sf->len;
+		if (sl <= 0 || sl > SONDE_EXE_SUFFIX_LEN || sl > len)
+			continue;
+		for (k = 0; k < SONDE_EXE_SUFFIX_LEN && k < sl; k++) {
+			int at = len - sl + k;
+
+			if (at < 0 || at >= SONDE_EXEC_PATH_MAX) {
+				ok = 0;
+				break;
+			}
+			if (name[at & (SONDE_EXEC_PATH_MAX - 1)] != sf->s[k]) {
+				ok = 0;
+				break;
+			}
+		}
+		if (ok)
+			return 1;
+	}
+	return 0;
 }
 
 /* exec: every process (rare, and discovery matches exe/cmdline on it). */
@@ -448,22 +388,44 @@ int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct sonde_ev_exec ev = {};
+	__u32 tgid = id >> 32, cpu = bpf_get_smp_processor_id();
+	struct sonde_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	struct sonde_ev_exec *ev;
+	int len;
 
+	if (!s)
+		return 0;
+	ev = (struct sonde_ev_exec *)s->raw;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	sonde_hdr(&ev->p.h, SONDE_EV_PROC_EXEC, tgid, (__u32)id, 0);
+	ev->p.ppid = BPF_CORE_READ(task, real_parent, tgid);
+	BPF_CORE_READ_STR_INTO(&ev->p.comm, task, comm);
+	len = bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename),
+					(char *)ctx + (ctx->__data_loc_filename & 0xFFFF)) - 1;
 	/* Provisional watch before the record goes out, so nothing the new
-	 * program does is missed while user space decides. */
-	if (exec_adopt) {
-		__u8 provisional = 2;
+	 * program does is missed while user space decides: every program, or
+	 * only those whose path (as exec'd, or the real file's name) ends like
+	 * an exe_path selector. */
+	if (exec_adopt && !(sonde_pid_flags(tgid) & SONDE_PID_WATCHED)) {
+		int adopt = exec_adopt == 2;
 
-		bpf_map_update_elem(&watched_pids, &tgid, &provisional, BPF_NOEXIST);
+		if (!adopt && len > 0)
+			adopt = exe_suffix_match(ev->filename, len);
+		if (!adopt) {
+			char *real = (char *)ev->filename + SONDE_EXEC_PATH_MAX;
+			const unsigned char *nm =
+				BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+			int rl = nm ? bpf_probe_read_kernel_str(real, 64, nm) - 1 : 0;
+
+			if (rl > 0)
+				adopt = exe_suffix_match(real, rl);
+		}
+		if (adopt) {
+			sonde_pid_set(tgid, SONDE_PID_PROVISIONAL);
+			sonde_count(SONDE_CNT_EXEC_ADOPTED);
+		}
 	}
-	sonde_hdr(&ev.p.h, SONDE_EV_PROC_EXEC, tgid, (__u32)id, 0);
-	ev.p.ppid = BPF_CORE_READ(task, real_parent, tgid);
-	BPF_CORE_READ_STR_INTO(&ev.p.comm, task, comm);
-	bpf_probe_read_kernel_str(ev.filename, sizeof(ev.filename),
-				  (char *)ctx + (ctx->__data_loc_filename & 0xFFFF));
-	sonde_output(&ev, sizeof(ev), 1);
+	sonde_output(tgid, ev, sizeof(*ev), 1);
 	return 0;
 }
 
@@ -476,34 +438,36 @@ int sched_process_exit(void *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 
-	if (!sonde_is_watched(tgid))
+	if (!sonde_pid_flags(tgid))
 		return 0;
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
-	bpf_map_delete_elem(&watched_pids, &tgid);
+	sonde_pid_clear(tgid, 0xff);
+	bpf_map_delete_elem(&sonde_budget, &tgid);
 	emit_proc(SONDE_EV_PROC_EXIT, tgid, (__u32)id, BPF_CORE_READ(task, real_parent, tgid),
 		  task);
 	return 0;
 }
 
 /* fork: a new process (not a thread) of a watched parent is watched from its
- * first instruction on. Raw tracepoint: args[0] parent, args[1] child. */
+ * first instruction on, in the same way (watched or provisional). Raw
+ * tracepoint: args[0] parent, args[1] child. */
 SEC("raw_tracepoint/sched_process_fork")
 int sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	__u8 pf = sonde_pid_flags(ptgid) & SONDE_PID_CAPTURE;
 	__u32 ctgid, cpid;
-	__u8 one = 1;
 
-	if (!sonde_is_watched(ptgid))
+	if (!pf)
 		return 0;
 	ctgid = BPF_CORE_READ(child, tgid);
 	cpid = BPF_CORE_READ(child, pid);
 	if (ctgid == ptgid || cpid != ctgid)
 		return 0;
-	bpf_map_update_elem(&watched_pids, &ctgid, &one, BPF_ANY);
+	sonde_pid_set(ctgid, pf);
 	emit_proc(SONDE_EV_PROC_FORK, ctgid, cpid, ptgid, child);
 	return 0;
 }
@@ -620,25 +584,20 @@ int ssl_multi_exit(struct pt_regs *ctx)
 /* mmap(addr, len, prot, flags, fd, off) of executable file pages by a
  * watched process: a library may have been loaded (dlopen); user space
  * re-reads its maps for TLS libraries once the mapping exists. */
-SEC("tracepoint/syscalls/sys_enter_mmap")
-int sys_enter_mmap(struct trace_event_raw_sys_enter *ctx)
-{
-	if (!(ctx->args[2] & SONDE_PROT_EXEC) || (int)ctx->args[4] < 0)
-		return 0;
-	return stash(ctx->args[4], 0, 0, SONDE_ARGS_BUF, 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_mmap")
 int sys_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct sonde_args a;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct pt_regs *regs;
 	__u8 one = 1;
 
-	if (!sonde_is_watched(tgid) || unstash(id, &a))
-		return 0;
 	if (ctx->ret < 0 && ctx->ret > -4096)
+		return 0;
+	if (!sonde_is_watched(tgid))
+		return 0;
+	regs = sonde_regs();
+	if (!(PT_REGS_PARM3_CORE_SYSCALL(regs) & SONDE_PROT_EXEC) ||
+	    (int)PT_REGS_PARM5_CORE_SYSCALL(regs) < 0)
 		return 0;
 	bpf_map_update_elem(&tls_rescan, &tgid, &one, BPF_ANY);
 	return 0;

@@ -1,16 +1,19 @@
 /*
  * sonde_conn.bpf.h - maps, tunables and the emit path of the capture layer:
- * the in-kernel connection table and the helpers that write records into
- * the ring buffer. Included by exactly one BPF object (capture.bpf.c), which
- * owns the maps; the TLS-library uprobes (sonde_tls.bpf.h) live in that
- * object too and call the same helpers.
+ * the pid table, the in-kernel connection table, the control words user
+ * space writes, pressure accounting, and the helpers that write records
+ * into the ring buffer. Included by exactly one BPF object (capture.bpf.c),
+ * which owns the maps; the TLS-library uprobes (sonde_tls.bpf.h) live in
+ * that object too and call the same helpers.
  *
  * The one idea: a connection is {tgid, fd} -> struct sonde_kconn, and the
- * entry remembers the struct sock it was made for. Whoever finds the entry
- * stale (fd reused without a close we saw) or removes it sends CONN_CLOSE for
- * the old gen, and CONN_OPEN always goes out before the first DATA of a gen,
- * so user space sees, per gen: OPEN, DATA..., CLOSE (CLOSE may be missing if
- * the process exits; PROC_EXIT covers it).
+ * entry remembers the struct file it was made for. A data syscall reads the
+ * fd's file pointer (one probe read) and compares: same file, same
+ * connection, no socket walk. Whoever finds the entry stale (fd reused
+ * without a close we saw) or removes it sends CONN_CLOSE for the old gen,
+ * and CONN_OPEN always goes out before the first DATA of a gen, so user
+ * space sees, per gen: OPEN, DATA..., CLOSE (CLOSE may be missing if the
+ * process exits; PROC_EXIT covers it).
  *
  * Every helper here is ctx-independent (no tracepoint ctx argument) so that a
  * uprobe program can call it. Nothing blocks: map operations, bounded probe
@@ -26,10 +29,17 @@
 /* --- tunables: set by user space in skel->rodata before load ------------ */
 const volatile __u32 payload_cap = SONDE_DEFAULT_PAYLOAD; /* <= SONDE_MAX_PAYLOAD */
 const volatile __u32 wakeup_bytes = 0; /* 0: wake on every record */
-/* 1: every process that execs is watched provisionally (value 2 in
- * watched_pids) until user space has matched its executable against the
- * exe_path selectors, so a short-lived program loses none of its bytes. */
+/* Exec adoption: 0 none; 1 programs whose path ends with one of the
+ * exe_suffixes; 2 every program (a selector had no literal ending). */
 const volatile __u8 exec_adopt = 0;
+const volatile __u32 n_exe_suffixes = 0;
+/* Pressure: above shed_high bytes waiting in the ring, a process that sent
+ * more than budget_bytes in the current window of budget_window_ns has its
+ * connections shed until the ring is back below shed_low. 0: off. */
+const volatile __u64 shed_high = 0;
+const volatile __u64 shed_low = 0;
+const volatile __u64 budget_bytes = 0;
+const volatile __u64 budget_window_ns = 100000000;
 
 /* --- maps ------------------------------------------------------------------ */
 struct sonde_kconn_key {
@@ -39,23 +49,29 @@ struct sonde_kconn_key {
 
 struct sonde_kconn {
 	__u64 gen;
+	__u64 file;       /* struct file * the entry was made for */
+	__u64 sk;         /* its struct sock * */
 	__u64 pos[2];     /* syscall bytes moved so far, by enum sonde_ev_dir */
-	__u64 sk;         /* struct sock * the entry was made for */
+	__u64 tls_pos[2]; /* plaintext bytes moved so far (source TLS), by dir */
 	struct sonde_tuple t;
 	__u8 role;        /* enum sonde_ev_role */
-	__u8 open_sent;   /* CONN_OPEN emitted (deferred while lport == 0) */
+	__u8 open_sent;   /* CONN_OPEN emitted (deferred while a TCP lport is 0) */
 	__u8 tls;         /* a TLS library runs over it: syscall data not sent */
-	__u8 pad[5];
-	__u64 tls_pos[2]; /* plaintext bytes moved so far (source TLS), by dir */
+	__u8 kind;        /* enum sonde_sock_kind */
+	__u8 shed;        /* records dropped under pressure: keep shedding */
+	__u8 pad[3];
 };
 
-/* Filter: tgids user space (or fork inheritance) asked for. */
+/* The pid table: one flag byte per tgid (SONDE_PID_*), eight per word. An
+ * mmap'able array: user space sets and clears bits with atomics, no
+ * syscall. User space sets max_entries from pid_max. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 4096);
 	__type(key, __u32);
-	__type(value, __u8);
-} watched_pids SEC(".maps");
+	__type(value, __u64);
+} sonde_pids SEC(".maps");
 
 /* LRU: entries of processes that died without closing age out first. */
 struct {
@@ -64,6 +80,31 @@ struct {
 	__type(key, struct sonde_kconn_key);
 	__type(value, struct sonde_kconn);
 } conns SEC(".maps");
+
+/* Control words, written by user space through mmap (sonde_events.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, SONDE_CTL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct sonde_ctl);
+} sonde_ctl SEC(".maps");
+
+/* Per-process pressure accounting (only touched while the ring is under
+ * pressure, or when something was dropped). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct sonde_budget);
+} sonde_budget SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SONDE_EXE_SUFFIX_MAX);
+	__type(key, __u32);
+	__type(value, struct sonde_exe_suffix);
+} exe_suffixes SEC(".maps");
 
 /* Single slot: the global generation counter (atomic add). */
 struct {
@@ -110,9 +151,44 @@ static __always_inline void sonde_count(__u32 slot)
 		*v += 1;
 }
 
+static __always_inline void sonde_count_n(__u32 slot, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &slot);
+
+	if (v)
+		*v += n;
+}
+
+/* The flag byte of tgid in the pid table (0 when outside it). */
+static __always_inline __u8 sonde_pid_flags(__u32 tgid)
+{
+	__u32 k = tgid >> 3;
+	__u64 *w = bpf_map_lookup_elem(&sonde_pids, &k);
+
+	return w ? (__u8)(*w >> ((tgid & 7) * 8)) : 0;
+}
+
+static __always_inline void sonde_pid_set(__u32 tgid, __u8 bits)
+{
+	__u32 k = tgid >> 3;
+	__u64 *w = bpf_map_lookup_elem(&sonde_pids, &k);
+
+	if (w)
+		__sync_fetch_and_or(w, (__u64)bits << ((tgid & 7) * 8));
+}
+
+static __always_inline void sonde_pid_clear(__u32 tgid, __u8 bits)
+{
+	__u32 k = tgid >> 3;
+	__u64 *w = bpf_map_lookup_elem(&sonde_pids, &k);
+
+	if (w)
+		__sync_fetch_and_and(w, ~((__u64)bits << ((tgid & 7) * 8)));
+}
+
 static __always_inline int sonde_is_watched(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&watched_pids, &tgid) != NULL;
+	return (sonde_pid_flags(tgid) & SONDE_PID_CAPTURE) != 0;
 }
 
 /* Batched wake-ups: wake user space only once the ring holds more than
@@ -130,11 +206,28 @@ static __always_inline __u64 sonde_rb_flags(int urgent)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/* A record of tgid was dropped: count it globally and for the process. */
+static __always_inline void sonde_dropped(__u32 tgid, __u32 slot, __u64 bytes)
+{
+	struct sonde_budget *b = bpf_map_lookup_elem(&sonde_budget, &tgid);
+	struct sonde_budget nb = {};
+
+	sonde_count(slot);
+	if (!b) {
+		bpf_map_update_elem(&sonde_budget, &tgid, &nb, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&sonde_budget, &tgid);
+		if (!b)
+			return;
+	}
+	__sync_fetch_and_add(&b->dropped, 1);
+	__sync_fetch_and_add(&b->dropped_bytes, bytes);
+}
+
 /* Copy a finished record into the ring buffer and count the outcome. */
-static __always_inline int sonde_output(void *rec, __u64 size, int urgent)
+static __always_inline int sonde_output(__u32 tgid, void *rec, __u64 size, int urgent)
 {
 	if (bpf_ringbuf_output(&events, rec, size, sonde_rb_flags(urgent))) {
-		sonde_count(SONDE_CNT_LOST);
+		sonde_dropped(tgid, SONDE_CNT_LOST, size);
 		return -1;
 	}
 	sonde_count(SONDE_CNT_EVENTS);
@@ -161,34 +254,49 @@ static __always_inline __u64 sonde_next_gen(void)
 	return __sync_fetch_and_add(g, 1) + 1;
 }
 
-/* CONN_OPEN, CONN_CLOSE or LISTEN (gen 0). */
+/* CONN_OPEN, CONN_CLOSE or LISTEN (gen 0); sk (may be NULL) gives the unix
+ * path of a unix socket. Built in the scratch slot: the record is larger
+ * than the BPF stack likes. */
 static __always_inline void sonde_emit_conn(__u32 type, __u32 tgid, __u32 tid, __u32 fd,
-					    __u64 gen, const struct sonde_tuple *t, __u8 role)
+					    __u64 gen, const struct sonde_tuple *t, __u8 role,
+					    struct sock *sk)
 {
-	struct sonde_ev_conn ev = {};
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct sonde_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	struct sonde_ev_conn *ev;
+	int server_end = 0;
 
-	sonde_hdr(&ev.h, type, tgid, tid, fd);
-	ev.gen = gen;
-	ev.t = *t;
-	ev.role = role;
-	sonde_output(&ev, sizeof(ev), type == SONDE_EV_LISTEN);
+	if (!s)
+		return;
+	ev = (struct sonde_ev_conn *)s->raw;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	sonde_hdr(&ev->h, type, tgid, tid, fd);
+	ev->gen = gen;
+	ev->t = *t;
+	ev->role = role;
+	if (t->family == SONDE_AF_UNIX && sk && type == SONDE_EV_CONN_OPEN) {
+		sonde_unix_path(sk, ev->unix_path, &server_end);
+		if (role == SONDE_EV_ROLE_UNKNOWN)
+			ev->role = server_end ? SONDE_EV_ROLE_SERVER : SONDE_EV_ROLE_CLIENT;
+	}
+	sonde_output(tgid, ev, sizeof(*ev), type == SONDE_EV_LISTEN);
 }
 
 /* --- the connection table ---------------------------------------------------- */
 
-/* Send CONN_OPEN for c unless already sent; while the local port is still 0
- * (connect in progress) re-read the tuple and defer. */
+/* Send CONN_OPEN for c unless already sent; while a TCP socket's local port
+ * is still 0 (connect in progress) re-read the tuple and defer. */
 static __always_inline void sonde_conn_announce(__u32 tgid, __u32 tid, __u32 fd,
 						struct sonde_kconn *c, struct sock *sk)
 {
 	if (c->open_sent)
 		return;
-	if (c->t.lport == 0)
+	if (c->kind == SONDE_KIND_TCP && c->t.lport == 0)
 		sonde_sock_tuple(sk, &c->t);
-	if (c->t.lport == 0)
+	if (c->kind == SONDE_KIND_TCP && c->t.lport == 0)
 		return;
 	c->open_sent = 1;
-	sonde_emit_conn(SONDE_EV_CONN_OPEN, tgid, tid, fd, c->gen, &c->t, c->role);
+	sonde_emit_conn(SONDE_EV_CONN_OPEN, tgid, tid, fd, c->gen, &c->t, c->role, sk);
 }
 
 /* Remove the entry for key if it still is generation gen; CONN_CLOSE goes out
@@ -204,8 +312,8 @@ static __always_inline void sonde_conn_drop(struct sonde_kconn_key *key, __u32 t
 	if (bpf_map_delete_elem(&conns, key))
 		return;
 	if (old.open_sent)
-		sonde_emit_conn(SONDE_EV_CONN_CLOSE, key->tgid, tid, key->fd, old.gen,
-				&old.t, old.role);
+		sonde_emit_conn(SONDE_EV_CONN_CLOSE, key->tgid, tid, key->fd, old.gen, &old.t,
+				old.role, NULL);
 }
 
 /* A new connection on fd (accept, connect, or first sight of a pre-existing
@@ -213,7 +321,8 @@ static __always_inline void sonde_conn_drop(struct sonde_kconn_key *key, __u32 t
  * and connect, BPF_NOEXIST for lazy creation (a racing thread may win).
  * Returns the entry in the map, or NULL. */
 static __always_inline struct sonde_kconn *sonde_conn_new(__u32 tgid, __u32 tid, __u32 fd,
-							 struct sock *sk, __u8 role, __u64 flags)
+							  __u64 file, struct sock *sk, int kind,
+							  __u8 role, __u64 flags)
 {
 	struct sonde_kconn_key key = { .tgid = tgid, .fd = fd };
 	struct sonde_kconn n = {};
@@ -225,64 +334,160 @@ static __always_inline struct sonde_kconn *sonde_conn_new(__u32 tgid, __u32 tid,
 			sonde_conn_drop(&key, tid, c, c->gen);
 	}
 	n.gen = sonde_next_gen();
+	n.file = file;
 	n.sk = (__u64)sk;
 	n.role = role;
+	n.kind = kind;
 	sonde_sock_tuple(sk, &n.t);
 	if (bpf_map_update_elem(&conns, &key, &n, flags) && flags != BPF_NOEXIST)
 		return NULL;
 	c = bpf_map_lookup_elem(&conns, &key);
 	if (!c)
 		return NULL;
+	if (role == SONDE_EV_ROLE_UNKNOWN)
+		sonde_count(SONDE_CNT_PREEXISTING);
 	sonde_conn_announce(tgid, tid, fd, c, sk);
 	return c;
 }
 
-/* The entry for a data event on fd: the known one if it was made for this
- * very socket, else a new one with role UNKNOWN (pre-existing connection, or
- * an fd reused behind our back). */
+/* The entry for a data event on fd whose file is `file`: the known one if it
+ * was made for this very file, else a new one with role UNKNOWN
+ * (pre-existing connection, or an fd reused behind our back), or NULL when
+ * the file is not a socket we follow. */
 static __always_inline struct sonde_kconn *sonde_conn_get(__u32 tgid, __u32 tid, __u32 fd,
-							 struct sock *sk)
+							  __u64 file)
 {
 	struct sonde_kconn_key key = { .tgid = tgid, .fd = fd };
 	struct sonde_kconn *c = bpf_map_lookup_elem(&conns, &key);
+	struct sock *sk = NULL;
+	int kind;
 
-	if (c && c->sk == (__u64)sk) {
-		sonde_conn_announce(tgid, tid, fd, c, sk);
+	if (c && c->file == file) {
+		if (!c->open_sent)
+			sonde_conn_announce(tgid, tid, fd, c, (struct sock *)c->sk);
 		return c;
 	}
 	if (c)
 		sonde_conn_drop(&key, tid, c, c->gen);
-	return sonde_conn_new(tgid, tid, fd, sk, SONDE_EV_ROLE_UNKNOWN, BPF_NOEXIST);
+	kind = sonde_file_sock(file, &sk);
+	if (kind == SONDE_KIND_NONE) {
+		sonde_count(SONDE_CNT_NOT_TCP);
+		return NULL;
+	}
+	return sonde_conn_new(tgid, tid, fd, file, sk, kind, SONDE_EV_ROLE_UNKNOWN, BPF_NOEXIST);
 }
 
-/* --- the data path (shared with the TLS uprobes of issue 4) -------------------- */
-
-static __always_inline __u32 sonde_cap(void)
+/* The control word of c, if user space wrote one for this gen. */
+static __always_inline struct sonde_ctl *sonde_conn_ctl(const struct sonde_kconn *c)
 {
-	__u32 cap = payload_cap;
+	__u32 slot = (__u32)c->gen & (SONDE_CTL_SLOTS - 1);
+	struct sonde_ctl *w = bpf_map_lookup_elem(&sonde_ctl, &slot);
+
+	return w && w->gen == c->gen ? w : NULL;
+}
+
+/* --- the data path (shared with the TLS uprobes) ------------------------------- */
+
+static __always_inline __u32 sonde_cap(const struct sonde_ctl *w)
+{
+	__u32 cap = w && w->cap ? w->cap : payload_cap;
 
 	return cap > SONDE_MAX_PAYLOAD ? SONDE_MAX_PAYLOAD : cap;
 }
 
-/* Take the scratch record and fill everything but the payload; advances the
- * connection's position of that source and direction by len (atomically:
- * threads may share an fd). Syscall bytes and TLS plaintext count apart. */
-static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 tid, __u32 fd,
-							      struct sonde_kconn *c, __u8 dir,
-							      __u8 source, __u32 len)
+/* Under ring pressure, should a record of `size` bytes from tgid on c be
+ * dropped? A connection that lost records keeps shedding until the ring
+ * drains below shed_low, so a request is lost whole rather than in pieces;
+ * a process over its share of the window starts shedding. */
+static __always_inline int sonde_shed(__u32 tgid, struct sonde_kconn *c, __u64 size)
 {
-	__u32 cpu = bpf_get_smp_processor_id();
-	struct sonde_scratch *s;
-	struct sonde_ev_data *ev;
+	__u64 avail, now;
+	struct sonde_budget *b;
+
+	if (!shed_high)
+		return 0;
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (c->shed) {
+		if (avail < shed_low) {
+			c->shed = 0;
+			return 0;
+		}
+		return 1;
+	}
+	if (avail < shed_high)
+		return 0;
+	b = bpf_map_lookup_elem(&sonde_budget, &tgid);
+	if (!b) {
+		struct sonde_budget nb = {};
+
+		bpf_map_update_elem(&sonde_budget, &tgid, &nb, BPF_NOEXIST);
+		b = bpf_map_lookup_elem(&sonde_budget, &tgid);
+		if (!b)
+			return 0;
+	}
+	now = bpf_ktime_get_ns();
+	if (now - b->window_start > budget_window_ns) {
+		b->window_start = now;
+		b->window_bytes = 0;
+	}
+	b->window_bytes += size;
+	if (b->window_bytes <= budget_bytes)
+		return 0;
+	c->shed = 1;
+	return 1;
+}
+
+/* Decide what to send for len bytes at the connection's current position:
+ * advances the position (atomically: threads may share an fd), and returns
+ * the number of payload bytes wanted (0..cap), or -1 for no record at all
+ * (muted, or shed under pressure). *flags gets SONDE_EVF_SKIPPED when the
+ * payload is left out on user space's request. */
+static __always_inline long sonde_data_plan(__u32 tgid, struct sonde_kconn *c, __u8 dir,
+					    __u8 source, __u32 len, __u64 *posp, __u8 *flags)
+{
+	struct sonde_ctl *w = sonde_conn_ctl(c);
 	__u64 pos;
+	__u32 cap;
 
 	if (source == SONDE_EV_SRC_TLS)
 		pos = __sync_fetch_and_add(&c->tls_pos[dir & 1], (__u64)len);
 	else
 		pos = __sync_fetch_and_add(&c->pos[dir & 1], (__u64)len);
-	s = bpf_map_lookup_elem(&scratch, &cpu);
+	*posp = pos;
+	*flags = 0;
+	if (w && (w->flags & SONDE_CTL_MUTE)) {
+		sonde_count(SONDE_CNT_MUTED);
+		return -1;
+	}
+	if (w && (w->flags & SONDE_CTL_TLS) && source == SONDE_EV_SRC_SYSCALL) {
+		c->tls = 1; /* ciphertext from now on: checked before any work */
+		return -1;
+	}
+	if (sonde_shed(tgid, c, sizeof(struct sonde_ev_data) + len)) {
+		sonde_dropped(tgid, SONDE_CNT_SHED, sizeof(struct sonde_ev_data) + len);
+		return -1;
+	}
+	cap = sonde_cap(w);
+	if (w && pos + len <= w->skip_to[dir & 1]) {
+		sonde_count_n(SONDE_CNT_SKIPPED, len);
+		*flags = SONDE_EVF_SKIPPED;
+		return 0;
+	}
+	return cap > len ? len : cap;
+}
+
+/* Take the scratch record and fill everything but the payload. */
+static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 tid, __u32 fd,
+							      struct sonde_kconn *c, __u8 dir,
+							      __u8 source, __u32 len, __u64 pos,
+							      __u8 flags)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct sonde_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	struct sonde_ev_data *ev;
+
 	if (!s) {
-		sonde_count(SONDE_CNT_LOST);
+		sonde_dropped(tgid, SONDE_CNT_LOST, len);
 		return NULL;
 	}
 	ev = (struct sonde_ev_data *)s->raw;
@@ -293,43 +498,56 @@ static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 
 	ev->cap_len = 0;
 	ev->dir = dir;
 	ev->source = source;
-	ev->flags = 0;
+	ev->flags = flags;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	return ev;
 }
 
-static __always_inline int sonde_data_end(struct sonde_ev_data *ev, __u32 cap_len)
+static __always_inline int sonde_data_end(__u32 tgid, struct sonde_kconn *c,
+					  struct sonde_ev_data *ev, __u32 cap_len)
 {
 	if (cap_len > SONDE_MAX_PAYLOAD)
 		cap_len = SONDE_MAX_PAYLOAD;
 	ev->cap_len = cap_len;
 	if (cap_len < ev->len) {
 		ev->flags |= SONDE_EVF_TRUNCATED;
-		sonde_count(SONDE_CNT_TRUNCATED);
+		if (!(ev->flags & (SONDE_EVF_SKIPPED | SONDE_EVF_NOBUF)))
+			sonde_count(SONDE_CNT_TRUNCATED);
 	}
-	return sonde_output(ev, sizeof(*ev) + cap_len, 0);
+	if (sonde_output(tgid, ev, sizeof(*ev) + cap_len, 0)) {
+		c->shed = shed_high ? 1 : 0;
+		return -1;
+	}
+	return 0;
 }
 
 /* DATA for len bytes moved through c, payload in one user buffer. A NULL
- * ubuf sends the record without payload (position still advances). */
+ * ubuf sends the record without payload (sendfile, splice, MSG_TRUNC: the
+ * position still advances and the record says how much moved). */
 static __always_inline int sonde_emit_data(__u32 tgid, __u32 tid, __u32 fd,
 					   struct sonde_kconn *c, __u8 dir, __u8 source,
 					   const void *ubuf, __u32 len)
 {
-	struct sonde_ev_data *ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len);
-	__u32 n = sonde_cap();
+	struct sonde_ev_data *ev;
+	__u64 pos;
+	__u8 flags;
+	long n = sonde_data_plan(tgid, c, dir, source, len, &pos, &flags);
 
+	if (n < 0)
+		return 0;
+	if (!ubuf) {
+		n = 0;
+		flags |= SONDE_EVF_NOBUF;
+		sonde_count(SONDE_CNT_NOBUF);
+	}
+	ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len, pos, flags);
 	if (!ev)
 		return -1;
-	if (n > len)
-		n = len;
-	if (!ubuf)
-		n = 0;
 	if (n > SONDE_MAX_PAYLOAD)
 		n = SONDE_MAX_PAYLOAD;
-	if (n && bpf_probe_read_user(ev->data, n, ubuf))
+	if (n > 0 && bpf_probe_read_user(ev->data, n, ubuf))
 		n = 0;
-	return sonde_data_end(ev, n);
+	return sonde_data_end(tgid, c, ev, n);
 }
 
 /* DATA for len bytes moved through c, payload spread over up to
@@ -338,36 +556,40 @@ static __always_inline int sonde_emit_data_iov(__u32 tgid, __u32 tid, __u32 fd,
 					       struct sonde_kconn *c, __u8 dir, __u8 source,
 					       const struct iovec *iov, __u32 iovcnt, __u32 len)
 {
-	struct sonde_ev_data *ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len);
-	__u32 cap = sonde_cap();
-	__u32 off = 0;
+	struct sonde_ev_data *ev;
+	__u32 off = 0, cap;
+	__u64 pos;
+	__u8 flags;
+	long n = sonde_data_plan(tgid, c, dir, source, len, &pos, &flags);
 	int i;
 
+	if (n < 0)
+		return 0;
+	ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len, pos, flags);
 	if (!ev)
 		return -1;
-	if (cap > len)
-		cap = len;
+	cap = (__u32)n;
 	if (!iov)
 		cap = 0;
 	for (i = 0; i < SONDE_MAX_IOV; i++) {
 		struct iovec v;
-		__u64 n;
+		__u64 k;
 
 		if (i >= iovcnt || off >= cap)
 			break;
 		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
 			break;
-		n = v.iov_len;
-		if (n > cap - off)
-			n = cap - off;
+		k = v.iov_len;
+		if (k > cap - off)
+			k = cap - off;
 		off &= SONDE_MAX_PAYLOAD - 1; /* no-op: off < cap <= MAX */
-		if (n > SONDE_MAX_PAYLOAD)
-			n = SONDE_MAX_PAYLOAD;
-		if (bpf_probe_read_user(ev->data + off, n, v.iov_base))
+		if (k > SONDE_MAX_PAYLOAD)
+			k = SONDE_MAX_PAYLOAD;
+		if (bpf_probe_read_user(ev->data + off, k, v.iov_base))
 			break;
-		off += n;
+		off += k;
 	}
-	return sonde_data_end(ev, off);
+	return sonde_data_end(tgid, c, ev, off);
 }
 
 #endif /* SONDE_CONN_BPF_H */

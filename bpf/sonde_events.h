@@ -51,6 +51,11 @@ enum sonde_ev_source {
 
 /* sonde_ev_data.flags */
 #define SONDE_EVF_TRUNCATED (1u << 0) /* cap_len < len */
+#define SONDE_EVF_NOBUF (1u << 1)     /* bytes moved without a user buffer (sendfile,
+                                         splice, recv MSG_TRUNC): never any payload */
+#define SONDE_EVF_SKIPPED (1u << 2)   /* user space asked for nothing before a
+                                         position past this record (control word):
+                                         payload left out on purpose */
 
 struct sonde_ev_hdr {
 	__u32 type;  /* enum sonde_ev_type */
@@ -71,13 +76,27 @@ struct sonde_tuple {
 	__u8 raddr[16];
 };
 
+/* Address families as the kernel numbers them (t.family). */
+#define SONDE_AF_UNIX 1
+#define SONDE_AF_INET 2
+#define SONDE_AF_INET6 10
+
+#define SONDE_UNIX_PATH_MAX 108
+
 struct sonde_ev_conn {
 	struct sonde_ev_hdr h;
 	__u64 gen;    /* 0 for LISTEN */
-	struct sonde_tuple t;
+	struct sonde_tuple t; /* AF_UNIX: family only, ports 0 */
 	__u8 role;    /* enum sonde_ev_role */
 	__u8 pad[7];
+	/* Appended (older recordings end above): for AF_UNIX, the path of the
+	 * socket's server end (the bound name of this or the peer socket);
+	 * "@name" for the abstract namespace; "" when unnamed. */
+	char unix_path[SONDE_UNIX_PATH_MAX];
+	__u32 pad2;
 };
+/* The size of the record before unix_path was appended. */
+#define SONDE_EV_CONN_V1_SIZE 80
 
 struct sonde_ev_data {
 	struct sonde_ev_hdr h;
@@ -112,11 +131,56 @@ enum sonde_counter {
 	SONDE_CNT_EVENTS = 0,    /* records written to the ring buffer */
 	SONDE_CNT_LOST = 1,      /* records dropped: ring buffer full */
 	SONDE_CNT_TRUNCATED = 2, /* data records whose payload was cut */
-	SONDE_CNT_NOT_TCP = 3,   /* watched fds skipped as non-TCP */
+	SONDE_CNT_NOT_TCP = 3,   /* watched fds skipped: not a TCP or unix stream socket */
 	SONDE_CNT_TLS_DATA = 4,  /* plaintext records written by the TLS uprobes */
 	SONDE_CNT_TLS_NOFD = 5,  /* plaintext dropped: its socket was unknown */
-	SONDE_CNT_RECOVERED = 6, /* syscalls with no enter stash, args taken from regs */
-	SONDE_CNT_MAX = 8,
+	SONDE_CNT_PREEXISTING = 6, /* connections first seen mid-life (opened before us) */
+	SONDE_CNT_MUTED = 7,     /* records not sent: user space muted the connection */
+	SONDE_CNT_SHED = 8,      /* records dropped on purpose under ring pressure */
+	SONDE_CNT_SKIPPED = 9,   /* payload bytes not copied: before a skip position */
+	SONDE_CNT_NOBUF = 10,    /* sendfile/splice records (byte counts only) */
+	SONDE_CNT_EXEC_ADOPTED = 11, /* exec'd processes watched provisionally */
+	SONDE_CNT_MAX = 16,
+};
+
+/* One byte of flags per process in the kernel's pid table (sonde_pids: a
+ * u64 array, eight processes per word, tgid -> word tgid/8, byte tgid%8). */
+#define SONDE_PID_WATCHED (1u << 0)     /* capture its traffic */
+#define SONDE_PID_PROVISIONAL (1u << 1) /* exec'd, matches an exe suffix, user
+                                           space has not decided yet */
+#define SONDE_PID_TLS (1u << 2)         /* TLS-library uprobes attached */
+#define SONDE_PID_CAPTURE (SONDE_PID_WATCHED | SONDE_PID_PROVISIONAL)
+
+/* The per-connection control word user space writes (sonde_ctl: an mmap'ed
+ * array, slot gen % SONDE_CTL_SLOTS). The kernel obeys a slot only while
+ * its gen is the connection's. */
+#define SONDE_CTL_SLOTS 65536
+#define SONDE_CTL_MUTE (1u << 0)   /* send nothing more for this connection */
+#define SONDE_CTL_TLS (1u << 1)    /* ciphertext: send no syscall payload */
+struct sonde_ctl {
+	__u64 gen;
+	__u32 flags;      /* SONDE_CTL_* */
+	__u32 cap;        /* payload cap for this connection; 0 = the global one */
+	__u64 skip_to[2]; /* per direction: no payload needed before this position */
+};
+
+/* Per-process pressure accounting (sonde_budget, keyed by tgid): what the
+ * process sent and what was dropped, read by user space per service. */
+struct sonde_budget {
+	__u64 window_start; /* ns */
+	__u64 window_bytes; /* record bytes sent in the current window */
+	__u64 dropped;      /* records dropped for this process (full ring or shed) */
+	__u64 dropped_bytes;
+};
+
+/* Literal endings of exe_path selectors, tested in the kernel at exec so
+ * only programs that may match are watched provisionally. */
+#define SONDE_EXE_SUFFIX_MAX 15
+#define SONDE_EXE_SUFFIX_LEN 56
+struct sonde_exe_suffix {
+	__u32 len;
+	__u32 pad;
+	char s[SONDE_EXE_SUFFIX_LEN];
 };
 
 #endif /* SONDE_EVENTS_H */

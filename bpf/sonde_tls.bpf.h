@@ -20,7 +20,9 @@
  *      yet; every SSL call consumes it, so it binds at most one object.
  * Nested links always win over remembered ones. Plaintext whose socket is
  * still unknown is dropped and counted (SONDE_CNT_TLS_NOFD). A link is only
- * trusted while the fd still holds the same struct sock.
+ * trusted while the fd still holds the same struct file. The syscall-side
+ * hooks run only for processes that have TLS uprobes (SONDE_PID_TLS), so a
+ * plain-TCP server pays nothing for them.
  */
 #ifndef SONDE_TLS_BPF_H
 #define SONDE_TLS_BPF_H
@@ -34,7 +36,7 @@ struct sonde_ssl_call {
 	__u64 buf;  /* plaintext buffer */
 	__u64 out;  /* size_t * of SSL_read_ex/SSL_write_ex; 0 otherwise */
 	__u64 sp;   /* user stack pointer at entry: tells nested calls apart */
-	__u64 sk;   /* struct sock * of the nested syscall's fd */
+	__u64 file; /* struct file * of the nested syscall's fd */
 	__s32 fd;   /* fd of a nested read/write; -1 until one is seen */
 	__u8 dir;   /* enum sonde_ev_dir */
 	__u8 data;  /* 1: SSL_read/SSL_write (emits); 0: handshake (links only) */
@@ -49,7 +51,7 @@ struct sonde_ssl_key {
 
 /* The socket an SSL object was last seen on, or a thread's last TLS read. */
 struct sonde_ssl_sock {
-	__u64 sk;
+	__u64 file;
 	__u32 fd;
 	__u32 pad;
 };
@@ -95,20 +97,20 @@ static __always_inline int sonde_tls_looks(const void *ubuf, __u32 len)
 	return h[0] >= 20 && h[0] <= 23 && h[1] == 3 && h[2] <= 4;
 }
 
-/* Mark {tgid, fd} as TLS if the entry still belongs to sk. */
-static __always_inline void sonde_tls_mark(__u32 tgid, __u32 fd, __u64 sk)
+/* Mark {tgid, fd} as TLS if the entry still belongs to file. */
+static __always_inline void sonde_tls_mark(__u32 tgid, __u32 fd, __u64 file)
 {
 	struct sonde_kconn_key key = { .tgid = tgid, .fd = fd };
 	struct sonde_kconn *c = bpf_map_lookup_elem(&conns, &key);
 
-	if (c && c->sk == sk)
+	if (c && c->file == file)
 		c->tls = 1;
 }
 
-static __always_inline void sonde_tls_link(__u32 tgid, __u64 ssl, __u32 fd, __u64 sk)
+static __always_inline void sonde_tls_link(__u32 tgid, __u64 ssl, __u32 fd, __u64 file)
 {
 	struct sonde_ssl_key key = { .ssl = ssl, .tgid = tgid };
-	struct sonde_ssl_sock v = { .sk = sk, .fd = fd };
+	struct sonde_ssl_sock v = { .file = file, .fd = fd };
 
 	bpf_map_update_elem(&ssl_socks, &key, &v, BPF_ANY);
 }
@@ -117,25 +119,25 @@ static __always_inline void sonde_tls_link(__u32 tgid, __u64 ssl, __u32 fd, __u6
 
 /* A read/write on a TCP socket: if the thread is inside an SSL call, this is
  * its ciphertext. Records the link and returns 1 (caller sends nothing). */
-static __always_inline int sonde_tls_nested(__u64 id, __u32 fd, struct sock *sk)
+static __always_inline int sonde_tls_nested(__u64 id, __u32 fd, __u64 file)
 {
 	struct sonde_ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &id);
 
 	if (!call)
 		return 0;
 	call->fd = fd;
-	call->sk = (__u64)sk;
-	sonde_tls_link(id >> 32, call->ssl, fd, (__u64)sk);
+	call->file = file;
+	sonde_tls_link(id >> 32, call->ssl, fd, file);
 	return 1;
 }
 
 /* An ingress read outside any SSL call: remember it if it may be ciphertext
  * (the connection is known TLS, or the bytes start a TLS record); any other
  * read clears the memory, so only the latest read can be adopted. */
-static __always_inline void sonde_tls_note_read(__u64 id, __u32 fd, struct sock *sk, int tls,
+static __always_inline void sonde_tls_note_read(__u64 id, __u32 fd, __u64 file, int tls,
 						const void *ubuf, __u32 len)
 {
-	struct sonde_ssl_sock v = { .sk = (__u64)sk, .fd = fd };
+	struct sonde_ssl_sock v = { .file = file, .fd = fd };
 
 	if (tls || sonde_tls_looks(ubuf, len))
 		bpf_map_update_elem(&tls_last_read, &id, &v, BPF_ANY);
@@ -162,7 +164,7 @@ static __always_inline void sonde_tls_adopt_read(__u64 id, __u64 ssl)
 	if (bpf_map_lookup_elem(&ssl_socks, &key))
 		return;
 	bpf_map_update_elem(&ssl_socks, &key, &v, BPF_NOEXIST);
-	sonde_tls_mark(key.tgid, v.fd, v.sk);
+	sonde_tls_mark(key.tgid, v.fd, v.file);
 }
 
 /* Entry of an SSL function: ssl is its first argument. A call made from
@@ -191,27 +193,28 @@ static __always_inline int sonde_tls_enter(struct pt_regs *ctx, __u8 dir, __u8 d
 	return 0;
 }
 
-/* The socket of a finished call: the nested one, else the remembered link.
- * Returns 0 and sets *fd, *sk if the fd still holds the linked socket. */
+/* The socket of a finished call: the nested one (its file was read by the
+ * syscall moments ago), else the remembered link if the fd still holds the
+ * same file. Returns 0 and sets *fd, *file. */
 static __always_inline int sonde_tls_sock(__u32 tgid, const struct sonde_ssl_call *a, __u32 *fd,
-					  struct sock **sk)
+					  __u64 *file)
 {
 	struct sonde_ssl_key key = { .ssl = a->ssl, .tgid = tgid };
 	struct sonde_ssl_sock *l;
-	__u64 want = a->sk;
 
-	*fd = a->fd;
-	if (a->fd < 0) {
-		l = bpf_map_lookup_elem(&ssl_socks, &key);
-		if (!l)
-			return -1;
-		*fd = l->fd;
-		want = l->sk;
-	}
-	if (sonde_fd_sock(*fd, sk) == SONDE_SOCK_TCP && (__u64)*sk == want)
+	if (a->fd >= 0) {
+		*fd = a->fd;
+		*file = a->file;
 		return 0;
-	if (a->fd < 0)
-		bpf_map_delete_elem(&ssl_socks, &key); /* fd closed or reused */
+	}
+	l = bpf_map_lookup_elem(&ssl_socks, &key);
+	if (!l)
+		return -1;
+	*fd = l->fd;
+	*file = sonde_fd_file(bpf_get_current_task_btf(), l->fd);
+	if (*file && *file == l->file)
+		return 0;
+	bpf_map_delete_elem(&ssl_socks, &key); /* fd closed or reused */
 	return -1;
 }
 
@@ -224,7 +227,7 @@ static __always_inline int sonde_tls_exit(struct pt_regs *ctx, int ex)
 	struct sonde_ssl_call *p = bpf_map_lookup_elem(&ssl_calls, &id);
 	struct sonde_ssl_call a;
 	struct sonde_kconn *c;
-	struct sock *sk = NULL;
+	__u64 file = 0;
 	long ret = (int)PT_REGS_RC(ctx);
 	__u64 n = 0;
 
@@ -248,11 +251,11 @@ static __always_inline int sonde_tls_exit(struct pt_regs *ctx, int ex)
 		return 0;
 	if (n > 0x7fffffff)
 		n = 0x7fffffff;
-	if (sonde_tls_sock(tgid, &a, &fd, &sk)) {
+	if (sonde_tls_sock(tgid, &a, &fd, &file)) {
 		sonde_count(SONDE_CNT_TLS_NOFD);
 		return 0;
 	}
-	c = sonde_conn_get(tgid, tid, fd, sk);
+	c = sonde_conn_get(tgid, tid, fd, file);
 	if (!c)
 		return 0;
 	c->tls = 1;

@@ -121,9 +121,21 @@ static void publish_self_metrics(struct agent *a)
 	                    "Plaintext records captured from TLS library uprobes.", cs.tls_records);
 	metrics_counter_set(m, "sonde_tls_dropped_total",
 	                    "TLS plaintext dropped because its socket was unknown.", cs.tls_dropped);
-	metrics_counter_set(m, "sonde_syscalls_recovered_total",
-	                    "Reads/writes already in progress at attach, recovered from registers.",
-	                    cs.recovered);
+	metrics_counter_set(m, "sonde_preexisting_connections_total",
+	                    "Connections first seen mid-life (opened before the agent watched them).",
+	                    cs.preexisting);
+	metrics_counter_set(m, "sonde_events_shed_total",
+	                    "Records dropped on purpose under ring-buffer pressure (over budget).",
+	                    cs.shed);
+	metrics_counter_set(m, "sonde_events_muted_total",
+	                    "Records the kernel did not send because no plugin wanted the connection.",
+	                    cs.muted);
+	metrics_counter_set(m, "sonde_payload_bytes_skipped_total",
+	                    "Payload bytes not copied because a parser said it did not need them.",
+	                    cs.skipped_bytes);
+	metrics_counter_set(m, "sonde_nobuf_records_total",
+	                    "sendfile/splice transfers counted by size only (no payload).",
+	                    cs.nobuf);
 	metrics_counter_set(m, "sonde_spans_total", "Spans produced.", hn->spans);
 	metrics_counter_set(m, "sonde_spans_dropped_total",
 	                    "Spans abandoned (connection closed first, limits).", hn->spans_dropped);
@@ -186,15 +198,46 @@ static int run_live(struct agent *a)
  * kernel filter), and the pipeline before the first record is delivered:
  * the callback is set once both exist (capture_set_callback), before the
  * first capture_poll. */
-static int start_capture(struct agent *a, bool exec_adopt, char *err, size_t errlen)
+/* One exe_path selector: its literal ending into the kernel's table, or
+ * (none) every new program is watched provisionally. */
+static void add_exe_selector(const char *re, char suffixes[][64], const char **ptrs, size_t *n,
+                             bool *all)
+{
+	if (!re)
+		return;
+	if (*n < 15 && config_exe_suffix(re, suffixes[*n], 57)) {
+		ptrs[*n] = suffixes[*n];
+		(*n)++;
+		return;
+	}
+	if (!*all)
+		fprintf(stderr, "sonde: warning: exe_path '%s' has no literal ending (like "
+		        "'redis-cli$'): every new program is watched until it is matched, which "
+		        "costs under heavy exec churn\n", re);
+	*all = true;
+}
+
+static int start_capture(struct agent *a, char *err, size_t errlen)
 {
 	struct capture_opts co = {.struct_size = sizeof(co)};
+	const struct config *cfg = a->cfg;
+	char suffixes[15][64];
+	const char *ptrs[15];
+	size_t n = 0;
+	bool all = false;
 
-	co.payload_cap = a->cfg->payload_cap;
-	co.ringbuf_bytes = a->cfg->ringbuf_bytes;
-	/* With an exe_path selector, new programs are watched from their first
-	 * instruction until discovery has matched them. */
-	co.exec_adopt = exec_adopt;
+	co.payload_cap = cfg->payload_cap;
+	co.ringbuf_bytes = cfg->ringbuf_bytes;
+	/* With an exe_path selector, new programs that may match are watched
+	 * from their first instruction until discovery has matched them. */
+	if (cfg->have_cli_service)
+		add_exe_selector(cfg->cli_service.exe_path, suffixes, ptrs, &n, &all);
+	for (size_t i = 0; i < cfg->n_services; i++)
+		add_exe_selector(cfg->services[i].exe_path, suffixes, ptrs, &n, &all);
+	co.exec_adopt = n || all;
+	co.exec_adopt_all = all;
+	co.exe_suffixes = ptrs;
+	co.n_exe_suffixes = n;
 	a->cap = capture_open(&co, NULL, NULL, err, errlen);
 	return a->cap ? 0 : -1;
 }
@@ -202,16 +245,6 @@ static int start_capture(struct agent *a, bool exec_adopt, char *err, size_t err
 static bool has_selectors(const struct config *cfg)
 {
 	return cfg->have_cli_service || cfg->n_services;
-}
-
-static bool any_exe_selector(const struct config *cfg)
-{
-	if (cfg->have_cli_service && cfg->cli_service.exe_path)
-		return true;
-	for (size_t i = 0; i < cfg->n_services; i++)
-		if (cfg->services[i].exe_path)
-			return true;
-	return false;
 }
 
 static int start_sinks(struct agent *a, char *err, size_t errlen)
@@ -249,7 +282,7 @@ static void shutdown_all(struct agent *a)
 		prom_stop(a->prom);
 	if (a->cap) {
 		if (a->pl)
-			procs_set_capture(pipeline_procs(a->pl), NULL);
+			pipeline_set_capture(a->pl, NULL);
 		capture_close(a->cap);
 		a->cap = NULL;
 	}
@@ -316,7 +349,7 @@ static int run(struct agent *a)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (!cfg->replay_path && start_capture(a, any_exe_selector(cfg), err, sizeof(err))) {
+	if (!cfg->replay_path && start_capture(a, err, sizeof(err))) {
 		fprintf(stderr, "sonde: cannot start capture: %s\n", err);
 		return 1;
 	}

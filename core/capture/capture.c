@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -254,6 +255,100 @@ static void capture_explain(const char *what, int rc, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", what, strerror(-rc));
 }
 
+/* The largest pid the kernel hands out (+1): the pid table's size. */
+static uint32_t capture_pid_max(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "re");
+	unsigned long v = 0;
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	if (!v || v > (1u << 22))
+		v = 1u << 22; /* PID_MAX_LIMIT on 64-bit */
+	return (uint32_t)v + 1;
+}
+
+static void capture_set_exec_adopt(struct capture *c, const struct capture_opts *o,
+				   struct capture_bpf *skel)
+{
+	c->n_suffixes = 0;
+	skel->rodata->exec_adopt = 0;
+	if (!o->exec_adopt)
+		return;
+	if (!SONDE_HAS_OPT(o, exe_suffixes) || o->exec_adopt_all || !o->n_exe_suffixes) {
+		skel->rodata->exec_adopt = 2;
+		return;
+	}
+	for (size_t i = 0; i < o->n_exe_suffixes && i < SONDE_EXE_SUFFIX_MAX; i++) {
+		struct sonde_exe_suffix *s = &c->suffixes[c->n_suffixes];
+		size_t n = strlen(o->exe_suffixes[i]);
+
+		if (!n || n > SONDE_EXE_SUFFIX_LEN)
+			continue;
+		memset(s, 0, sizeof(*s));
+		s->len = (uint32_t)n;
+		memcpy(s->s, o->exe_suffixes[i], n);
+		c->n_suffixes++;
+	}
+	skel->rodata->exec_adopt = c->n_suffixes ? 1 : 2;
+	skel->rodata->n_exe_suffixes = (uint32_t)c->n_suffixes;
+}
+
+/* Shedding under pressure: above 3/4 of the ring, a process that sent more
+ * than its share of the ring in a window (the ring's size divided by the
+ * processes that can fairly fill it, here a quarter) sheds; below half,
+ * shedding stops. shed_pct 0 turns it off. */
+static void capture_set_pressure(const struct capture_opts *o, uint32_t rb,
+				 struct capture_bpf *skel)
+{
+	uint32_t pct = SONDE_HAS_OPT(o, shed_pct) && o->shed_pct ? o->shed_pct : 75;
+
+	if (SONDE_HAS_OPT(o, shed_pct) && o->shed_pct > 100)
+		pct = 0;
+	if (!pct)
+		return;
+	skel->rodata->shed_high = (uint64_t)rb * pct / 100;
+	skel->rodata->shed_low = (uint64_t)rb * pct / 200;
+	skel->rodata->budget_bytes = SONDE_HAS_OPT(o, budget_bytes) && o->budget_bytes
+					     ? o->budget_bytes : rb / 4;
+	skel->rodata->budget_window_ns = 100000000ull;
+}
+
+/* mmap the pid table and the control words, and fill the exe suffixes. */
+static int capture_map_shared(struct capture *c, char *err, size_t errlen)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t pids_len = ((size_t)c->pid_words * 8 + (size_t)page - 1) & ~((size_t)page - 1);
+	size_t ctl_len = sizeof(struct sonde_ctl) * SONDE_CTL_SLOTS;
+
+	c->pids = mmap(NULL, pids_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(c->skel->maps.sonde_pids), 0);
+	if (c->pids == MAP_FAILED) {
+		c->pids = NULL;
+		snprintf(err, errlen, "mapping the pid table: %s", strerror(errno));
+		return -errno;
+	}
+	c->pids_len = pids_len;
+	c->ctl = mmap(NULL, ctl_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      bpf_map__fd(c->skel->maps.sonde_ctl), 0);
+	if (c->ctl == MAP_FAILED) {
+		c->ctl = NULL;
+		snprintf(err, errlen, "mapping the control words: %s", strerror(errno));
+		return -errno;
+	}
+	c->ctl_len = ctl_len;
+	for (uint32_t i = 0; i < c->n_suffixes; i++)
+		if (bpf_map__update_elem(c->skel->maps.exe_suffixes, &i, sizeof(i),
+					 &c->suffixes[i], sizeof(c->suffixes[i]), BPF_ANY)) {
+			snprintf(err, errlen, "filling the exe suffix table: %s", strerror(errno));
+			return -errno;
+		}
+	return 0;
+}
+
 static int capture_load(struct capture *c, const struct capture_opts *o, char *err,
 			size_t errlen)
 {
@@ -282,10 +377,14 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	c->skel = skel;
 	skel->rodata->payload_cap = cap;
 	skel->rodata->wakeup_bytes = rb / 16;
-	skel->rodata->exec_adopt = o->exec_adopt ? 1 : 0;
+	capture_set_exec_adopt(c, o, skel);
+	capture_set_pressure(o, rb, skel);
+	c->pid_words = (capture_pid_max() + 7) / 8;
 	rc = bpf_map__set_max_entries(skel->maps.events, rb);
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.scratch, (uint32_t)c->ncpu);
+	if (!rc)
+		rc = bpf_map__set_max_entries(skel->maps.sonde_pids, c->pid_words);
 	if (rc) {
 		snprintf(err, errlen, "sizing the capture maps: %s", strerror(-rc));
 		return rc;
@@ -297,6 +396,9 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 		capture_explain("loading the capture BPF programs", rc, err, errlen);
 		return rc;
 	}
+	rc = capture_map_shared(c, err, errlen);
+	if (rc)
+		return rc;
 	memset(&capture_last, 0, sizeof(capture_last));
 	rc = capture_bpf__attach(skel);
 	if (rc) {
@@ -365,13 +467,13 @@ static void capture_summary(struct capture *c)
 {
 	uint64_t tls = capture_counter(c, SONDE_CNT_TLS_DATA);
 	uint64_t nofd = capture_counter(c, SONDE_CNT_TLS_NOFD);
-	uint64_t rec = capture_counter(c, SONDE_CNT_RECOVERED);
+	uint64_t pre = capture_counter(c, SONDE_CNT_PREEXISTING);
 
-	if (tls || nofd || rec)
+	if (tls || nofd || pre)
 		fprintf(stderr,
 			"sonde: capture: %llu TLS plaintext records, %llu dropped (socket unknown), "
-			"%llu syscalls recovered from registers\n",
-			(unsigned long long)tls, (unsigned long long)nofd, (unsigned long long)rec);
+			"%llu connections first seen mid-life\n",
+			(unsigned long long)tls, (unsigned long long)nofd, (unsigned long long)pre);
 }
 
 /* Detaching a tracepoint program waits for an RCU grace period in the
@@ -430,6 +532,10 @@ void capture_close(struct capture *c)
 		capture_summary(c);
 	tls_free(c);
 	ring_buffer__free(c->rb);
+	if (c->pids)
+		munmap(c->pids, c->pids_len);
+	if (c->ctl)
+		munmap(c->ctl, c->ctl_len);
 	capture_detach_parallel(c->skel);
 	capture_bpf__destroy(c->skel);
 	free(c);
@@ -442,26 +548,78 @@ const struct capture_features *capture_features(const struct capture *c)
 
 /* --- run time ------------------------------------------------------------------------ */
 
+static uint64_t *capture_pid_word(struct capture *c, uint32_t tgid)
+{
+	if (!c || !c->pids || !tgid || tgid / 8 >= c->pid_words)
+		return NULL;
+	return &c->pids[tgid / 8];
+}
+
+int capture_pid_set(struct capture *c, uint32_t tgid, uint8_t set, uint8_t clear)
+{
+	uint64_t *w = capture_pid_word(c, tgid);
+	unsigned sh = (tgid & 7) * 8;
+
+	if (!w)
+		return -EINVAL;
+	if (clear)
+		__atomic_fetch_and(w, ~((uint64_t)clear << sh), __ATOMIC_SEQ_CST);
+	if (set)
+		__atomic_fetch_or(w, (uint64_t)set << sh, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+uint8_t capture_pid_flags(struct capture *c, uint32_t tgid)
+{
+	uint64_t *w = capture_pid_word(c, tgid);
+
+	return w ? (uint8_t)(__atomic_load_n(w, __ATOMIC_RELAXED) >> ((tgid & 7) * 8)) : 0;
+}
+
 int capture_watch(struct capture *c, uint32_t tgid)
 {
-	__u8 one = 1;
-
-	if (!c || !tgid)
-		return -EINVAL;
-	return bpf_map__update_elem(c->skel->maps.watched_pids, &tgid, sizeof(tgid), &one,
-				    sizeof(one), BPF_ANY);
+	return capture_pid_set(c, tgid, SONDE_PID_WATCHED, SONDE_PID_PROVISIONAL);
 }
 
 /* Connections of tgid stay in the kernel's LRU table until they age out or
  * their fd is reused; user space closes them on PROC_EXIT or here. */
 int capture_unwatch(struct capture *c, uint32_t tgid)
 {
-	int rc;
+	return capture_pid_set(c, tgid, 0, 0xff);
+}
 
-	if (!c || !tgid)
+int capture_conn_ctl(struct capture *c, uint64_t gen, uint32_t flags, uint32_t cap,
+		     uint64_t skip_in, uint64_t skip_out)
+{
+	struct sonde_ctl *w;
+
+	if (!c || !c->ctl || !gen)
 		return -EINVAL;
-	rc = bpf_map__delete_elem(c->skel->maps.watched_pids, &tgid, sizeof(tgid), 0);
-	return rc == -ENOENT ? 0 : rc;
+	w = &c->ctl[gen & (SONDE_CTL_SLOTS - 1)];
+	/* The kernel obeys a slot only while its gen matches: write the gen
+	 * last, so a half-written word is never taken for this connection. */
+	__atomic_store_n(&w->gen, 0, __ATOMIC_SEQ_CST);
+	w->flags = flags;
+	w->cap = cap;
+	w->skip_to[0] = skip_in;
+	w->skip_to[1] = skip_out;
+	__atomic_store_n(&w->gen, gen, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+int capture_proc_dropped(struct capture *c, uint32_t tgid, uint64_t *records, uint64_t *bytes)
+{
+	struct sonde_budget b;
+
+	*records = *bytes = 0;
+	if (!c || !c->skel)
+		return -EINVAL;
+	if (bpf_map__lookup_elem(c->skel->maps.sonde_budget, &tgid, sizeof(tgid), &b, sizeof(b),
+				 0))
+		return -ENOENT;
+	*records = b.dropped;
+	*bytes = b.dropped_bytes;
+	return 0;
 }
 
 int capture_poll(struct capture *c, int timeout_ms)
@@ -534,7 +692,17 @@ int capture_stats(struct capture *c, struct capture_stats *out)
 	if (!rc)
 		rc = capture_sum(fd, SONDE_CNT_TLS_NOFD, vals, c->ncpu, &out->tls_dropped);
 	if (!rc)
-		rc = capture_sum(fd, SONDE_CNT_RECOVERED, vals, c->ncpu, &out->recovered);
+		rc = capture_sum(fd, SONDE_CNT_PREEXISTING, vals, c->ncpu, &out->preexisting);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_MUTED, vals, c->ncpu, &out->muted);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_SHED, vals, c->ncpu, &out->shed);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_SKIPPED, vals, c->ncpu, &out->skipped_bytes);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_NOBUF, vals, c->ncpu, &out->nobuf);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_EXEC_ADOPTED, vals, c->ncpu, &out->exec_adopted);
 	free(vals);
 	return rc;
 }

@@ -21,9 +21,22 @@ struct capture_opts {
 	uint32_t payload_cap;   /* bytes copied per read/write; 0 = default */
 	uint32_t ringbuf_bytes; /* ring buffer size, power of two; 0 = default 8 MiB */
 	bool prefer_kprobes;    /* use kprobe/fentry accelerators if the kernel has them */
-	bool exec_adopt;        /* watch every exec'd process until user space has
-	                           matched it (capture_watch) or not (capture_unwatch) */
+	bool exec_adopt;        /* watch exec'd programs provisionally until user
+	                           space has matched them (capture_watch) or not
+	                           (capture_unwatch) */
+	bool exec_adopt_all;    /* ... every program (a selector has no literal end) */
+	const char *const *exe_suffixes; /* ... else only those whose path ends with
+	                                    one of these (at most 15, 56 bytes) */
+	size_t n_exe_suffixes;
+	uint32_t shed_pct;      /* ring fill (%) where shedding starts; 0 = 75,
+	                           >100 = never */
+	uint32_t budget_bytes;  /* a process's share per 100 ms under pressure;
+	                           0 = a quarter of the ring */
 };
+
+/* True when opts (of its own struct_size) carries field f. */
+#define SONDE_HAS_OPT(o, f) \
+	((o)->struct_size >= offsetof(struct capture_opts, f) + sizeof((o)->f))
 
 struct capture_features {
 	bool tracepoints;   /* syscalls:* tracepoints usable */
@@ -43,7 +56,12 @@ struct capture_stats {
 	uint64_t not_tcp;   /* watched fds skipped in the kernel as not TCP */
 	uint64_t tls_records; /* plaintext records from the TLS uprobes */
 	uint64_t tls_dropped; /* plaintext dropped: its socket was unknown */
-	uint64_t recovered; /* syscalls already running at attach, args from registers */
+	uint64_t preexisting; /* connections first seen mid-life (opened before us) */
+	uint64_t muted;     /* records not sent: the connection was muted */
+	uint64_t shed;      /* records dropped on purpose under ring pressure */
+	uint64_t skipped_bytes; /* payload bytes not copied: before a skip position */
+	uint64_t nobuf;     /* sendfile/splice records (byte counts only) */
+	uint64_t exec_adopted; /* exec'd programs watched provisionally */
 };
 
 /* Called for every record. `rec` points at a struct sonde_ev_hdr; it is only
@@ -67,6 +85,19 @@ int capture_probe_features(struct capture_features *f);
 /* Add or remove a process (tgid) from the in-kernel filter. */
 int capture_watch(struct capture *c, uint32_t tgid);
 int capture_unwatch(struct capture *c, uint32_t tgid);
+/* The process's flag byte (SONDE_PID_* of sonde_events.h): set and clear
+ * bits atomically; read. */
+int capture_pid_set(struct capture *c, uint32_t tgid, uint8_t set, uint8_t clear);
+uint8_t capture_pid_flags(struct capture *c, uint32_t tgid);
+
+/* Write the control word of connection generation gen (SONDE_CTL_* flags,
+ * payload cap, and per direction the position before which no payload is
+ * needed). Takes effect for the connection's next syscall. */
+int capture_conn_ctl(struct capture *c, uint64_t gen, uint32_t flags, uint32_t cap,
+                     uint64_t skip_in, uint64_t skip_out);
+
+/* Records (and bytes) dropped for process tgid: ring full or shed. */
+int capture_proc_dropped(struct capture *c, uint32_t tgid, uint64_t *records, uint64_t *bytes);
 
 /* Wait up to timeout_ms for records and deliver them. Returns the number of
  * records delivered, or a negative errno. */

@@ -11,6 +11,7 @@
 #define SONDE_CAPTURE_PRIV_H
 
 #include "capture/capture.h"
+#include "sonde_events.h"
 
 struct capture_bpf;
 struct ring_buffer;
@@ -25,6 +26,13 @@ struct capture {
 	capture_cb cb;
 	void *ctx;
 	int ncpu;
+	uint64_t *pids;          /* the mmap'ed pid table (sonde_pids) */
+	size_t pids_len;
+	uint32_t pid_words;
+	struct sonde_ctl *ctl;   /* the mmap'ed control words (sonde_ctl) */
+	size_t ctl_len;
+	struct sonde_exe_suffix suffixes[SONDE_EXE_SUFFIX_MAX];
+	uint32_t n_suffixes;
 	int delivered;  /* records handed to cb during this capture_poll() */
 	int stop_rc;    /* what cb returned when it asked to stop */
 	bool stopped;

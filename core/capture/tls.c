@@ -801,6 +801,10 @@ int capture_tls_attach(struct capture *c, uint32_t tgid)
 	if (!t || !(p = tls_proc_get(t, tgid)))
 		return -ENOMEM;
 	n = tls_read_maps(tgid, maps, TLS_MAX_FILES);
+	/* The syscall hooks link ciphertext to SSL calls only for processes
+	 * flagged TLS; flag before the first uprobe can fire. */
+	if (n > 0)
+		capture_pid_set(c, tgid, SONDE_PID_TLS, 0);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {

@@ -85,3 +85,81 @@ void config_service_free(struct service_cfg *s)
 {
 	cfg_service_free(s);
 }
+
+/* A regex token: a literal character, or anything else. */
+struct re_tok {
+	char c;
+	bool literal;
+	bool alternation; /* '|' outside parentheses and brackets */
+};
+
+static size_t re_tokens(const char *re, struct re_tok *t, size_t max)
+{
+	size_t n = 0;
+	int depth = 0;
+
+	for (const char *p = re; *p && n < max; p++) {
+		struct re_tok k = {.c = *p};
+
+		if (*p == '\\' && p[1]) {
+			p++;
+			k.c = *p;
+			/* \. \+ ... are literals; \w \d ... are classes */
+			k.literal = !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			              (*p >= '0' && *p <= '9'));
+		} else if (*p == '[') {
+			const char *q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']')
+				q++;
+			if (!*q)
+				return 0;
+			p = q;
+			k.c = ']';
+		} else if (*p == '(') {
+			depth++;
+		} else if (*p == ')') {
+			depth--;
+		} else if (*p == '|') {
+			k.alternation = depth == 0;
+		} else if (!strchr(".*+?{}^$", *p)) {
+			k.literal = true;
+		}
+		t[n++] = k;
+	}
+	return n;
+}
+
+int config_exe_suffix(const char *re, char *out, size_t outlen)
+{
+	struct re_tok t[1100];
+	size_t n, i, start, len;
+
+	out[0] = 0;
+	if (!re || strlen(re) > 1024)
+		return 0;
+	n = re_tokens(re, t, sizeof(t) / sizeof(t[0]));
+	if (n < 2 || t[n - 1].literal || t[n - 1].c != '$')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (t[i].alternation)
+			return 0;
+	start = n - 1;
+	while (start > 0 && t[start - 1].literal)
+		start--;
+	len = n - 1 - start;
+	if (!len)
+		return 0;
+	/* Keep the end: a shorter ending is still necessary for a match. */
+	if (len > outlen - 1) {
+		start += len - (outlen - 1);
+		len = outlen - 1;
+	}
+	for (i = 0; i < len; i++)
+		out[i] = t[start + i].c;
+	out[len] = 0;
+	return 1;
+}

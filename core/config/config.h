@@ -162,6 +162,13 @@ const struct kv *config_plugin_get(const struct config *c, const struct service_
  * globally (svc NULL). Strings are copied. 0, or -1 (out of memory). */
 int config_plugin_set(struct config *c, struct service_cfg *svc, const char *plugin,
                       const char *key, const char *const *vals, size_t n);
+/* The literal ending an exe_path regex forces on every path it matches
+ * ("redis-cli" for "/redis-cli$", "bin/curl" for "^/usr/bin/curl$"), into out;
+ * 1 if there is one, 0 if the pattern has none (not anchored at the end,
+ * ends in a class or repetition, alternation at the top). Used to decide in
+ * the kernel which new programs may match before user space can look. */
+int config_exe_suffix(const char *re, char *out, size_t outlen);
+
 /* Free what a service_cfg holds (not the struct itself). */
 void config_service_free(struct service_cfg *s);
 

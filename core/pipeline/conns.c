@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "base/hmap.h"
+#include "capture/capture.h"
 #include "host/host.h"
 #include "pipeline/conns.h"
 #include "pipeline/procs.h"
@@ -27,23 +28,31 @@ struct flow {
 	bool pos_known[2][2];
 	bool tls;                  /* plaintext arrives from TLS uprobes */
 	bool seen_data;            /* a chunk went to the host already */
+	uint32_t ctl;              /* SONDE_CTL_* flags written to the kernel */
 };
 
 struct conns {
 	struct host *host;
+	struct capture *cap;       /* the kernel's control words; NULL in replays */
 	struct hmap flows;         /* gen -> struct flow */
 	struct conns_counters n;
 };
 
-struct conns *conns_new(struct host *h)
+struct conns *conns_new(struct host *h, struct capture *cap)
 {
 	struct conns *cs = calloc(1, sizeof(*cs));
 
 	if (!cs)
 		return NULL;
 	cs->host = h;
+	cs->cap = cap;
 	hmap_init(&cs->flows);
 	return cs;
+}
+
+void conns_set_capture(struct conns *cs, struct capture *cap)
+{
+	cs->cap = cap;
 }
 
 void conns_free(struct conns *cs)
@@ -59,8 +68,20 @@ static void addr_text(uint16_t family, const uint8_t a[16], char *out, size_t n)
 {
 	if (family == AF_INET)
 		inet_ntop(AF_INET, a + 12, out, (socklen_t)n);
-	else
+	else if (family == AF_INET6)
 		inet_ntop(AF_INET6, a, out, (socklen_t)n);
+	else
+		out[0] = 0;
+}
+
+/* Tell the kernel what this connection needs from now on (only when that
+ * changes: a write is a few stores, but the kernel reads it per syscall). */
+static void flow_ctl(struct conns *cs, struct flow *f, uint32_t flags)
+{
+	if (!cs->cap || (f->ctl | flags) == f->ctl)
+		return;
+	f->ctl |= flags;
+	capture_conn_ctl(cs->cap, f->gen, f->ctl, 0, 0, 0);
 }
 
 static enum sonde_role infer_role(const struct proc *p, uint16_t lport)
@@ -95,6 +116,13 @@ void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p
 	d.info.peer_port = ev->t.rport;
 	addr_text(ev->t.family, ev->t.laddr, d.info.local_addr, sizeof(d.info.local_addr));
 	addr_text(ev->t.family, ev->t.raddr, d.info.peer_addr, sizeof(d.info.peer_addr));
+	if (ev->t.family == AF_UNIX) {
+		/* ABI 1.0 has no room for a unix path: its start is the best the
+		 * address fields can carry. */
+		snprintf(d.info.peer_addr, sizeof(d.info.peer_addr), "%.*s",
+		         (int)sizeof(d.info.peer_addr) - 1, ev->unix_path);
+		d.info.local_port = d.info.peer_port = 0;
+	}
 	d.info.service_name = p->res ? p->res->service_name : p->exe_name;
 	d.info.exe_name = p->exe_name;
 	switch (ev->role) {
@@ -152,13 +180,17 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 		}
 	} else if (f->tls || (!f->seen_data && host_conn_state(f->hc) == HOST_CONN_DETECTING &&
 	                      looks_like_tls(ev->data, ev->cap_len))) {
-		/* Ciphertext: the TLS uprobes deliver the plaintext. */
+		/* Ciphertext: the TLS uprobes deliver the plaintext (or nobody
+		 * can); the kernel stops copying it. */
 		f->tls = true;
 		host_conn_set_tls(f->hc);
+		flow_ctl(cs, f, SONDE_CTL_TLS);
 		return;
 	}
-	if (host_conn_state(f->hc) == HOST_CONN_IGNORED)
+	if (host_conn_state(f->hc) == HOST_CONN_IGNORED) {
+		flow_ctl(cs, f, SONDE_CTL_MUTE);
 		return;
+	}
 
 	memset(&ch, 0, sizeof(ch));
 	ch.struct_size = sizeof(ch);
@@ -168,7 +200,7 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 	ch.len = ev->cap_len;
 	ch.orig_len = ev->len;
 	ch.tid = ev->h.tid;
-	if (ev->flags & SONDE_EVF_TRUNCATED)
+	if ((ev->flags & SONDE_EVF_TRUNCATED) || ev->cap_len < ev->len)
 		ch.flags |= SONDE_CHUNK_TRUNCATED;
 	if (f->pos_known[src][dir] && ev->pos != f->next_pos[src][dir]) {
 		ch.flags |= SONDE_CHUNK_GAP;
@@ -178,6 +210,10 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 	f->next_pos[src][dir] = ev->pos + ev->len;
 	f->seen_data = true;
 	host_conn_data(f->hc, &ch);
+	/* Nobody wants this connection (detection failed, or its parser gave
+	 * up): the kernel stops sending it. */
+	if (host_conn_state(f->hc) == HOST_CONN_IGNORED)
+		flow_ctl(cs, f, SONDE_CTL_MUTE);
 }
 
 /* Apply fn to every flow of tgid (collected first: fn may delete). */

@@ -18,6 +18,7 @@
 
 #include "sonde_events.h"
 
+struct capture;
 struct host;
 struct proc;
 struct conns;
@@ -28,7 +29,9 @@ struct conns_counters {
 	uint64_t unknown_data; /* DATA for a gen never opened (its OPEN was lost) */
 };
 
-struct conns *conns_new(struct host *h);
+/* cap (may be NULL) receives the control words: mute, TLS. */
+struct conns *conns_new(struct host *h, struct capture *cap);
+void conns_set_capture(struct conns *cs, struct capture *cap);
 /* Closes what is left (at ts 0). NULL is a no-op. */
 void conns_free(struct conns *cs);
 

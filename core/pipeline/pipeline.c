@@ -71,7 +71,7 @@ struct pipeline *pipeline_new(const struct pipeline_opts *o, char *err, size_t e
 		return NULL;
 	}
 	memcpy(&pl->o, o, o->struct_size < sizeof(pl->o) ? o->struct_size : sizeof(pl->o));
-	pl->conns = conns_new(o->host);
+	pl->conns = conns_new(o->host, o->cap);
 	if (!pl->conns) {
 		snprintf(err, errlen, "out of memory");
 		free(pl);
@@ -105,6 +105,13 @@ void pipeline_free(struct pipeline *pl)
 	free(pl);
 }
 
+void pipeline_set_capture(struct pipeline *pl, struct capture *cap)
+{
+	pl->o.cap = cap;
+	procs_set_capture(pl->procs, cap);
+	conns_set_capture(pl->conns, cap);
+}
+
 struct procs *pipeline_procs(struct pipeline *pl)
 {
 	return pl->procs;
@@ -127,6 +134,20 @@ void pipeline_close_all(struct pipeline *pl, uint64_t ts_unix_ns)
 
 /* --- records ------------------------------------------------------------------------ */
 
+/* CONN records grew (unix_path was appended): an older recording's short
+ * record reads as the full one with an empty path. NULL if too short. */
+static const struct sonde_ev_conn *conn_record(const void *rec, size_t len,
+                                               struct sonde_ev_conn *buf)
+{
+	if (len >= sizeof(*buf))
+		return rec;
+	if (len < SONDE_EV_CONN_V1_SIZE)
+		return NULL;
+	memset(buf, 0, sizeof(*buf));
+	memcpy(buf, rec, len);
+	return buf;
+}
+
 static void on_conn_open(struct pipeline *pl, const struct sonde_ev_conn *ev)
 {
 	struct proc *p = procs_get(pl->procs, ev->h.tgid);
@@ -145,6 +166,8 @@ static void on_data(struct pipeline *pl, const struct sonde_ev_data *ev, size_t 
 int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 {
 	const struct sonde_ev_hdr *h = rec;
+	const struct sonde_ev_conn *cev;
+	struct sonde_ev_conn cbuf;
 	bool live = !pl->o.replay;
 
 	if (len < sizeof(*h))
@@ -156,14 +179,12 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 		on_data(pl, rec, len);
 		break;
 	case SONDE_EV_CONN_OPEN:
-		if (len >= sizeof(struct sonde_ev_conn))
-			on_conn_open(pl, rec);
+		if ((cev = conn_record(rec, len, &cbuf)))
+			on_conn_open(pl, cev);
 		break;
 	case SONDE_EV_CONN_CLOSE:
-		if (len >= sizeof(struct sonde_ev_conn)) {
-			const struct sonde_ev_conn *ev = rec;
-			conns_close(pl->conns, ev->gen, ev->h.ts_ns + pl->o.mono_to_real);
-		}
+		if ((cev = conn_record(rec, len, &cbuf)))
+			conns_close(pl->conns, cev->gen, cev->h.ts_ns + pl->o.mono_to_real);
 		break;
 	case SONDE_EV_PROC_EXEC:
 		if (len >= sizeof(struct sonde_ev_exec) && live)
@@ -178,8 +199,8 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 			procs_on_exit(pl->procs, rec);
 		break;
 	case SONDE_EV_LISTEN:
-		if (len >= sizeof(struct sonde_ev_conn) && live)
-			procs_on_listen(pl->procs, rec);
+		if ((cev = conn_record(rec, len, &cbuf)) && live)
+			procs_on_listen(pl->procs, cev);
 		break;
 	default:
 		break;

@@ -48,6 +48,9 @@ int pipeline_replay(struct pipeline *pl, const char *path, char *err, size_t err
 /* Finish every connection at ts (shutdown). */
 void pipeline_close_all(struct pipeline *pl, uint64_t ts_unix_ns);
 
+/* The kernel side to keep in step; NULL before the capture closes. */
+void pipeline_set_capture(struct pipeline *pl, struct capture *cap);
+
 struct procs *pipeline_procs(struct pipeline *pl);
 struct conns *pipeline_conns(struct pipeline *pl);
 const struct pipeline_counters *pipeline_counters(const struct pipeline *pl);
