@@ -296,7 +296,7 @@ char *otlp_json_metrics(const struct otlp_mbatch *b)
 		json_t *rm = json_object(), *sms = json_array(), *sm = json_object();
 		json_t *metrics = json_array();
 
-		set(rm, "resource", resource_json(&b->res[res], NULL, &ok), &ok);
+		set(rm, "resource", resource_json(b->res[res], NULL, &ok), &ok);
 		set(sm, "scope", scope_json(OTLP_METRICS_SCOPE, SONDE_VERSION, &ok), &ok);
 		while (i < n && b->pts[ord[i]].res == res) {
 			const struct otlp_hpoint *head = &b->pts[ord[i]];

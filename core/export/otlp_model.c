@@ -143,8 +143,10 @@ uint32_t otlp_span_flags(const struct span *s)
 
 void otlp_mbatch_free(struct otlp_mbatch *b)
 {
-	for (size_t i = 0; i < b->n_res; i++)
-		attr_list_free(&b->res[i]);
+	for (size_t i = 0; i < b->n_res; i++) {
+		attr_list_free(b->res[i]);
+		free(b->res[i]);
+	}
 	for (size_t i = 0; i < b->n_pts; i++) {
 		struct otlp_hpoint *p = &b->pts[i];
 
@@ -204,7 +206,7 @@ static long batch_resource(struct otlp_mbatch *b, const struct resource *res)
 	}
 	if (b->n_res == b->cap_res) {
 		size_t ncap = b->cap_res ? b->cap_res * 2 : 4;
-		struct attr_list *nl = realloc(b->res, ncap * sizeof(*nl));
+		struct attr_list **nl = realloc(b->res, ncap * sizeof(*nl));
 		const void **nk;
 
 		if (!nl)
@@ -216,8 +218,11 @@ static long batch_resource(struct otlp_mbatch *b, const struct resource *res)
 		b->res_key = nk;
 		b->cap_res = ncap;
 	}
-	l = &b->res[b->n_res];
-	memset(l, 0, sizeof(*l));
+	/* Each list on its own: an attr_list must not move. */
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	b->res[b->n_res] = l;
 	b->res_key[b->n_res] = res;
 	b->n_res++;
 	if (!res)

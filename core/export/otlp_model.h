@@ -51,7 +51,7 @@ struct otlp_hpoint {
 /* A metric export: distinct resources (attribute copies) and the points
  * that refer to them. Zero-initialise, fill, otlp_mbatch_free. */
 struct otlp_mbatch {
-	struct attr_list *res;
+	struct attr_list **res; /* each allocated on its own */
 	const void **res_key;   /* identity of each resource in the registry */
 	size_t n_res, cap_res;
 	struct otlp_hpoint *pts;

@@ -420,7 +420,7 @@ int otlp_pb_metrics(const struct otlp_mbatch *b, struct otlp_buf *out)
 		size_t res = b->pts[ord[i]].res;
 		size_t rm = msg_begin(out, 1), sm;
 
-		pb_resource(out, 1, &b->res[res], NULL);
+		pb_resource(out, 1, b->res[res], NULL);
 		sm = msg_begin(out, 2);
 		pb_scope(out, 1, OTLP_METRICS_SCOPE, SONDE_VERSION);
 		while (i < n && b->pts[ord[i]].res == res) {

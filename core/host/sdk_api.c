@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "host/host_priv.h"
+#include "telemetry/intern.h"
 #include "telemetry/metrics.h"
 
 const char *sonde_strerror(int err)
@@ -130,18 +131,13 @@ static struct sonde_span *h_span_start(struct sonde_conn *conn, const char *name
 
 static void h_span_set_name(struct sonde_span *sp, const char *name)
 {
-	char *n;
-
 	if (!(sp = tracer_live(sp)))
 		return;
 	if (!name) {
 		sp->host->n.api_misuse++;
 		return;
 	}
-	if (!(n = strdup(name)))
-		return;
-	free(sp->s->name);
-	sp->s->name = n;
+	span_set_name(sp->s, name);
 }
 
 /* A live span and a usable key, else NULL (counting misuse). */
@@ -203,8 +199,7 @@ static void h_set_status(struct sonde_span *sp, enum sonde_status st, const char
 	if (!(sp = tracer_live(sp)))
 		return;
 	sp->s->status = st;
-	free(sp->s->status_msg);
-	sp->s->status_msg = desc && st == SONDE_STATUS_ERROR ? strdup(desc) : NULL;
+	span_set_status_msg(sp->s, desc && st == SONDE_STATUS_ERROR ? desc : NULL);
 }
 
 static void h_add_metric(struct sonde_span *sp, struct sonde_metric *m)
@@ -250,10 +245,7 @@ static void metric_free(struct sonde_metric *m)
 {
 	if (!m)
 		return;
-	if (m->keys)
-		for (size_t i = 0; i < m->n_keys; i++)
-			free(m->keys[i]);
-	free(m->keys);
+	free(m->keys); /* the keys themselves are interned */
 	free(m->name);
 	free(m);
 }
@@ -284,7 +276,8 @@ static struct sonde_metric *h_hist_register(struct sonde_plugin_handle *self,
 	if (!m->h || !m->name || !m->keys)
 		goto fail;
 	for (size_t i = 0; i < d->n_attr_keys; i++) {
-		if (!(m->keys[i] = strdup(d->attr_keys[i])))
+		/* Interned: the tracer finds a span's value by pointer. */
+		if (!(m->keys[i] = (char *)intern(d->attr_keys[i])))
 			goto fail;
 		m->n_keys = i + 1;
 	}

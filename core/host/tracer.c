@@ -217,20 +217,22 @@ struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum son
 		return NULL;
 	}
 	sp = slot_get(h);
-	s = calloc(1, sizeof(*s));
+	s = span_new();
 	if (!sp || !s)
 		goto fail;
-	s->refs = 1;
-	s->name = strdup(name ? name : "");
-	if (!s->name)
-		goto fail;
+	span_set_name(s, name ? name : "");
 	s->kind = kind;
 	s->start_unix_ns = start_unix_ns;
 	s->end_unix_ns = start_unix_ns;
 	s->trace_flags = 1; /* sampled: sonde exports everything it sees */
 	s->res = c->res ? resource_ref(c->res) : NULL;
-	if (c->owner)
-		snprintf(s->scope, sizeof(s->scope), "%s", c->owner->plugin->desc->name);
+	if (c->owner) {
+		const char *pn = c->owner->plugin->desc->name;
+		size_t n = strnlen(pn, sizeof(s->scope) - 1);
+
+		memcpy(s->scope, pn, n);
+		s->scope[n] = 0;
+	}
 	rand_bytes(h, s->span_id, 8);
 	sp->host = h;
 	sp->state = SPAN_OPEN;
@@ -244,9 +246,7 @@ struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum son
 		h->obs.span_started(h->obs.ctx, s);
 	return sp;
 fail:
-	if (s)
-		free(s->name);
-	free(s);
+	span_unref(s);
 	free(sp);
 	h->n.spans_dropped++;
 	return NULL;
@@ -261,6 +261,25 @@ static void detach(struct sonde_span *sp)
 	list_del(sp);
 }
 
+/* Decimal text of v into buf (at least 21 bytes), without printf. */
+static const char *int_text(int64_t v, char *buf, size_t n)
+{
+	char tmp[24];
+	size_t k = 0, i = 0;
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		tmp[k++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u && k < sizeof(tmp));
+	if (v < 0 && i + 1 < n)
+		buf[i++] = '-';
+	while (k && i + 1 < n)
+		buf[i++] = tmp[--k];
+	buf[i] = 0;
+	return buf;
+}
+
 /* Attribute values as text for metric labels. */
 static const char *attr_text(const struct attr *at, char *buf, size_t n)
 {
@@ -268,7 +287,7 @@ static const char *attr_text(const struct attr *at, char *buf, size_t n)
 		return NULL;
 	switch (at->type) {
 	case ATTR_STR: return at->v.s;
-	case ATTR_INT: snprintf(buf, n, "%lld", (long long)at->v.i); return buf;
+	case ATTR_INT: return int_text(at->v.i, buf, n);
 	case ATTR_DOUBLE: snprintf(buf, n, "%g", at->v.d); return buf;
 	case ATTR_BOOL: return at->v.b ? "true" : "false";
 	}
@@ -288,7 +307,8 @@ static void record_metrics(struct sonde_span *sp)
 		size_t n = m->n_keys < 16 ? m->n_keys : 16;
 
 		for (size_t k = 0; k < n; k++)
-			vals[k] = attr_text(attr_find(&s->attrs, m->keys[k]), bufs[k], sizeof(bufs[k]));
+			vals[k] = attr_text(attr_find_interned(&s->attrs, m->keys[k]), bufs[k],
+			                    sizeof(bufs[k]));
 		metrics_hist_record(m->h, s->res, secs, vals);
 		if (h->obs.metric_point)
 			h->obs.metric_point(h->obs.ctx, m->name, secs, s, n,

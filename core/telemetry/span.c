@@ -1,56 +1,104 @@
 /*
- * span.c - attribute lists, refcounted resources and spans, hex helpers.
+ * span.c - attribute lists, refcounted resources and spans.
  *
  * The one idea: a finished span is immutable and shared. Sinks on other
  * threads (the OTLP exporter) keep it alive with span_ref/span_unref, whose
- * counters are atomic; the last unref frees the span, its strings and
+ * counters are atomic; the last unref frees the span, its arena and
  * attributes, and drops the span's reference on its resource.
  *
- * An attr_list is a small vector searched linearly: spans carry a dozen
- * attributes, so a hash table would cost more than it saves. Setting a key
- * that is already present replaces its value in place, so the first
- * insertion decides the order.
+ * An attr_list is a small vector searched linearly (spans carry a dozen
+ * attributes, so a hash table would cost more than it saves), with interned
+ * keys compared by pointer. Its first ATTR_INLINE entries and
+ * ATTR_INLINE_BYTES of string bytes live inside the list; beyond that it
+ * grows on the heap in chunks that never move, so a value pointer stays
+ * valid for the list's life. Setting a key that is already present replaces
+ * its value in place, so the first insertion decides the order (a replaced
+ * string's old bytes stay in the arena until the list is freed).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "telemetry/intern.h"
 #include "telemetry/span.h"
+
+#define CHUNK_MIN 1024
+
+struct attr_chunk {
+	struct attr_chunk *next;
+	uint32_t used, size;
+	char data[];
+};
+
+char *attr_list_strdup(struct attr_list *l, const char *s, size_t len)
+{
+	struct attr_chunk *c = l->chunks;
+	char *p;
+
+	if (len >= UINT32_MAX / 2)
+		return NULL;
+	if (l->inl_used + len + 1 <= ATTR_INLINE_BYTES) {
+		p = l->inl_bytes + l->inl_used;
+		l->inl_used += (uint32_t)len + 1;
+	} else {
+		if (!c || c->used + len + 1 > c->size) {
+			size_t size = len + 1 > CHUNK_MIN ? len + 1 : CHUNK_MIN;
+
+			c = malloc(sizeof(*c) + size);
+			if (!c)
+				return NULL;
+			c->used = 0;
+			c->size = (uint32_t)size;
+			c->next = l->chunks;
+			l->chunks = c;
+		}
+		p = c->data + c->used;
+		c->used += (uint32_t)len + 1;
+	}
+	if (len)
+		memcpy(p, s, len);
+	p[len] = '\0';
+	return p;
+}
 
 static struct attr *attr_slot(struct attr_list *l, const char *key)
 {
+	const char *ik = intern(key);
 	struct attr *a;
-	size_t ncap;
 
-	for (size_t i = 0; i < l->n; i++) {
-		if (strcmp(l->a[i].key, key) == 0) {
-			a = &l->a[i];
-			if (a->type == ATTR_STR) {
-				free(a->v.s);
-				a->v.s = NULL;
-			}
-			return a;
-		}
+	if (!ik)
+		return NULL;
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->a[i].key == ik)
+			return &l->a[i];
+	if (!l->a) {
+		l->a = l->inl;
+		l->cap = ATTR_INLINE;
 	}
 	if (l->n == l->cap) {
-		ncap = l->cap ? l->cap * 2 : 8;
-		a = realloc(l->a, ncap * sizeof(*a));
+		uint32_t ncap = l->cap * 2;
+
+		if (l->a == l->inl) {
+			a = malloc(ncap * sizeof(*a));
+			if (a)
+				memcpy(a, l->inl, l->n * sizeof(*a));
+		} else {
+			a = realloc(l->a, ncap * sizeof(*a));
+		}
 		if (!a)
 			return NULL;
 		l->a = a;
 		l->cap = ncap;
 	}
-	a = &l->a[l->n];
+	a = &l->a[l->n++];
 	memset(a, 0, sizeof(*a));
-	a->key = strdup(key);
-	if (!a->key)
-		return NULL;
-	l->n++;
+	a->key = ik;
 	return a;
 }
 
-/* Copies key and the first len bytes of val (val need not be terminated).
- * Returns 0, -EINVAL or -ENOMEM; on error the list is unchanged. */
+/* Copies the first len bytes of val (val need not be terminated); the key
+ * is interned. Returns 0, -EINVAL or -ENOMEM; on error the list is
+ * unchanged (except for arena bytes). */
 int attr_set_str(struct attr_list *l, const char *key, const char *val, size_t len)
 {
 	struct attr *a;
@@ -58,17 +106,12 @@ int attr_set_str(struct attr_list *l, const char *key, const char *val, size_t l
 
 	if (!l || !key || (!val && len))
 		return -EINVAL;
-	copy = malloc(len + 1);
+	copy = attr_list_strdup(l, val ? val : "", len);
 	if (!copy)
 		return -ENOMEM;
-	if (len)
-		memcpy(copy, val, len);
-	copy[len] = '\0';
 	a = attr_slot(l, key);
-	if (!a) {
-		free(copy);
+	if (!a)
 		return -ENOMEM;
-	}
 	a->type = ATTR_STR;
 	a->v.s = copy;
 	return 0;
@@ -116,31 +159,44 @@ int attr_set_bool(struct attr_list *l, const char *key, bool v)
 	return 0;
 }
 
+const struct attr *attr_find_interned(const struct attr_list *l, const char *ikey)
+{
+	if (!l || !ikey)
+		return NULL;
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->a[i].key == ikey)
+			return &l->a[i];
+	return NULL;
+}
+
 /* Borrowed pointer, valid until the list changes. NULL if absent. */
 const struct attr *attr_find(const struct attr_list *l, const char *key)
 {
 	if (!l || !key)
 		return NULL;
-	for (size_t i = 0; i < l->n; i++) {
-		if (strcmp(l->a[i].key, key) == 0)
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->a[i].key == key || strcmp(l->a[i].key, key) == 0)
 			return &l->a[i];
-	}
 	return NULL;
 }
 
-/* Frees every key and value; the list is empty and reusable afterwards. */
+/* Frees the arena and the array; the list is empty and reusable afterwards. */
 void attr_list_free(struct attr_list *l)
 {
+	struct attr_chunk *c, *n;
+
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->a[i].key);
-		if (l->a[i].type == ATTR_STR)
-			free(l->a[i].v.s);
+	for (c = l->chunks; c; c = n) {
+		n = c->next;
+		free(c);
 	}
-	free(l->a);
+	if (l->a != l->inl)
+		free(l->a);
 	l->a = NULL;
 	l->n = l->cap = 0;
+	l->chunks = NULL;
+	l->inl_used = 0;
 }
 
 struct resource *resource_ref(struct resource *r)
@@ -163,6 +219,30 @@ void resource_unref(struct resource *r)
 	free(r);
 }
 
+struct span *span_new(void)
+{
+	struct span *s = calloc(1, sizeof(*s));
+
+	if (s) {
+		s->refs = 1;
+		s->name = "";
+	}
+	return s;
+}
+
+void span_set_name(struct span *s, const char *name)
+{
+	const char *n = attr_list_strdup(&s->attrs, name ? name : "", name ? strlen(name) : 0);
+
+	if (n)
+		s->name = n;
+}
+
+void span_set_status_msg(struct span *s, const char *msg)
+{
+	s->status_msg = msg ? attr_list_strdup(&s->attrs, msg, strlen(msg)) : NULL;
+}
+
 struct span *span_ref(struct span *s)
 {
 	if (s)
@@ -170,19 +250,15 @@ struct span *span_ref(struct span *s)
 	return s;
 }
 
-/* The span must come from malloc/calloc: the last unref frees name,
- * status_msg, attrs, drops one reference on res, and frees the struct. */
+/* The last unref frees the arena (name, status, values), drops one
+ * reference on res, and frees the struct. */
 void span_unref(struct span *s)
 {
 	if (!s)
 		return;
 	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	free(s->name);
-	free(s->status_msg);
 	attr_list_free(&s->attrs);
 	resource_unref(s->res);
 	free(s);
 }
-
-

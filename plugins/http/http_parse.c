@@ -64,6 +64,30 @@ static const char *scan(const uint8_t *tab, const char *p, const char *end)
 	return p;
 }
 
+/* scan(vchar_tab, ...) eight bytes at a time: a word with no byte below
+ * 0x20 and no DEL is all field-value bytes (0x80.. is obs-text); only a
+ * word holding a tab, a line end or a control byte is looked at byte by
+ * byte. Header values are most of a head's bytes. */
+static const char *scan_value(const char *p, const char *end)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+
+	while (end - p >= 8) {
+		uint64_t x, del;
+
+		memcpy(&x, p, 8);
+		del = x ^ (0x7f * ones);
+		if (((x - 0x20 * ones) & ~x & highs) || ((del - ones) & ~del & highs)) {
+			const char *q = scan(vchar_tab, p, p + 8);
+
+			if (q < p + 8)
+				return q;
+		}
+		p += 8;
+	}
+	return scan(vchar_tab, p, end);
+}
+
 /* Request-target bytes: visible ASCII and (leniently) obs-text. */
 static const uint8_t target_tab[256] = {
 	[0x21 ... 0x7e] = 1, [0x80 ... 0xff] = 1,
@@ -158,7 +182,7 @@ static int line_value(struct cur *c, const char **val, size_t *len)
 	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
 		c->p++;
 	start = c->p;
-	c->p = scan(vchar_tab, c->p, c->end);
+	c->p = scan_value(c->p, c->end);
 	if (c->p < c->end && *c->p != '\r' && *c->p != '\n')
 		return HTTP_PARSE_ERROR;
 	last = c->p;
@@ -429,6 +453,18 @@ int http_start_line_check(const char *buf, size_t len, int want_request)
 
 /* --- Header helpers ------------------------------------------------------- */
 
+/* Case-insensitive a[0..alen) == b[0..blen) (b is lower case). */
+static int name_eq_n(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (alen != blen)
+		return 0;
+	for (size_t i = 0; i < alen; i++)
+		if (lower((unsigned char)a[i]) != (unsigned char)b[i])
+			return 0;
+	return 1;
+}
+
+/* Case-insensitive a[0..alen) == the string b (any case). */
 static int name_eq(const char *a, size_t alen, const char *b)
 {
 	size_t i;
@@ -442,8 +478,10 @@ static int name_eq(const char *a, size_t alen, const char *b)
 const struct http_header *http_header_find(const struct http_header *h, size_t n,
                                            const char *name)
 {
+	size_t len = strlen(name);
+
 	for (size_t i = 0; i < n; i++)
-		if (h[i].name && name_eq(h[i].name, h[i].name_len, name))
+		if (h[i].name && h[i].name_len == len && name_eq(h[i].name, h[i].name_len, name))
 			return &h[i];
 	return NULL;
 }
@@ -533,7 +571,7 @@ static int content_length(const struct http_header *h, size_t n, uint64_t *out)
 		const char *v;
 		size_t vl, k = 0;
 
-		if (!h[i].name || !name_eq(h[i].name, h[i].name_len, "content-length"))
+		if (!h[i].name || !name_eq_n(h[i].name, h[i].name_len, "content-length", 14))
 			continue;
 		v = h[i].value;
 		vl = h[i].value_len;
@@ -567,7 +605,7 @@ static int transfer_encoding(const struct http_header *h, size_t n)
 	const struct http_header *last = NULL;
 
 	for (size_t i = 0; i < n; i++)
-		if (h[i].name && name_eq(h[i].name, h[i].name_len, "transfer-encoding"))
+		if (h[i].name && name_eq_n(h[i].name, h[i].name_len, "transfer-encoding", 17))
 			last = &h[i];
 	if (!last)
 		return 0;

@@ -330,6 +330,41 @@ static const char *pick_route(struct http_conn *hc, const char *path, size_t len
 	return buf;
 }
 
+/* "METHOD route" (or the method alone) into buf, cut to fit. */
+static const char *span_name(char *buf, size_t cap, const char *method, const char *route)
+{
+	size_t ml = strlen(method), rl = route ? strlen(route) : 0, n;
+
+	n = ml < cap - 1 ? ml : cap - 1;
+	memcpy(buf, method, n);
+	if (route && n + 1 < cap - 1) {
+		buf[n++] = ' ';
+		if (rl > cap - 1 - n)
+			rl = cap - 1 - n;
+		memcpy(buf + n, route, rl);
+		n += rl;
+	}
+	buf[n] = 0;
+	return buf;
+}
+
+/* Decimal text of a status code (3 digits, or what fits). */
+static size_t status_text(int status, char out[8])
+{
+	char tmp[8];
+	size_t k = 0, n = 0;
+	unsigned v = status < 0 ? 0 : (unsigned)status;
+
+	do {
+		tmp[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && k < 7);
+	while (k)
+		out[n++] = tmp[--k];
+	out[n] = 0;
+	return n;
+}
+
 /* Everything the request head tells: attributes, name, traceparent, metric. */
 static void annotate_request(struct http_conn *hc, struct http_txn *t,
                              const struct http_request *req)
@@ -366,8 +401,11 @@ static void annotate_request(struct http_conn *hc, struct http_txn *t,
 		host->span_attr_str(s, "url.scheme", "https", 5);
 	else
 		host->span_attr_str(s, "url.scheme", "http", 4);
-	snprintf(ver, sizeof(ver), "1.%d", req->minor_version);
-	host->span_attr_str(s, "network.protocol.version", ver, strlen(ver));
+	ver[0] = '1';
+	ver[1] = '.';
+	ver[2] = (char)('0' + (req->minor_version >= 0 && req->minor_version <= 9
+	                       ? req->minor_version : 0));
+	host->span_attr_str(s, "network.protocol.version", ver, 3);
 	set_server_address(hc, s, req, ci);
 	if (is_server(hc) && ci && ci->peer_addr[0])
 		host->span_attr_str(s, "client.address", ci->peer_addr,
@@ -379,9 +417,7 @@ static void annotate_request(struct http_conn *hc, struct http_txn *t,
 	h = http_header_find(req->headers, req->n_headers, "traceparent");
 	if (h && is_server(hc))
 		host->span_set_traceparent(s, h->value, h->value_len); /* malformed: ignored */
-	snprintf(name, sizeof(name), "%s%s%s", method ? method : "HTTP", route ? " " : "",
-	         route ? route : "");
-	host->span_set_name(s, name);
+	host->span_set_name(s, span_name(name, sizeof(name), method ? method : "HTTP", route));
 	if (m)
 		host->span_add_metric(s, m);
 }
@@ -395,8 +431,7 @@ static void annotate_response(struct http_conn *hc, struct http_txn *t, int stat
 		return;
 	host->span_attr_int(t->span, "http.response.status_code", status);
 	if (status >= 500 || (!is_server(hc) && status >= 400)) {
-		snprintf(code, sizeof(code), "%d", status);
-		host->span_attr_str(t->span, "error.type", code, strlen(code));
+		host->span_attr_str(t->span, "error.type", code, status_text(status, code));
 		host->span_set_status(t->span, SONDE_STATUS_ERROR, NULL);
 		t->error_set = true;
 	}

@@ -353,7 +353,7 @@ static struct resource *mk_resource(const char *service, uint32_t pid)
 static struct span *mk_span(struct resource *res, const char *scope, const char *name,
                             int kind, uint8_t id_seed)
 {
-	struct span *s = calloc(1, sizeof(*s));
+	struct span *s = span_new();
 
 	s->refs = 1;
 	for (int i = 0; i < 16; i++)
@@ -361,7 +361,7 @@ static struct span *mk_span(struct resource *res, const char *scope, const char 
 	for (int i = 0; i < 8; i++)
 		s->span_id[i] = (uint8_t)(id_seed + i);
 	s->trace_flags = 1;
-	s->name = strdup(name);
+	span_set_name(s, name);
 	s->kind = kind;
 	s->start_unix_ns = 1700000000123456789ull;
 	s->end_unix_ns = 1700000000223456789ull;
@@ -381,7 +381,7 @@ static void mk_spans(struct span *sp[4])
 	memcpy(sp[0]->parent_span_id, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
 	sp[0]->remote_parent = true;
 	sp[0]->status = SONDE_STATUS_ERROR;
-	sp[0]->status_msg = strdup("upstream reset");
+	span_set_status_msg(sp[0], "upstream reset");
 	attr_set_str(&sp[0]->attrs, "http.request.method", "GET", 3);
 	attr_set_int(&sp[0]->attrs, "http.response.status_code", 503);
 	attr_set_int(&sp[0]->attrs, "sonde.negative", -42);
@@ -887,7 +887,7 @@ static const struct otlp_hpoint *mb_point(const struct otlp_mbatch *mb, const ch
 {
 	for (size_t i = 0; i < mb->n_pts; i++) {
 		const struct otlp_hpoint *p = &mb->pts[i];
-		const struct attr *svc = attr_find(&mb->res[p->res], "service.name");
+		const struct attr *svc = attr_find(mb->res[p->res], "service.name");
 
 		if (strcmp(svc->v.s, service) == 0 && p->n_attrs && strcmp(p->values[0], method) == 0)
 			return p;

@@ -16,7 +16,7 @@
 
 static struct span *mkspan(bool root)
 {
-	struct span *s = calloc(1, sizeof(*s));
+	struct span *s = span_new();
 	struct resource *r = calloc(1, sizeof(*r));
 
 	r->refs = 1;
@@ -34,7 +34,7 @@ static struct span *mkspan(bool root)
 	if (!root)
 		for (int i = 0; i < 8; i++)
 			s->parent_span_id[i] = (uint8_t)(0xf0 + i);
-	s->name = strdup("GET /users/{id}");
+	span_set_name(s, "GET /users/{id}");
 	s->kind = SONDE_SPAN_SERVER;
 	s->start_unix_ns = 1700000000123456789ull;
 	s->end_unix_ns = s->start_unix_ns + 1234000; /* 1.234 ms */
@@ -80,7 +80,7 @@ START_TEST(json_every_key)
 	json_t *j, *st, *at, *rs;
 
 	s->status = SONDE_STATUS_ERROR;
-	s->status_msg = strdup("upstream reset");
+	span_set_status_msg(s, "upstream reset");
 	line = print_format(s, PRINT_JSON);
 	j = parse_line(line);
 
@@ -168,8 +168,7 @@ START_TEST(json_hostile_values)
 	json_t *j, *at;
 	char *line;
 
-	free(s->name);
-	s->name = strdup("GET /\xff\xfe\n\"x\"");
+	span_set_name(s, "GET /\xff\xfe\n\"x\"");
 	attr_set_str(&s->attrs, "url.path", "/a\xc3\x28", 4); /* bad UTF-8 */
 	attr_set_str(&s->attrs, "bad\xffkey", "v", 1);
 	attr_set_double(&s->attrs, "x.nan", NAN);
@@ -268,14 +267,13 @@ START_TEST(text_client_error_and_hostile)
 	char *line;
 
 	s->kind = SONDE_SPAN_CLIENT;
-	free(s->name);
-	s->name = strdup("GET\x1b[31m\n/\xff");
 	attr_list_free(&s->attrs);
 	s->attrs = clean;
+	span_set_name(s, "GET\x1b[31m\n/\xff");
 	attr_set_str(&s->attrs, "server.address", "db.local", 8);
 	attr_set_int(&s->attrs, "server.port", 5432);
 	s->status = SONDE_STATUS_ERROR;
-	s->status_msg = strdup("timeout\r");
+	span_set_status_msg(s, "timeout\r");
 	s->end_unix_ns = s->start_unix_ns + 2500000000ull;
 	line = print_format(s, PRINT_TEXT);
 	ck_assert_str_eq(line,

@@ -138,11 +138,11 @@ static struct resource *make_resource(const char *svc, uint32_t pid)
 START_TEST(span_holds_resource)
 {
 	struct resource *r = make_resource("checkout", 42);
-	struct span *s = calloc(1, sizeof(*s));
+	struct span *s = span_new();
 
 	s->refs = 1;
-	s->name = strdup("GET /");
-	s->status_msg = strdup("boom");
+	span_set_name(s, "GET /");
+	span_set_status_msg(s, "boom");
 	attr_set_str(&s->attrs, "url.path", "/", 1);
 	s->res = resource_ref(r);
 	ck_assert_int_eq(r->refs, 2);
@@ -182,7 +182,7 @@ static void *ref_worker(void *arg)
 
 START_TEST(refcounts_are_atomic)
 {
-	struct span *s = calloc(1, sizeof(*s));
+	struct span *s = span_new();
 	pthread_t t[REF_THREADS];
 
 	s->refs = 1;
