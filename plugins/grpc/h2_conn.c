@@ -468,7 +468,7 @@ static size_t step_preface(struct h2_conn *h, int dir, const uint8_t *p, size_t 
 
 	if (c > n)
 		c = n;
-	if (memcmp(p, H2_PREFACE + d->preface_n, c)) {
+	if (memcmp(p, &H2_PREFACE[d->preface_n], c)) {
 		garbage(h, dir, ts);
 		return 0;
 	}

@@ -219,8 +219,10 @@ static int feed(struct hpack_dec *d, const uint8_t *p, size_t n, int final, nght
 #endif
 		if (r < 0 || (size_t)r > n)
 			return -1;
-		p += r;
-		n -= (size_t)r;
+		if (r) {
+			p += r;
+			n -= (size_t)r;
+		}
 		if (fl & NGHTTP2_HD_INFLATE_EMIT)
 			*emitted = true;
 		if (fl & NGHTTP2_HD_INFLATE_FINAL) {

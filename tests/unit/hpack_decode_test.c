@@ -70,8 +70,8 @@ static void decode_hex(struct hpack_dec *d, const char *hex, const char *want, s
 static const char *const c3_want[] = {
 	":method: GET\n:scheme: http\n:path: /\n:authority: www.example.com\n",
 	":method: GET\n:scheme: http\n:path: /\n:authority: www.example.com\ncache-control: no-cache\n",
-	":method: GET\n:scheme: https\n:path: /index.html\n:authority: www.example.com\n"
-	"custom-key: custom-value\n",
+	(":method: GET\n:scheme: https\n:path: /index.html\n:authority: www.example.com\n"
+	 "custom-key: custom-value\n"),
 };
 
 START_TEST(rfc_c3_requests_plain)
