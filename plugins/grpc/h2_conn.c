@@ -179,10 +179,11 @@ static void garbage(struct h2_conn *h, int dir, uint64_t ts)
 	lose(h, dir, ts);
 }
 
-static size_t step_lost(struct h2_conn *h, int dir, const uint8_t *p, size_t n, bool *found)
+static size_t step_lost(struct h2_conn *h, int dir, const uint8_t *p, size_t n, size_t total,
+                        bool *found)
 {
 	struct h2_dir *d = &h->d[dir];
-	long off = h2_resync_find(p, n, H2_RESYNC_SCAN);
+	long off = h2_resync_find(p, n, total, H2_RESYNC_SCAN);
 
 	if (off != 0)
 		d->hp_dirty = true; /* the bytes passed over may hold header blocks */
@@ -491,7 +492,7 @@ static size_t step_preface(struct h2_conn *h, int dir, const uint8_t *p, size_t 
  * boundary: frames are taken from there when the headers in the chunk
  * chain (or the chunk is shorter than one header, checked once complete);
  * otherwise the direction looks for a boundary. */
-static void dir_start(struct h2_conn *h, int dir, const uint8_t *p, size_t n)
+static void dir_start(struct h2_conn *h, int dir, const uint8_t *p, size_t n, size_t total)
 {
 	struct h2_dir *d = &h->d[dir];
 	size_t end;
@@ -502,7 +503,8 @@ static void dir_start(struct h2_conn *h, int dir, const uint8_t *p, size_t n)
 	}
 	if (dir == h->req_dir && h->mode == H2_MODE_UNDECIDED)
 		to_midstream(h);
-	if (n < H2_FRAME_HDR_LEN || h2_chain_walk(p, n, H2_MAX_FRAME_LEN, 64, &end) >= 1) {
+	if (n < H2_FRAME_HDR_LEN ||
+	    (h2_chain_walk(p, n, H2_MAX_FRAME_LEN, 64, &end) >= 1 && end <= total)) {
 		d->st = D_HDR;
 		d->hdr_n = 0;
 		return;
@@ -555,12 +557,14 @@ int h2_conn_feed(struct h2_conn *h, int dir, const uint8_t *data, size_t len, si
 	d = &h->d[dir];
 	if (!data)
 		len = 0;
+	if (orig_len < len)
+		orig_len = len;
 	if ((flags & H2_IN_GAP) && d->st != D_START)
 		lose(h, dir, ts);
 	while (pos < len) {
 		switch (d->st) {
 		case D_START:
-			dir_start(h, dir, data + pos, len - pos);
+			dir_start(h, dir, data + pos, len - pos, orig_len - pos);
 			break;
 		case D_PREFACE:
 			pos += step_preface(h, dir, data + pos, len - pos, ts);
@@ -572,7 +576,9 @@ int h2_conn_feed(struct h2_conn *h, int dir, const uint8_t *data, size_t len, si
 			pos += step_payload(h, dir, data + pos, len - pos, ts);
 			break;
 		case D_LOST:
-			pos += step_lost(h, dir, data + pos, len - pos, &found);
+			/* the transfer's total size counts only from its first byte */
+			pos += step_lost(h, dir, data + pos, len - pos, pos ? len - pos : orig_len,
+			                 &found);
 			break;
 		}
 	}

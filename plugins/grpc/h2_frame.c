@@ -130,7 +130,7 @@ int h2_chain_walk(const uint8_t *p, size_t n, uint32_t max_len, unsigned max_fra
 	return count;
 }
 
-long h2_resync_find(const uint8_t *p, size_t n, size_t scan_max)
+long h2_resync_find(const uint8_t *p, size_t n, size_t total, size_t scan_max)
 {
 	size_t last;
 
@@ -143,7 +143,7 @@ long h2_resync_find(const uint8_t *p, size_t n, size_t scan_max)
 		size_t end;
 		int k = h2_chain_walk(p + off, n - off, H2_MAX_FRAME_LEN, 64, &end);
 
-		if (k >= 2 || (k == 1 && off == 0 && end <= n))
+		if (k >= 2 || (k == 1 && off == 0 && end <= (total > n ? total : n)))
 			return (long)off;
 	}
 	return -1;

@@ -91,13 +91,14 @@ int h2_chain_walk(const uint8_t *p, size_t n, uint32_t max_len, unsigned max_fra
                   size_t *last_end);
 
 /*
- * Where frames start again in p[0..n) after a loss: the smallest offset
- * from which h2_chain_walk succeeds with at least 2 headers, or with 1
- * header at offset 0 whose frame ends inside p (the bytes after it too few
- * for a header). Offsets are searched up to scan_max. Returns the offset,
- * or -1.
+ * Where frames start again in p[0..n) after a loss. p is the start of the
+ * bytes of one read or write whose total size is total (>= n; the bytes
+ * after n were not captured). Accepted: the smallest offset from which
+ * h2_chain_walk finds at least 2 headers, or offset 0 when its headers
+ * chain and the last frame ends within the transfer (<= total). Offsets
+ * are searched up to scan_max. Returns the offset, or -1.
  */
-long h2_resync_find(const uint8_t *p, size_t n, size_t scan_max);
+long h2_resync_find(const uint8_t *p, size_t n, size_t total, size_t scan_max);
 
 /* A frame type h2_frame_hdr_check accepts. */
 int h2_frame_type_known(uint8_t type);

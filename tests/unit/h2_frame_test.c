@@ -104,16 +104,19 @@ START_TEST(chain_and_resync)
 	ck_assert_int_eq(h2_chain_walk(b.p + 16, b.len - 16, H2_MAX_FRAME_LEN, 64, &end), 3);
 	ck_assert_uint_eq(end, b.len - 16);
 	ck_assert_int_eq(h2_chain_walk(b.p, b.len, H2_MAX_FRAME_LEN, 64, &end), -1);
-	off = h2_resync_find(b.p, b.len, 1 << 16);
+	off = h2_resync_find(b.p, b.len, 0, 1 << 16);
 	ck_assert_int_eq(off, 16);
 	/* one frame only: accepted at offset 0 when it ends inside the bytes */
-	ck_assert_int_eq(h2_resync_find(b.p + 16, 15, 1 << 16), 0);
-	ck_assert_int_eq(h2_resync_find(b.p + 16, 20, 1 << 16), 0);
-	ck_assert_int_eq(h2_resync_find(b.p + 16, 14, 1 << 16), -1);
-	ck_assert_int_eq(h2_resync_find(b.p + 17, 14, 1 << 16), -1);
+	ck_assert_int_eq(h2_resync_find(b.p + 16, 15, 0, 1 << 16), 0);
+	ck_assert_int_eq(h2_resync_find(b.p + 16, 20, 0, 1 << 16), 0);
+	ck_assert_int_eq(h2_resync_find(b.p + 16, 14, 0, 1 << 16), -1);
+	ck_assert_int_eq(h2_resync_find(b.p + 17, 14, 0, 1 << 16), -1);
+	/* a transfer cut by the capture: the frame ends within its total size */
+	ck_assert_int_eq(h2_resync_find(b.p + 16, 12, 15, 1 << 16), 0);
+	ck_assert_int_eq(h2_resync_find(b.p + 16, 12, 14, 1 << 16), -1);
 	/* HTTP/1 text never looks like frames */
 	ck_assert_int_eq(h2_resync_find((const uint8_t *)"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27,
-	                                1 << 16), -1);
+	                                27, 1 << 16), -1);
 	h2b_free(&b);
 }
 END_TEST
@@ -132,7 +135,8 @@ START_TEST(resync_random_bytes)
 			s ^= s << 17;
 			buf[i] = (uint8_t)s;
 		}
-		found += h2_resync_find(buf, sizeof(buf), sizeof(buf)) >= 0;
+		found += h2_resync_find(buf, sizeof(buf), 0, sizeof(buf)) >= 0;
+		found += h2_resync_find(buf, sizeof(buf), 1 << 16, sizeof(buf)) >= 0;
 	}
 	ck_assert_int_eq(found, 0);
 }
