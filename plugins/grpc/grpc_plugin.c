@@ -116,6 +116,7 @@ struct grpc_conn {
 	size_t n_routes;
 	struct h2s *s;             /* sorted by id */
 	size_t n, cap;
+	uint32_t max_sid;          /* highest request stream id seen */
 	uint64_t cur_ts;
 	struct blk_scratch b;
 	struct grpc_stats st;
@@ -414,6 +415,14 @@ static void set_outcome(struct grpc_conn *gc, struct h2s *s, bool server, bool r
 		host->span_set_status(s->span, SONDE_STATUS_ERROR, NULL);
 		return;
 	}
+	/* A gRPC call answered without a gRPC status but with an HTTP error
+	 * (a proxy's 503, a 404): the HTTP status is the error. */
+	if (rpc && s->grpc_status < 0 && s->status && s->status != 200) {
+		snprintf(code, sizeof(code), "%d", s->status);
+		attr_s(gc, s, "error.type", code);
+		host->span_set_status(s->span, SONDE_STATUS_ERROR, NULL);
+		return;
+	}
 	if (!rpc && s->status && (s->status >= 500 || (!server && s->status >= 400))) {
 		snprintf(code, sizeof(code), "%d", s->status);
 		attr_s(gc, s, "error.type", code);
@@ -587,8 +596,12 @@ static void request_block(struct grpc_conn *gc, const struct hpack_result *res, 
 			s->flags |= S_PARTIAL;
 		return;
 	}
-	if (!(b->sid & 1) || (!b->has_method && !b->has_path && !partial))
-		return; /* not a request we can place (trailers of an unseen stream) */
+	/* A new request has a new, higher, odd stream id and pseudo-headers;
+	 * anything else is trailers or a late block of a stream we do not
+	 * follow (its HEADERS were lost, or it already ended). */
+	if (!(b->sid & 1) || b->sid <= gc->max_sid || (!b->has_method && !b->has_path))
+		return;
+	gc->max_sid = b->sid;
 	s = s_add(gc, b->sid);
 	if (!s) {
 		gc->st.untracked++;

@@ -478,8 +478,7 @@ static size_t step_preface(struct h2_conn *h, int dir, const uint8_t *p, size_t 
 		return c;
 	d->st = D_HDR;
 	d->hdr_n = 0;
-	if (h->req_dir < 0)
-		h->req_dir = dir;
+	h->req_dir = dir; /* the preface is the client's: it overrides the role */
 	if (h->mode == H2_MODE_UNDECIDED)
 		h->mode = H2_MODE_FROM_START;
 	if (h->ev->preface)
@@ -591,9 +590,11 @@ int h2_conn_feed(struct h2_conn *h, int dir, const uint8_t *data, size_t len, si
 		else if (m)
 			d->hp_dirty = true;
 	}
-	if (d->st == D_LOST && !found && len)
+	/* Only a chunk captured whole counts against the connection: inside a
+	 * bulk transfer cut by the capture, a boundary is rarely in reach. */
+	if (d->st == D_LOST && !found && len && len == orig_len)
 		d->lost_chunks++;
-	else if (d->st != D_LOST)
+	else if (found)
 		d->lost_chunks = 0;
 	return 0;
 }

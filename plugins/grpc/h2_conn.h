@@ -81,7 +81,8 @@ struct h2_stats {
 struct h2_conn;
 
 /* req_dir: the direction carrying the client's frames (0/1), or -1 when
- * unknown (then the preface decides). NULL when out of memory. */
+ * unknown. The client preface, when seen, decides (it overrides req_dir).
+ * NULL when out of memory. */
 struct h2_conn *h2_conn_new(int req_dir, const struct h2_events *ev, void *ctx);
 void h2_conn_free(struct h2_conn *h);
 
@@ -98,7 +99,8 @@ void h2_conn_set_req_dir(struct h2_conn *h, int dir);
 const struct h2_stats *h2_conn_stats(const struct h2_conn *h);
 /* 1 when dir is lost (looking for frame boundaries). */
 int h2_conn_lost(const struct h2_conn *h, int dir);
-/* Consecutive chunks of dir in which no frame boundary was found. */
+/* Consecutive chunks of dir, captured whole, in which no frame boundary
+ * was found while lost. */
 unsigned h2_conn_lost_chunks(const struct h2_conn *h, int dir);
 
 #endif /* SONDE_H2_CONN_H */

@@ -1033,6 +1033,107 @@ START_TEST(server_push)
 }
 END_TEST
 
+/* Request trailers, a late block for an ended stream, and a gRPC call that
+ * got an HTTP error without a gRPC status. */
+START_TEST(trailers_late_blocks_http_errors)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 0, ":method", "POST", ":scheme", "http", ":path", "/upload");
+	h2b_data(&c.cur, 1, 20, 0, 0);
+	REQ(&c, 1, 1, "x-checksum", "abc"); /* request trailers */
+	flush(&c, true);
+	RESP(&c, 1, 1, ":status", "201");
+	flush(&c, false);
+	grpc_req(&c, 3, "/pkg.Svc/Behind");
+	flush(&c, true);
+	RESP(&c, 3, 1, ":status", "503", "content-type", "text/plain");
+	flush(&c, false);
+	REQ(&c, 3, 1, "x-late", "1"); /* after the stream ended */
+	flush(&c, true);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	fake_conn_close(r.fc, ts_of(100));
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+	ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "POST");
+	ck_assert_int_eq(iattr(fake_host_ended(r.h, 0), "http.response.status_code"), 201);
+	ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/Behind");
+	ck_assert_int_eq(fake_host_ended(r.h, 1)->status, SONDE_STATUS_ERROR);
+	ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 1), "error.type"), "503");
+	ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 1), "rpc.grpc.status_code"));
+	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
+	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* The preface says who the client is, whatever the role said. */
+START_TEST(preface_overrides_role)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	start(&c);
+	unary(&c, 1, "/pkg.Svc/X", 0);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0); /* really a client */
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* A long download read in large reads, each captured 4 KiB: no frame
+ * boundary is in reach for a while, which is no reason to give up. */
+START_TEST(bulk_transfer_not_given_up)
+{
+	struct conv c;
+	struct run r;
+	struct h2b big = { 0 };
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 1, ":method", "GET", ":scheme", "http", ":path", "/big");
+	flush(&c, true);
+	for (int i = 0; i < 400; i++)
+		h2b_data(&big, 1, 16384, 0, 0);
+	run_open(&r, SONDE_ROLE_CLIENT, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0);
+	{
+		struct h2b h = { 0 };
+		h2b_headers(&h, c.ds, 1, 0, ":status", "200", NULL);
+		fake_conn_feed(r.fc, SONDE_DIR_INGRESS, ts_of(10), h.p, h.len);
+		h2b_free(&h);
+	}
+	/* reads of 65536 bytes starting 1000 bytes into the stream */
+	for (size_t off = 1000; off + 65536 <= big.len; off += 65536) {
+		struct sonde_chunk ch = { 0 };
+		ch.dir = SONDE_DIR_INGRESS;
+		ch.ts_unix_ns = ts_of(11);
+		ch.data = big.p + off;
+		ch.len = 4096;
+		ch.orig_len = 65536;
+		ch.flags = off == 1000 ? SONDE_CHUNK_GAP : SONDE_CHUNK_TRUNCATED;
+		fake_conn_feed_chunk(r.fc, &ch);
+	}
+	ck_assert(!fake_conn_given_up(r.fc));
+	fake_conn_close(r.fc, ts_of(20));
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 0);  /* its end was never seen */
+	ck_assert_uint_eq(fake_host_n_dropped(r.h), 1); /* so it is dropped */
+	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+	fake_host_free(r.h);
+	h2b_free(&big);
+	conv_free(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("grpc_plugin");
@@ -1056,6 +1157,9 @@ static Suite *suite(void)
 	tcase_add_test(t, garbage);
 	tcase_add_test(t, span_limit);
 	tcase_add_test(t, server_push);
+	tcase_add_test(t, trailers_late_blocks_http_errors);
+	tcase_add_test(t, preface_overrides_role);
+	tcase_add_test(t, bulk_transfer_not_given_up);
 	suite_add_tcase(s, t);
 	return s;
 }
