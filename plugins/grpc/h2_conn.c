@@ -489,12 +489,28 @@ static size_t step_preface(struct h2_conn *h, int dir, const uint8_t *p, size_t 
 /* First bytes of a direction: the preface, or frames. A direction's first
  * captured byte is where a read or write started, almost always a frame
  * boundary: frames are taken from there when the headers in the chunk
- * chain (or the chunk is shorter than one header, checked once complete);
- * otherwise the direction looks for a boundary. */
+ * chain and end within the transfer, or when the chunk is shorter than a
+ * header (checked once complete) or holds one header of a frame of usual
+ * size that the next read will finish. Otherwise the direction looks for a
+ * boundary. */
+static bool start_plausible(const uint8_t *p, size_t n, size_t total)
+{
+	size_t end;
+	int k;
+
+	if (n < H2_FRAME_HDR_LEN)
+		return true;
+	k = h2_chain_walk(p, n, H2_MAX_FRAME_LEN, 64, &end);
+	if (k < 1)
+		return false;
+	if (end <= total || k >= 2)
+		return true;
+	return n == total && end - H2_FRAME_HDR_LEN <= H2_DEFAULT_MAX_FRAME; /* a short read */
+}
+
 static void dir_start(struct h2_conn *h, int dir, const uint8_t *p, size_t n, size_t total)
 {
 	struct h2_dir *d = &h->d[dir];
-	size_t end;
 
 	if (h2_preface_check(p, n) >= 0) {
 		d->st = D_PREFACE;
@@ -502,8 +518,7 @@ static void dir_start(struct h2_conn *h, int dir, const uint8_t *p, size_t n, si
 	}
 	if (dir == h->req_dir && h->mode == H2_MODE_UNDECIDED)
 		to_midstream(h);
-	if (n < H2_FRAME_HDR_LEN ||
-	    (h2_chain_walk(p, n, H2_MAX_FRAME_LEN, 64, &end) >= 1 && end <= total)) {
+	if (start_plausible(p, n, total)) {
 		d->st = D_HDR;
 		d->hdr_n = 0;
 		return;
