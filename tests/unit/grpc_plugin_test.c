@@ -1,0 +1,1176 @@
+/*
+ * grpc_plugin_test.c - the grpc plugin driven through the fake host like
+ * the core drives it: detection, gRPC unary and streaming calls with every
+ * kind of ending, plain HTTP/2, both roles and an unknown role, many
+ * interleaved streams, every split point, capture cuts and gaps, garbage,
+ * a connection joined mid-way (stale dynamic-table entries never
+ * attributed), privacy, and the metrics each span records.
+ *
+ * The one idea: a conversation is a list of writes by the client and the
+ * server, built with real HPACK encoders (nghttp2's, or one that indexes
+ * every field like gRPC's); the same list is fed as a server process sees
+ * it or as a client process sees it, whole or cut anywhere.
+ */
+#include <check.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_host.h"
+#include "test/h2_build.h"
+
+const struct sonde_plugin *sonde_plugin_entry(void);
+
+/* --- conversations --------------------------------------------------------------------- */
+
+#define MAX_WRITES 4096
+
+struct conv {
+	struct h2b w[MAX_WRITES];
+	bool from_client[MAX_WRITES];
+	unsigned n;
+	struct h2b cur;        /* bytes of the write being built */
+	nghttp2_hd_deflater *dc, *ds;
+	struct h2enc ec, es;   /* gRPC-like encoders */
+	bool grpc_like;
+};
+
+static void conv_init(struct conv *c, bool grpc_like)
+{
+	memset(c, 0, sizeof(*c));
+	nghttp2_hd_deflate_new(&c->dc, 4096);
+	nghttp2_hd_deflate_new(&c->ds, 4096);
+	h2e_init(&c->ec);
+	h2e_init(&c->es);
+	c->grpc_like = grpc_like;
+}
+
+static void conv_free(struct conv *c)
+{
+	for (unsigned i = 0; i < c->n; i++)
+		h2b_free(&c->w[i]);
+	h2b_free(&c->cur);
+	nghttp2_hd_deflate_del(c->dc);
+	nghttp2_hd_deflate_del(c->ds);
+	h2e_free(&c->ec);
+	h2e_free(&c->es);
+}
+
+/* The bytes built since the last flush become one write. */
+static void flush(struct conv *c, bool from_client)
+{
+	ck_assert_uint_lt(c->n, MAX_WRITES);
+	c->w[c->n] = c->cur;
+	c->from_client[c->n] = from_client;
+	c->n++;
+	memset(&c->cur, 0, sizeof(c->cur));
+}
+
+static void start(struct conv *c)
+{
+	uint32_t kv[] = { H2_SET_MAX_CONCURRENT_STREAMS, 100, H2_SET_INITIAL_WINDOW_SIZE, 1 << 20 };
+
+	h2b_settings(&c->cur, kv, 2);
+	flush(c, false);
+	h2b_preface(&c->cur);
+	h2b_settings(&c->cur, kv, 1);
+	h2b_window(&c->cur, 0, 1 << 20);
+	flush(c, true);
+	h2b_frame(&c->cur, H2_SETTINGS, H2_F_ACK, 0, NULL, 0);
+	flush(c, false);
+	h2b_frame(&c->cur, H2_SETTINGS, H2_F_ACK, 0, NULL, 0);
+	flush(c, true);
+}
+
+#define REQ(c, sid, end, ...)                                                                  \
+	do {                                                                                   \
+		if ((c)->grpc_like)                                                            \
+			h2e_headers(&(c)->ec, &(c)->cur, sid, end, __VA_ARGS__, NULL);         \
+		else                                                                           \
+			h2b_headers(&(c)->cur, (c)->dc, sid, end, __VA_ARGS__, NULL);          \
+	} while (0)
+#define RESP(c, sid, end, ...)                                                                 \
+	do {                                                                                   \
+		if ((c)->grpc_like)                                                            \
+			h2e_headers(&(c)->es, &(c)->cur, sid, end, __VA_ARGS__, NULL);         \
+		else                                                                           \
+			h2b_headers(&(c)->cur, (c)->ds, sid, end, __VA_ARGS__, NULL);          \
+	} while (0)
+
+static void grpc_req(struct conv *c, uint32_t sid, const char *path)
+{
+	REQ(c, sid, 0, ":method", "POST", ":scheme", "http", ":path", path, ":authority",
+	    "grpc.example:50051", "content-type", "application/grpc", "te", "trailers",
+	    "authorization", "Bearer SECRET-TOKEN", "user-agent", "grpc-python/1.51.1");
+}
+
+/* A whole unary call as two client writes and two server writes. */
+static void unary(struct conv *c, uint32_t sid, const char *path, int code)
+{
+	char cs[8];
+
+	snprintf(cs, sizeof(cs), "%d", code);
+	grpc_req(c, sid, path);
+	h2b_grpc_msg(&c->cur, sid, 30, 1);
+	flush(c, true);
+	RESP(c, sid, 0, ":status", "200", "content-type", "application/grpc");
+	h2b_grpc_msg(&c->cur, sid, 40, 0);
+	flush(c, false);
+	RESP(c, sid, 1, "grpc-status", cs, "grpc-message", code ? "user data: SECRET-MSG" : "");
+	flush(c, false);
+}
+
+/* --- feeding ---------------------------------------------------------------------------- */
+
+static enum sonde_dir dir_of(bool from_client, enum sonde_role role)
+{
+	if (role == SONDE_ROLE_CLIENT)
+		return from_client ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
+	return from_client ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
+}
+
+static uint64_t ts_of(unsigned i)
+{
+	return 1000000ull * (i + 1);
+}
+
+/* Feed writes [from, to) of c; split > 0 cuts each into chunks of that size. */
+static void feed_range(struct fake_conn *fc, const struct conv *c, enum sonde_role role,
+                       unsigned from, unsigned to, size_t split)
+{
+	enum sonde_role r = role == SONDE_ROLE_UNKNOWN ? SONDE_ROLE_SERVER : role;
+
+	for (unsigned i = from; i < to && i < c->n; i++) {
+		size_t pos = 0, len = c->w[i].len;
+		do {
+			size_t k = len - pos;
+			if (split && k > split)
+				k = split;
+			fake_conn_feed(fc, dir_of(c->from_client[i], r), ts_of(i), c->w[i].p + pos, k);
+			pos += k;
+		} while (pos < len);
+	}
+}
+
+struct run {
+	struct fake_host *h;
+	struct fake_conn *fc;
+};
+
+static void run_open(struct run *r, enum sonde_role role, int tls)
+{
+	struct sonde_conn_info ci;
+
+	r->h = fake_host_new();
+	ck_assert_int_eq(fake_host_load(r->h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	fake_conn_info_init(&ci, role);
+	ci.tls = (uint8_t)tls;
+	r->fc = fake_conn_open(r->h, &ci);
+	ck_assert_ptr_nonnull(r->fc);
+}
+
+static void run_close(struct run *r)
+{
+	fake_conn_close(r->fc, 999000000000ull);
+	ck_assert_uint_eq(fake_host_n_open(r->h), 0);
+	ck_assert_uint_eq(fake_host_misuse(r->h), 0);
+}
+
+/* One line per ended span: name kind status attrs (sorted as set). */
+static void summary(struct fake_host *h, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	out[0] = 0;
+	for (size_t i = 0; i < fake_host_n_ended(h); i++) {
+		const struct fake_span *s = fake_host_ended(h, i);
+		o += (size_t)snprintf(out + o, cap - o, "%s k%d st%d %llu-%llu", s->name, s->kind,
+		                      s->status, (unsigned long long)s->start_ns,
+		                      (unsigned long long)s->end_ns);
+		for (size_t a = 0; a < s->n_attrs && o < cap; a++) {
+			const struct fake_attr *at = &s->attrs[a];
+			if (at->type == FAKE_ATTR_STR)
+				o += (size_t)snprintf(out + o, cap - o, " %s=%s", at->key, at->s);
+			else if (at->type == FAKE_ATTR_INT)
+				o += (size_t)snprintf(out + o, cap - o, " %s=%lld", at->key, (long long)at->i);
+			else
+				o += (size_t)snprintf(out + o, cap - o, " %s=b%d", at->key, at->b);
+		}
+		if (o < cap)
+			o += (size_t)snprintf(out + o, cap - o, "\n");
+		if (o >= cap)
+			return;
+	}
+}
+
+static int64_t iattr(const struct fake_span *s, const char *k)
+{
+	int64_t v = -999;
+
+	fake_span_int(s, k, &v);
+	return v;
+}
+
+/* --- detection ----------------------------------------------------------------------------- */
+
+START_TEST(detect)
+{
+	struct fake_host *h = fake_host_new();
+	struct sonde_conn_info ci;
+	struct h2b b = { 0 };
+	uint8_t rnd[64];
+
+	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	fake_conn_info_init(&ci, SONDE_ROLE_SERVER);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, H2_PREFACE, 24), 100);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "PRI * HTTP/2.0", 14),
+	                 SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
+	                 SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "HTTP/1.1 200 OK\r\n", 17),
+	                 SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "*3\r\n$3\r\nSET\r\n", 13),
+	                 SONDE_DETECT_NO);
+	/* an open connection: a chain of frames, below HTTP/1's SURE */
+	h2b_settings(&b, NULL, 0);
+	h2b_window(&b, 0, 100);
+	h2b_data(&b, 1, 10, 1, 0);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, b.p, b.len), 80);
+	ck_assert_int_lt(80, SONDE_DETECT_SURE);
+	/* one frame whose payload is not all here yet */
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, b.p + 26, 15),
+	                 SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, b.p, 3), SONDE_DETECT_NEED_MORE);
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		rnd[i] = (uint8_t)(i * 37 + 11);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, rnd, sizeof(rnd)),
+	                 SONDE_DETECT_NO);
+	h2b_free(&b);
+	fake_host_free(h);
+}
+END_TEST
+
+/* --- gRPC ------------------------------------------------------------------------------------- */
+
+static void check_unary_span(const struct fake_span *s, enum sonde_span_kind kind)
+{
+	ck_assert_ptr_nonnull(s);
+	ck_assert_int_eq(s->kind, kind);
+	ck_assert_str_eq(fake_span_str(s, "rpc.system"), "grpc");
+	ck_assert_str_eq(fake_span_str(s, "rpc.service"), "helloworld.Greeter");
+	ck_assert_str_eq(fake_span_str(s, "rpc.method"), "SayHello");
+	ck_assert_str_eq(fake_span_str(s, "server.address"), "grpc.example");
+	ck_assert_int_eq(iattr(s, "server.port"), 50051);
+	ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 0);
+	ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
+	ck_assert_ptr_null(fake_span_attr(s, "sonde.h2.headers_partial"));
+	ck_assert_ptr_null(fake_span_attr(s, "http.request.method"));
+}
+
+START_TEST(unary_server_and_client)
+{
+	struct conv c;
+
+	conv_init(&c, _i);
+	start(&c);
+	unary(&c, 1, "/helloworld.Greeter/SayHello", 0);
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		struct run r;
+		const struct fake_span *s;
+		const struct fake_record *rec;
+
+		run_open(&r, role, 0);
+		feed_range(r.fc, &c, role, 0, c.n, 0);
+		ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+		s = fake_host_ended(r.h, 0);
+		check_unary_span(s, role == SONDE_ROLE_SERVER ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT);
+		ck_assert_str_eq(s->name, "helloworld.Greeter/SayHello");
+		ck_assert_uint_eq(s->start_ns, ts_of(4));
+		ck_assert_uint_eq(s->end_ns, ts_of(6));
+		if (role == SONDE_ROLE_SERVER)
+			ck_assert_str_eq(fake_span_str(s, "client.address"), "127.0.0.2");
+		else
+			ck_assert_ptr_null(fake_span_attr(s, "client.address"));
+		/* rpc.{server,client}.duration in ms, one point per call */
+		ck_assert_uint_eq(fake_host_n_records(r.h), 1);
+		rec = fake_host_record(r.h, 0);
+		ck_assert_str_eq(rec->m->name, role == SONDE_ROLE_SERVER ? "rpc.server.duration"
+		                                                         : "rpc.client.duration");
+		ck_assert_str_eq(rec->m->unit, "ms");
+		ck_assert(rec->value > 1.999 && rec->value < 2.001);
+		ck_assert_str_eq(fake_record_val(rec, "rpc.method"), "SayHello");
+		ck_assert_str_eq(fake_record_val(rec, "rpc.grpc.status_code"), "0");
+		if (role == SONDE_ROLE_CLIENT)
+			ck_assert_str_eq(fake_record_val(rec, "server.port"), "50051");
+		run_close(&r);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* semconv v1.27.0: which gRPC codes are errors differs by side. */
+START_TEST(grpc_status_codes)
+{
+	struct conv c;
+	static const int codes[] = { 0, 1, 2, 3, 4, 5, 12, 13, 14, 15, 16 };
+	const size_t n = sizeof(codes) / sizeof(codes[0]);
+
+	conv_init(&c, true);
+	start(&c);
+	for (size_t i = 0; i < n; i++)
+		unary(&c, 1 + 2 * (uint32_t)i, "/pkg.Svc/Do", codes[i]);
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		struct run r;
+
+		run_open(&r, role, 0);
+		feed_range(r.fc, &c, role, 0, c.n, 0);
+		ck_assert_uint_eq(fake_host_n_ended(r.h), n);
+		for (size_t i = 0; i < n; i++) {
+			const struct fake_span *s = fake_host_ended(r.h, i);
+			int code = codes[i];
+			bool server_err = code == 2 || code == 4 || code == 12 || code == 13 ||
+			                  code == 14 || code == 15;
+			bool err = role == SONDE_ROLE_SERVER ? server_err : code != 0;
+			ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), code);
+			ck_assert_int_eq(s->status, err ? SONDE_STATUS_ERROR : SONDE_STATUS_UNSET);
+			if (err)
+				ck_assert_ptr_nonnull(fake_span_str(s, "error.type"));
+			else
+				ck_assert_ptr_null(fake_span_attr(s, "error.type"));
+		}
+		ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 9), "error.type"), "DATA_LOSS");
+		run_close(&r);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* Trailers-only: :status, content-type and grpc-status in one block. */
+START_TEST(trailers_only)
+{
+	struct conv c;
+	struct run r;
+	const struct fake_span *s;
+
+	conv_init(&c, false);
+	start(&c);
+	grpc_req(&c, 1, "/pkg.Svc/Missing");
+	h2b_grpc_msg(&c.cur, 1, 3, 1);
+	flush(&c, true);
+	RESP(&c, 1, 1, ":status", "200", "content-type", "application/grpc", "grpc-status", "12",
+	     "grpc-message", "Method not found!");
+	flush(&c, false);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+	s = fake_host_ended(r.h, 0);
+	ck_assert_str_eq(s->name, "pkg.Svc/Missing");
+	ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 12);
+	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
+	ck_assert_str_eq(fake_span_str(s, "error.type"), "UNIMPLEMENTED");
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* Server-streaming, client-streaming and bidi: one span each, from the
+ * request's HEADERS to the trailers. */
+START_TEST(streaming_calls)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, true);
+	start(&c);
+	/* server streaming on 1: 20 responses */
+	grpc_req(&c, 1, "/pkg.Svc/ServerStream");
+	h2b_grpc_msg(&c.cur, 1, 10, 1);
+	flush(&c, true);
+	RESP(&c, 1, 0, ":status", "200", "content-type", "application/grpc");
+	flush(&c, false);
+	for (int i = 0; i < 20; i++) {
+		h2b_grpc_msg(&c.cur, 1, 100, 0);
+		flush(&c, false);
+	}
+	RESP(&c, 1, 1, "grpc-status", "0");
+	flush(&c, false);
+	/* client streaming on 3: 20 requests, then one answer */
+	grpc_req(&c, 3, "/pkg.Svc/ClientStream");
+	flush(&c, true);
+	for (int i = 0; i < 20; i++) {
+		h2b_grpc_msg(&c.cur, 3, 100, i == 19);
+		flush(&c, true);
+	}
+	RESP(&c, 3, 0, ":status", "200", "content-type", "application/grpc");
+	h2b_grpc_msg(&c.cur, 3, 10, 0);
+	RESP(&c, 3, 1, "grpc-status", "0");
+	flush(&c, false);
+	/* bidi on 5 and 7 interleaved; 7 ends first */
+	grpc_req(&c, 5, "/pkg.Svc/Bidi");
+	grpc_req(&c, 7, "/pkg.Svc/Bidi");
+	flush(&c, true);
+	RESP(&c, 5, 0, ":status", "200", "content-type", "application/grpc");
+	RESP(&c, 7, 0, ":status", "200", "content-type", "application/grpc");
+	flush(&c, false);
+	for (int i = 0; i < 10; i++) {
+		h2b_grpc_msg(&c.cur, 5, 10, 0);
+		h2b_grpc_msg(&c.cur, 7, 10, i == 9);
+		flush(&c, true);
+		h2b_grpc_msg(&c.cur, 7, 10, 0);
+		h2b_grpc_msg(&c.cur, 5, 10, 0);
+		flush(&c, false);
+	}
+	RESP(&c, 7, 1, "grpc-status", "0");
+	flush(&c, false);
+	h2b_grpc_msg(&c.cur, 5, 10, 1);
+	flush(&c, true);
+	RESP(&c, 5, 1, "grpc-status", "0");
+	flush(&c, false);
+
+	run_open(&r, SONDE_ROLE_CLIENT, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 4);
+	ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "pkg.Svc/ServerStream");
+	ck_assert_uint_eq(fake_host_ended(r.h, 0)->end_ns, ts_of(26));
+	ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/ClientStream");
+	ck_assert_uint_eq(fake_host_ended(r.h, 1)->start_ns, ts_of(27));
+	ck_assert_str_eq(fake_host_ended(r.h, 2)->name, "pkg.Svc/Bidi");
+	ck_assert_int_eq(iattr(fake_host_ended(r.h, 2), "rpc.grpc.status_code"), 0);
+	ck_assert_str_eq(fake_host_ended(r.h, 3)->name, "pkg.Svc/Bidi");
+	ck_assert_uint_eq(fake_host_n_records(r.h), 4);
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* 60 concurrent streams on one connection, methods and codes varying,
+ * answered in reverse order: each span has its own method and code. */
+START_TEST(many_concurrent_streams)
+{
+	struct conv c;
+	char path[64];
+	const int n = 60;
+
+	conv_init(&c, _i);
+	start(&c);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/pkg.Svc/M%d", i % 7);
+		grpc_req(&c, 1 + 2 * (uint32_t)i, path);
+		h2b_grpc_msg(&c.cur, 1 + 2 * (uint32_t)i, 5, 1);
+	}
+	flush(&c, true);
+	for (int i = n - 1; i >= 0; i--) {
+		char code[8];
+		snprintf(code, sizeof(code), "%d", i % 3);
+		RESP(&c, 1 + 2 * (uint32_t)i, 0, ":status", "200", "content-type", "application/grpc");
+		h2b_grpc_msg(&c.cur, 1 + 2 * (uint32_t)i, 5, 0);
+		RESP(&c, 1 + 2 * (uint32_t)i, 1, "grpc-status", code);
+		if (i % 5 == 0)
+			flush(&c, false);
+	}
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		struct run r;
+		int per_code[3] = { 0 }, per_method[7] = { 0 };
+
+		run_open(&r, role, 0);
+		feed_range(r.fc, &c, role, 0, c.n, 0);
+		ck_assert_uint_eq(fake_host_n_ended(r.h), (size_t)n);
+		for (int k = 0; k < n; k++) {
+			const struct fake_span *s = fake_host_ended(r.h, (size_t)k);
+			int i = n - 1 - k; /* ended in reverse order */
+			snprintf(path, sizeof(path), "pkg.Svc/M%d", i % 7);
+			ck_assert_str_eq(s->name, path);
+			ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), i % 3);
+			per_code[i % 3]++;
+			per_method[i % 7]++;
+		}
+		ck_assert_int_eq(per_code[0] + per_code[1] + per_code[2], n);
+		run_close(&r);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* --- plain HTTP/2 ----------------------------------------------------------------------------- */
+
+START_TEST(http2_requests)
+{
+	struct conv c;
+	static const char *const routes[] = { "/users/{id}" };
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 1, ":method", "GET", ":scheme", "http", ":path", "/users/42?token=SECRET-Q",
+	    ":authority", "api.example:8443", "cookie", "session=SECRET-COOKIE");
+	flush(&c, true);
+	RESP(&c, 1, 0, ":status", "200", "content-type", "application/json");
+	h2b_data(&c.cur, 1, 100, 1, 0);
+	flush(&c, false);
+	REQ(&c, 3, 1, ":method", "DELETE", ":scheme", "http", ":path", "/x", ":authority",
+	    "api.example:8443");
+	REQ(&c, 5, 1, ":method", "BREW", ":scheme", "http", ":path", "/pot", ":authority",
+	    "[::1]:8443");
+	flush(&c, true);
+	RESP(&c, 3, 1, ":status", "404");
+	RESP(&c, 5, 0, ":status", "100");
+	RESP(&c, 5, 1, ":status", "503");
+	flush(&c, false);
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		struct run r;
+		const struct fake_span *s;
+		bool server = role == SONDE_ROLE_SERVER;
+
+		r.h = fake_host_new();
+		ck_assert_int_eq(fake_host_load(r.h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+		fake_host_set_config(r.h, NULL, "routes", routes, 1);
+		{
+			struct sonde_conn_info ci;
+			fake_conn_info_init(&ci, role);
+			ci.tls = 1;
+			r.fc = fake_conn_open(r.h, &ci);
+		}
+		feed_range(r.fc, &c, role, 0, c.n, 0);
+		ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
+		s = fake_host_ended(r.h, 0);
+		ck_assert_str_eq(s->name, "GET /users/{id}");
+		ck_assert_str_eq(fake_span_str(s, "http.request.method"), "GET");
+		ck_assert_str_eq(fake_span_str(s, "url.path"), "/users/42");
+		ck_assert_str_eq(fake_span_str(s, server ? "http.route" : "url.template"), "/users/{id}");
+		ck_assert_str_eq(fake_span_str(s, "url.scheme"), "https");
+		ck_assert_str_eq(fake_span_str(s, "network.protocol.name"), "http");
+		ck_assert_str_eq(fake_span_str(s, "network.protocol.version"), "2");
+		ck_assert_int_eq(iattr(s, "http.response.status_code"), 200);
+		ck_assert_str_eq(fake_span_str(s, "server.address"), "api.example");
+		ck_assert_int_eq(iattr(s, "server.port"), 8443);
+		ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
+		ck_assert_ptr_null(fake_span_attr(s, "rpc.system"));
+		s = fake_host_ended(r.h, 1);
+		ck_assert_str_eq(s->name, "DELETE");
+		ck_assert_int_eq(iattr(s, "http.response.status_code"), 404);
+		ck_assert_int_eq(s->status, server ? SONDE_STATUS_UNSET : SONDE_STATUS_ERROR);
+		s = fake_host_ended(r.h, 2);
+		ck_assert_str_eq(s->name, "HTTP");
+		ck_assert_str_eq(fake_span_str(s, "http.request.method"), "_OTHER");
+		ck_assert_str_eq(fake_span_str(s, "http.request.method_original"), "BREW");
+		ck_assert_str_eq(fake_span_str(s, "server.address"), "::1");
+		ck_assert_int_eq(iattr(s, "http.response.status_code"), 503);
+		ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
+		ck_assert_str_eq(fake_span_str(s, "error.type"), "503");
+		/* the HTTP duration histogram, attached to each span */
+		ck_assert_uint_eq(fake_host_n_records(r.h), 3);
+		ck_assert_str_eq(fake_host_record(r.h, 0)->m->name,
+		                 server ? "http.server.request.duration" : "http.client.request.duration");
+		ck_assert_str_eq(fake_record_val(fake_host_record(r.h, 0), "network.protocol.version"),
+		                 "2");
+		run_close(&r);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* Nothing users type is exported: not authorization, cookie, query
+ * strings nor grpc-message. */
+START_TEST(privacy)
+{
+	struct conv c;
+	struct run r;
+	char sum[65536];
+
+	conv_init(&c, false);
+	start(&c);
+	unary(&c, 1, "/pkg.Svc/Do", 5);
+	REQ(&c, 3, 1, ":method", "GET", ":scheme", "http", ":path", "/a?q=SECRET-Q", "cookie",
+	    "SECRET-COOKIE", "authorization", "SECRET-TOKEN");
+	flush(&c, true);
+	RESP(&c, 3, 1, ":status", "200", "set-cookie", "SECRET-SET");
+	flush(&c, false);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+	summary(r.h, sum, sizeof(sum));
+	ck_assert_ptr_null(strstr(sum, "SECRET"));
+	for (size_t i = 0; i < fake_host_n_ended(r.h); i++) {
+		const struct fake_span *s = fake_host_ended(r.h, i);
+		ck_assert(!s->status_desc || !strstr(s->status_desc, "SECRET"));
+	}
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* --- endings -------------------------------------------------------------------------------- */
+
+START_TEST(reset_close_goaway)
+{
+	struct conv c;
+	struct run r;
+	const struct fake_span *s;
+
+	conv_init(&c, false);
+	start(&c);
+	grpc_req(&c, 1, "/pkg.Svc/Cancelled");
+	flush(&c, true);
+	h2b_rst(&c.cur, 1, H2_ERR_CANCEL);
+	flush(&c, true);
+	grpc_req(&c, 3, "/pkg.Svc/Refused");
+	grpc_req(&c, 5, "/pkg.Svc/Refused");
+	grpc_req(&c, 7, "/pkg.Svc/Open");
+	flush(&c, true);
+	h2b_goaway(&c.cur, 3, 0);
+	flush(&c, false);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+	s = fake_host_ended(r.h, 0);
+	ck_assert_str_eq(s->name, "pkg.Svc/Cancelled");
+	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
+	ck_assert_str_eq(fake_span_str(s, "error.type"), "CANCEL");
+	ck_assert_ptr_null(fake_span_attr(s, "rpc.grpc.status_code"));
+	/* 5 and 7 are above GOAWAY's last stream: never processed, dropped */
+	ck_assert_uint_eq(fake_host_n_dropped(r.h), 2);
+	fake_conn_close(r.fc, ts_of(50));
+	/* 3 was in flight when the connection closed */
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+	s = fake_host_ended(r.h, 1);
+	ck_assert_str_eq(s->name, "pkg.Svc/Refused");
+	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
+	ck_assert_str_eq(fake_span_str(s, "error.type"), "connection_closed");
+	ck_assert_uint_eq(s->end_ns, ts_of(50));
+	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
+	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* --- splits, roles ----------------------------------------------------------------------------- */
+
+static void build_mixed(struct conv *c)
+{
+	start(c);
+	unary(c, 1, "/helloworld.Greeter/SayHello", 0);
+	grpc_req(c, 3, "/pkg.Svc/A");
+	REQ(c, 5, 1, ":method", "GET", ":scheme", "http", ":path", "/", ":authority", "h");
+	flush(c, true);
+	RESP(c, 5, 1, ":status", "204");
+	RESP(c, 3, 1, ":status", "200", "content-type", "application/grpc", "grpc-status", "14");
+	flush(c, false);
+}
+
+START_TEST(every_split_same_spans)
+{
+	struct conv c;
+	char want[8192], got[8192];
+	size_t maxw = 0;
+
+	conv_init(&c, _i);
+	build_mixed(&c);
+	for (unsigned i = 0; i < c.n; i++)
+		if (c.w[i].len > maxw)
+			maxw = c.w[i].len;
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		for (size_t split = 0; split <= maxw; split++) {
+			struct run r;
+			run_open(&r, role, 0);
+			feed_range(r.fc, &c, role, 0, c.n, split);
+			ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
+			summary(r.h, split ? got : want, sizeof(got));
+			if (split)
+				ck_assert_str_eq(got, want);
+			run_close(&r);
+			fake_host_free(r.h);
+		}
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* Role UNKNOWN: the preface says who is the client. */
+START_TEST(unknown_role)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	build_mixed(&c);
+	run_open(&r, SONDE_ROLE_UNKNOWN, 0);
+	/* fed as the client process sees it: its requests are egress */
+	for (unsigned i = 0; i < c.n; i++)
+		fake_conn_feed(r.fc, c.from_client[i] ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS, ts_of(i),
+		               c.w[i].p, c.w[i].len);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
+	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
+	run_close(&r);
+	fake_host_free(r.h);
+
+	/* joined mid-way, role unknown: the first request block decides */
+	run_open(&r, SONDE_ROLE_UNKNOWN, 0);
+	for (unsigned i = 4; i < c.n; i++)
+		fake_conn_feed(r.fc, c.from_client[i] ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS, ts_of(i),
+		               c.w[i].p, c.w[i].len);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
+	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_SERVER);
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* --- joined mid-connection -------------------------------------------------------------------- */
+
+/*
+ * A gRPC channel used before the agent started (method A, status OK).
+ * Afterwards: more A calls, then B calls (new :path, inserted now), then B
+ * failing with a status never sent before (inserted now), then many calls
+ * with a changing request id that churn both tables until the old entries
+ * are evicted and re-inserted. Every call gives one span; no span ever
+ * names the wrong method or status.
+ */
+START_TEST(midstream_join_never_misattributes)
+{
+	struct conv c;
+	struct run r;
+	unsigned join, sid = 1, calls_after = 0;
+	int want_method[600], want_code[600];
+	size_t n_known_method = 0, n_known_code = 0, n_partial = 0;
+
+	conv_init(&c, true);
+	start(&c);
+	for (int i = 0; i < 5; i++, sid += 2)
+		unary(&c, sid, "/pkg.Svc/A", 0);
+	join = c.n;
+	for (int i = 0; i < 5; i++, sid += 2, calls_after++) {
+		unary(&c, sid, "/pkg.Svc/A", 0);
+		want_method[calls_after] = 'A';
+		want_code[calls_after] = 0;
+	}
+	for (int i = 0; i < 5; i++, sid += 2, calls_after++) {
+		unary(&c, sid, "/pkg.Svc/B", i < 3 ? 0 : 5);
+		want_method[calls_after] = 'B';
+		want_code[calls_after] = i < 3 ? 0 : 5;
+	}
+	for (int i = 0; i < 150; i++, sid += 2, calls_after++) {
+		char id[64], code[8];
+		int m = i % 2 ? 'A' : 'B', k = i % 4 == 1 ? 5 : 0;
+		snprintf(id, sizeof(id), "req-%08d-0123456789abcdef0123456789abcdef", i);
+		snprintf(code, sizeof(code), "%d", k);
+		REQ(&c, sid, 0, ":method", "POST", ":scheme", "http", ":path",
+		    m == 'A' ? "/pkg.Svc/A" : "/pkg.Svc/B", ":authority", "grpc.example:50051",
+		    "content-type", "application/grpc", "te", "trailers", "x-request-id", id);
+		h2b_grpc_msg(&c.cur, sid, 30, 1);
+		flush(&c, true);
+		RESP(&c, sid, 0, ":status", "200", "content-type", "application/grpc", "x-request-id", id);
+		h2b_grpc_msg(&c.cur, sid, 40, 0);
+		RESP(&c, sid, 1, "grpc-status", code);
+		flush(&c, false);
+		want_method[calls_after] = m;
+		want_code[calls_after] = k;
+	}
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		run_open(&r, role, 0);
+		feed_range(r.fc, &c, role, join, c.n, 0);
+		ck_assert_uint_eq(fake_host_n_ended(r.h), calls_after);
+		n_known_method = n_known_code = n_partial = 0;
+		for (unsigned i = 0; i < calls_after; i++) {
+			const struct fake_span *s = fake_host_ended(r.h, i);
+			const char *m = fake_span_str(s, "rpc.method");
+			const char *path = fake_span_str(s, "url.path");
+			int64_t code = iattr(s, "rpc.grpc.status_code");
+			if (m) {
+				ck_assert_int_eq(m[0], want_method[i]);
+				ck_assert_int_eq(strlen(m), 1);
+				n_known_method++;
+			}
+			if (path)
+				ck_assert_int_eq(path[strlen(path) - 1], want_method[i]);
+			if (code != -999) {
+				ck_assert_int_eq(code, want_code[i]);
+				n_known_code++;
+			}
+			if (fake_span_attr(s, "sonde.h2.headers_partial"))
+				n_partial++;
+			else
+				ck_assert(m && code != -999);
+		}
+		/* the first A calls after the join know nothing but POST */
+		ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 0), "url.path"));
+		ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "POST");
+		/* the first B call: :path known (inserted now) */
+		ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 5), "url.path"), "/pkg.Svc/B");
+		/* B with status 5, first time: an RPC span */
+		ck_assert_str_eq(fake_host_ended(r.h, 8)->name, "pkg.Svc/B");
+		/* the churn brings everything back */
+		ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, calls_after - 1),
+		                                  "sonde.h2.headers_partial"));
+		ck_assert_uint_gt(n_partial, 10);
+		ck_assert_uint_gt(n_known_method, 100);
+		ck_assert_uint_gt(n_known_code, 100);
+		run_close(&r);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* --- losses ------------------------------------------------------------------------------------ */
+
+/* A large request message in one write cut by the capture: the stream
+ * still ends properly (DATA skipped by count, or found again). */
+START_TEST(capture_cut_large_messages)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	start(&c);
+	grpc_req(&c, 1, "/pkg.Svc/Upload");
+	flush(&c, true);
+	for (int i = 0; i < 6; i++) /* 6 DATA frames of 16 KiB in one write */
+		h2b_data(&c.cur, 1, 16384, i == 5, 0);
+	flush(&c, true);
+	RESP(&c, 1, 0, ":status", "200", "content-type", "application/grpc");
+	h2b_grpc_msg(&c.cur, 1, 200000 - 5, 0);
+	flush(&c, false);
+	RESP(&c, 1, 1, "grpc-status", "0");
+	flush(&c, false);
+	unary(&c, 3, "/pkg.Svc/After", 0);
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		run_open(&r, role, 0);
+		for (unsigned i = 0; i < c.n; i++) {
+			struct sonde_chunk ch = { 0 };
+			ch.dir = dir_of(c.from_client[i], role);
+			ch.ts_unix_ns = ts_of(i);
+			ch.data = c.w[i].p;
+			ch.orig_len = c.w[i].len;
+			ch.len = c.w[i].len < 4096 ? c.w[i].len : 4096;
+			if (ch.len < ch.orig_len)
+				ch.flags = SONDE_CHUNK_TRUNCATED;
+			fake_conn_feed_chunk(r.fc, &ch);
+		}
+		ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+		ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "pkg.Svc/Upload");
+		ck_assert_int_eq(iattr(fake_host_ended(r.h, 0), "rpc.grpc.status_code"), 0);
+		ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/After");
+		run_close(&r);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/*
+ * A gap in the responses: streams whose end is seen still end; the one
+ * whose trailers were lost is dropped at close, never called an error; and
+ * a later reference to an entry inserted in the lost bytes is unknown -
+ * with a stale table it would read as the older "grpc-status: 14".
+ */
+START_TEST(gap_in_responses)
+{
+	struct conv c;
+	struct run r;
+	unsigned lost;
+
+	conv_init(&c, true);
+	start(&c);
+	grpc_req(&c, 1, "/pkg.Svc/One");
+	grpc_req(&c, 3, "/pkg.Svc/Two");
+	grpc_req(&c, 5, "/pkg.Svc/Four");
+	flush(&c, true);
+	RESP(&c, 1, 0, ":status", "200", "content-type", "application/grpc");
+	RESP(&c, 3, 0, ":status", "200", "content-type", "application/grpc");
+	RESP(&c, 3, 1, "grpc-status", "14");
+	RESP(&c, 5, 0, ":status", "200", "content-type", "application/grpc");
+	flush(&c, false);
+	lost = c.n;
+	RESP(&c, 1, 1, "grpc-status", "0");
+	flush(&c, false);
+	RESP(&c, 5, 1, "grpc-status", "4");
+	flush(&c, false);
+	unary(&c, 7, "/pkg.Svc/Three", 0);
+	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
+		const struct fake_span *s;
+		run_open(&r, role, 0);
+		feed_range(r.fc, &c, role, 0, lost, 0);
+		{
+			struct sonde_chunk ch = { 0 };
+			ch.dir = dir_of(false, role);
+			ch.ts_unix_ns = ts_of(lost + 1);
+			ch.data = c.w[lost + 1].p;
+			ch.len = ch.orig_len = c.w[lost + 1].len;
+			ch.flags = SONDE_CHUNK_GAP;
+			fake_conn_feed_chunk(r.fc, &ch); /* write `lost` never arrived */
+		}
+		feed_range(r.fc, &c, role, lost + 2, c.n, 0);
+		fake_conn_close(r.fc, ts_of(100));
+		ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
+		s = fake_host_ended(r.h, 0);
+		ck_assert_str_eq(s->name, "pkg.Svc/Two");
+		ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 14);
+		s = fake_host_ended(r.h, 1);
+		ck_assert_str_eq(s->name, "pkg.Svc/Four");
+		ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 4); /* a literal: known */
+		s = fake_host_ended(r.h, 2);
+		ck_assert_str_eq(s->name, "pkg.Svc/Three");
+		ck_assert_ptr_null(fake_span_attr(s, "rpc.grpc.status_code"));
+		ck_assert_ptr_nonnull(fake_span_attr(s, "sonde.h2.headers_partial"));
+		ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
+		ck_assert_uint_eq(fake_host_n_dropped(r.h), 1); /* One: its trailers were lost */
+		ck_assert_uint_eq(fake_host_n_open(r.h), 0);
+		ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+		fake_host_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+/* Garbage: counted, never a crash; a connection that never shows a frame
+ * boundary again is given up (SONDE_ERR_PROTO) with its spans dropped. */
+START_TEST(garbage)
+{
+	struct conv c;
+	struct run r;
+	uint8_t junk[1000];
+	uint64_t s = 42;
+
+	conv_init(&c, false);
+	start(&c);
+	unary(&c, 1, "/pkg.Svc/Before", 0);
+	grpc_req(&c, 3, "/pkg.Svc/Pending");
+	flush(&c, true);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+	for (int i = 0; i < 400 && !fake_conn_given_up(r.fc); i++) {
+		for (size_t k = 0; k < sizeof(junk); k++) {
+			s = s * 6364136223846793005ull + 1442695040888963407ull;
+			junk[k] = (uint8_t)(s >> 56);
+		}
+		fake_conn_feed(r.fc, i % 2 ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS, ts_of(100 + i), junk,
+		               sizeof(junk));
+	}
+	ck_assert(fake_conn_given_up(r.fc));
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+	ck_assert_uint_eq(fake_host_n_dropped(r.h), 1);
+	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
+	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* The host refuses spans (its per-connection limit): no crash, no misuse. */
+START_TEST(span_limit)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	start(&c);
+	for (uint32_t i = 0; i < 10; i++)
+		grpc_req(&c, 1 + 2 * i, "/pkg.Svc/X");
+	flush(&c, true);
+	for (uint32_t i = 0; i < 10; i++)
+		RESP(&c, 1 + 2 * i, 1, ":status", "200", "content-type", "application/grpc",
+		     "grpc-status", "0");
+	flush(&c, false);
+	r.h = fake_host_new();
+	ck_assert_int_eq(fake_host_load(r.h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	fake_host_set_span_limit(r.h, 4);
+	{
+		struct sonde_conn_info ci;
+		fake_conn_info_init(&ci, SONDE_ROLE_SERVER);
+		r.fc = fake_conn_open(r.h, &ci);
+	}
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 4);
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* PUSH_PROMISE: decoded (HPACK stays in step), no span for the push. */
+START_TEST(server_push)
+{
+	struct conv c;
+	struct run r;
+	uint8_t blk[256], pp[300];
+	size_t n;
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 1, ":method", "GET", ":scheme", "http", ":path", "/", ":authority", "h");
+	flush(&c, true);
+	n = h2b_hpack(c.ds, blk, sizeof(blk), ":method", "GET", ":scheme", "http", ":path",
+	              "/style.css", ":authority", "h", NULL);
+	memcpy(pp, "\x00\x00\x00\x02", 4);
+	memcpy(pp + 4, blk, n);
+	h2b_frame(&c.cur, H2_PUSH_PROMISE, H2_F_END_HEADERS, 1, pp, n + 4);
+	RESP(&c, 1, 0, ":status", "200");
+	h2b_data(&c.cur, 1, 10, 1, 0);
+	RESP(&c, 2, 0, ":status", "200", "content-type", "text/css");
+	h2b_data(&c.cur, 2, 10, 1, 0);
+	flush(&c, false);
+	REQ(&c, 3, 1, ":method", "GET", ":scheme", "http", ":path", "/style.css", ":authority", "h");
+	flush(&c, true);
+	RESP(&c, 3, 1, ":status", "304", "content-type", "text/css");
+	flush(&c, false);
+	run_open(&r, SONDE_ROLE_CLIENT, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0);
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+	ck_assert_int_eq(iattr(fake_host_ended(r.h, 1), "http.response.status_code"), 304);
+	ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 1), "sonde.h2.headers_partial"));
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* Request trailers, a late block for an ended stream, and a gRPC call that
+ * got an HTTP error without a gRPC status. */
+START_TEST(trailers_late_blocks_http_errors)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 0, ":method", "POST", ":scheme", "http", ":path", "/upload");
+	h2b_data(&c.cur, 1, 20, 0, 0);
+	REQ(&c, 1, 1, "x-checksum", "abc"); /* request trailers */
+	flush(&c, true);
+	RESP(&c, 1, 1, ":status", "201");
+	flush(&c, false);
+	grpc_req(&c, 3, "/pkg.Svc/Behind");
+	flush(&c, true);
+	RESP(&c, 3, 1, ":status", "503", "content-type", "text/plain");
+	flush(&c, false);
+	REQ(&c, 3, 1, "x-late", "1"); /* after the stream ended */
+	flush(&c, true);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
+	fake_conn_close(r.fc, ts_of(100));
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+	ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "POST");
+	ck_assert_int_eq(iattr(fake_host_ended(r.h, 0), "http.response.status_code"), 201);
+	ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/Behind");
+	ck_assert_int_eq(fake_host_ended(r.h, 1)->status, SONDE_STATUS_ERROR);
+	ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 1), "error.type"), "503");
+	ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 1), "rpc.grpc.status_code"));
+	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
+	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* The preface says who the client is, whatever the role said. */
+START_TEST(preface_overrides_role)
+{
+	struct conv c;
+	struct run r;
+
+	conv_init(&c, false);
+	start(&c);
+	unary(&c, 1, "/pkg.Svc/X", 0);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0); /* really a client */
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
+	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
+	run_close(&r);
+	fake_host_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+/* A long download read in large reads, each captured 4 KiB: no frame
+ * boundary is in reach for a while, which is no reason to give up. */
+START_TEST(bulk_transfer_not_given_up)
+{
+	struct conv c;
+	struct run r;
+	struct h2b big = { 0 };
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 1, ":method", "GET", ":scheme", "http", ":path", "/big");
+	flush(&c, true);
+	for (int i = 0; i < 400; i++)
+		h2b_data(&big, 1, 16384, 0, 0);
+	run_open(&r, SONDE_ROLE_CLIENT, 0);
+	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0);
+	{
+		struct h2b h = { 0 };
+		h2b_headers(&h, c.ds, 1, 0, ":status", "200", NULL);
+		fake_conn_feed(r.fc, SONDE_DIR_INGRESS, ts_of(10), h.p, h.len);
+		h2b_free(&h);
+	}
+	/* reads of 65536 bytes starting 1000 bytes into the stream */
+	for (size_t off = 1000; off + 65536 <= big.len; off += 65536) {
+		struct sonde_chunk ch = { 0 };
+		ch.dir = SONDE_DIR_INGRESS;
+		ch.ts_unix_ns = ts_of(11);
+		ch.data = big.p + off;
+		ch.len = 4096;
+		ch.orig_len = 65536;
+		ch.flags = off == 1000 ? SONDE_CHUNK_GAP : SONDE_CHUNK_TRUNCATED;
+		fake_conn_feed_chunk(r.fc, &ch);
+	}
+	ck_assert(!fake_conn_given_up(r.fc));
+	fake_conn_close(r.fc, ts_of(20));
+	ck_assert_uint_eq(fake_host_n_ended(r.h), 0);  /* its end was never seen */
+	ck_assert_uint_eq(fake_host_n_dropped(r.h), 1); /* so it is dropped */
+	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
+	fake_host_free(r.h);
+	h2b_free(&big);
+	conv_free(&c);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("grpc_plugin");
+	TCase *t = tcase_create("grpc");
+
+	tcase_set_timeout(t, 120);
+	tcase_add_test(t, detect);
+	tcase_add_loop_test(t, unary_server_and_client, 0, 2);
+	tcase_add_test(t, grpc_status_codes);
+	tcase_add_test(t, trailers_only);
+	tcase_add_test(t, streaming_calls);
+	tcase_add_loop_test(t, many_concurrent_streams, 0, 2);
+	tcase_add_test(t, http2_requests);
+	tcase_add_test(t, privacy);
+	tcase_add_test(t, reset_close_goaway);
+	tcase_add_loop_test(t, every_split_same_spans, 0, 2);
+	tcase_add_test(t, unknown_role);
+	tcase_add_test(t, midstream_join_never_misattributes);
+	tcase_add_test(t, capture_cut_large_messages);
+	tcase_add_test(t, gap_in_responses);
+	tcase_add_test(t, garbage);
+	tcase_add_test(t, span_limit);
+	tcase_add_test(t, server_push);
+	tcase_add_test(t, trailers_late_blocks_http_errors);
+	tcase_add_test(t, preface_overrides_role);
+	tcase_add_test(t, bulk_transfer_not_given_up);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
