@@ -24,7 +24,8 @@
 
 #include "sonde_sock.bpf.h"
 
-#define SONDE_MAX_IOV 4 /* iovecs walked per readv/writev/recvmsg/sendmsg */
+#define SONDE_MAX_IOV 64 /* iovecs walked per readv/writev/recvmsg/sendmsg (gRPC
+                          * writes each frame as several, up to the cap) */
 
 /* --- tunables: set by user space in skel->rodata before load ------------ */
 const volatile __u32 payload_cap = SONDE_DEFAULT_PAYLOAD; /* <= SONDE_MAX_PAYLOAD */

@@ -10,11 +10,11 @@ what=${1:-test}
 
 build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev
             zlib1g-dev libyaml-dev libjansson-dev check libcurl4-openssl-dev
-            libmicrohttpd-dev libssl-dev libclang-rt-dev)
+            libmicrohttpd-dev libssl-dev libclang-rt-dev libnghttp2-dev)
 # Real peers for the live tier, and the independent OTLP decoder (protoc).
 test_pkgs=(curl nginx-light redis-server redis-tools openssl python3 nodejs npm
            protobuf-compiler iproute2 procps
-           librdkafka-dev kcat)
+           librdkafka-dev kcat nghttp2-server nghttp2-client python3-grpcio)
 bench_pkgs=(wrk libhttp-parser-dev libhiredis-dev)
 
 pkgs=("${build_pkgs[@]}")

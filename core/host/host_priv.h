@@ -66,6 +66,7 @@ struct sonde_metric {
 	char *name;
 	char **keys;
 	size_t n_keys;
+	double scale;          /* seconds -> the histogram's unit (1, 1e3 for ms, ...) */
 };
 
 struct host {

@@ -241,6 +241,23 @@ static bool desc_valid(const struct sonde_histogram_desc *d)
 	return true;
 }
 
+/* span_add_metric records a span's duration: in the histogram's own time
+ * unit (UCUM), seconds for anything else. */
+static double unit_scale(const char *unit)
+{
+	if (!unit)
+		return 1;
+	if (!strcmp(unit, "ms"))
+		return 1e3;
+	if (!strcmp(unit, "us"))
+		return 1e6;
+	if (!strcmp(unit, "ns"))
+		return 1e9;
+	if (!strcmp(unit, "min"))
+		return 1.0 / 60;
+	return 1;
+}
+
 static void metric_free(struct sonde_metric *m)
 {
 	if (!m)
@@ -281,6 +298,7 @@ static struct sonde_metric *h_hist_register(struct sonde_plugin_handle *self,
 			goto fail;
 		m->n_keys = i + 1;
 	}
+	m->scale = unit_scale(d->unit);
 	m->owner = self;
 	m->next = h->metrics;
 	h->metrics = m;

@@ -1,6 +1,6 @@
 /*
  * grpc_fuzz.c - libFuzzer harness for the HTTP/2 / gRPC plugin: the HPACK
- * layer, the incremental frame reader and the whole plugin behind the fake
+ * layer, the incremental frame reader and the whole plugin behind the test
  * host, both roles (and UNKNOWN), both directions.
  *
  * The one idea: one input is read three ways. (1) The bytes after the
@@ -26,7 +26,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "h2_conn.h"
 #include "hpack.h"
 
@@ -172,29 +172,29 @@ out:
 
 static void fuzz_plugin(const uint8_t *p, size_t n, uint8_t cfg)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
-	struct fake_conn *c;
+	struct th_conn *c;
 	uint64_t ts = 1000;
 	size_t off = 0;
 	int role = cfg & 3;
 
 	if (cfg & 16) {
 		const char *v[] = { "/pkg.Svc/{m}", "/users/{id}", "/static/*" };
-		fake_host_set_config(h, NULL, "routes", v, 3);
+		th_set_config(h, NULL, "routes", v, 3);
 	}
 	if (cfg & 8)
-		fake_host_set_span_limit(h, 3);
-	if (fake_host_load(h, sonde_plugin_entry(), "grpc") != SONDE_OK)
+		th_set_span_limit(h, 3);
+	if (th_load(h, sonde_plugin_entry(), "grpc") != SONDE_OK)
 		__builtin_trap();
-	fake_conn_info_init(&ci, role == 3 ? SONDE_ROLE_UNKNOWN : (enum sonde_role)role);
+	th_conn_info_init(&ci, role == 3 ? SONDE_ROLE_UNKNOWN : (enum sonde_role)role);
 	ci.tls = (cfg & 32) ? 1 : 0;
-	fake_host_detect(h, &ci, SONDE_DIR_EGRESS, p, n);
-	fake_host_detect(h, &ci, SONDE_DIR_INGRESS, p, n);
-	c = fake_conn_open(h, &ci);
+	th_detect(h, &ci, SONDE_DIR_EGRESS, p, n);
+	th_detect(h, &ci, SONDE_DIR_INGRESS, p, n);
+	c = th_conn_open(h, &ci);
 	if (!c)
 		__builtin_trap();
-	while (off + 3 <= n && !fake_conn_given_up(c)) {
+	while (off + 3 <= n && !th_conn_given_up(c)) {
 		uint8_t fl = p[off];
 		size_t len = (size_t)p[off + 1] << 8 | p[off + 2];
 		struct sonde_chunk ch = { 0 };
@@ -213,19 +213,19 @@ static void fuzz_plugin(const uint8_t *p, size_t n, uint8_t cfg)
 			ch.flags |= SONDE_CHUNK_TRUNCATED;
 			ch.orig_len = len + 1 + (size_t)(fl >> 3) * 64;
 		}
-		fake_conn_feed_chunk(c, &ch);
+		th_conn_feed_chunk(c, &ch);
 		off += len;
 		ts += 1000;
 	}
-	fake_conn_close(c, ts);
-	if (fake_host_n_open(h) || fake_host_misuse(h))
+	th_conn_close(c, ts);
+	if (th_n_open(h) || th_misuse(h))
 		__builtin_trap();
-	for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-		const struct fake_span *s = fake_host_ended(h, i);
+	for (size_t i = 0; i < th_n_ended(h); i++) {
+		const struct th_span *s = th_ended(h, i);
 		if (!s->name || s->end_ns < s->start_ns)
 			__builtin_trap();
 	}
-	fake_host_free(h);
+	th_free(h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -21,13 +21,9 @@ spans for the client's pid.
 Plus: rpc.*.duration histograms (ms) equal the RPC spans, span status per
 semconv v1.27.0, and no user data (grpc-message text) in any attribute.
 
-Core limit: the kernel side walks only SONDE_MAX_IOV iovecs of a
-sendmsg/writev (4 today). grpc C-core and Node write HTTP/2 frames with
-many iovecs, so part of their writes is never captured; the plugin then
-reports fields unknown and drops streams whose end it did not see. While
-SONDE_MAX_IOV < 64 (read from bpf/sonde_conn.bpf.h; SONDE_LIVE_STRICT=1
-overrides) the per-method-and-code equalities of parts 1 and 3 are
-reported as XFAIL with the figures; every other check stays strict.
+grpc C-core and Node write each HTTP/2 frame as several iovecs of one
+sendmsg/writev; the kernel side walks up to 64 of them (to the payload
+cap), so their writes are captured whole.
 """
 import collections
 import json
@@ -47,24 +43,9 @@ PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc_peers")
 NODE_DIR = os.path.join(PEERS, "node")
 
 
-def iov_limit():
-    try:
-        with open(os.path.join(SRC, "bpf", "sonde_conn.bpf.h")) as f:
-            m = re.search(r"#define\s+SONDE_MAX_IOV\s+(\d+)", f.read())
-        return int(m.group(1)) if m else None
-    except OSError:
-        return None
-
-
-STRICT = os.environ.get("SONDE_LIVE_STRICT") == "1" or (iov_limit() or 0) >= 64
-
-
 def check_full(cond, what, why):
-    """A check that holds once the core captures whole writes."""
-    if cond or STRICT:
-        check(cond, what)
-    else:
-        print(f"XFAIL - {what} ({why})")
+    """A check that needs whole writes captured (kept apart for its reason)."""
+    check(cond, f"{what}" if cond else f"{what} ({why})")
 
 
 def span_call(s):
@@ -197,7 +178,7 @@ def part_fresh(d):
     ss, cs = of(spans, "SERVER", spid), of(spans, "CLIENT", cpid)
     want_cl = plus(cl["made"], cl["warmup"])
     calls = sum(want_cl.values())
-    why = f"SONDE_MAX_IOV={iov_limit()}: grpc C-core writes are captured in part"
+    why = "grpc C-core writes not captured whole"
     check(calls >= 50, f"grpcio: the client made {calls} calls ({want_cl})")
     check_eq(srv, want_cl, "grpcio: the server finished the calls the client made")
     check_common(spans, spid, cpid, "grpcio")
@@ -238,7 +219,7 @@ def part_pre_existing(d):
     check_common(spans, spid, cpid, "pre-existing channel")
     # one span per call, on each side: every stream is followed even though
     # the HPACK tables were filled before the agent started
-    why = f"SONDE_MAX_IOV={iov_limit()}: grpc C-core writes are captured in part"
+    why = "grpc C-core writes not captured whole"
     check_full(len(ss) == calls, f"pre-existing channel: one SERVER span per call "
                                  f"({len(ss)} spans, {calls} calls)", why)
     check_full(len(cs) == calls, f"pre-existing channel: one CLIENT span per call "
@@ -293,7 +274,7 @@ def part_node(d):
     spans = agent.spans()
     ss, cs = of(spans, "SERVER", server.pid), of(spans, "CLIENT", client.pid)
     want = plus(cl["made"], cl["warmup"])
-    why = f"SONDE_MAX_IOV={iov_limit()}: Node's writev is captured in part"
+    why = "Node writev not captured whole"
     check_eq(srv, want, "grpc-js: the server finished the calls the client made")
     check_common(spans, server.pid, client.pid, "grpc-js")
     consistent(ss, srv, "grpc-js server spans")
@@ -312,9 +293,6 @@ def main():
     if subprocess.run([PY, "-c", "import grpc"], capture_output=True).returncode:
         cannot_run("python3-grpcio is not importable from /usr/bin/python3")
     d = workdir("grpc")
-    if not STRICT:
-        print(f"note: SONDE_MAX_IOV={iov_limit()}: equality per method and code is XFAIL for "
-              f"peers that write with many iovecs (see the docstring)")
     part_fresh(d)
     part_pre_existing(d)
     part_node(d)

@@ -1,5 +1,5 @@
 /*
- * grpc_plugin_test.c - the grpc plugin driven through the fake host like
+ * grpc_plugin_test.c - the grpc plugin driven through the test host like
  * the core drives it: detection, gRPC unary and streaming calls with every
  * kind of ending, plain HTTP/2, both roles and an unknown role, many
  * interleaved streams, every split point, capture cuts and gaps, garbage,
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "test/h2_build.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
@@ -135,7 +135,7 @@ static uint64_t ts_of(unsigned i)
 }
 
 /* Feed writes [from, to) of c; split > 0 cuts each into chunks of that size. */
-static void feed_range(struct fake_conn *fc, const struct conv *c, enum sonde_role role,
+static void feed_range(struct th_conn *fc, const struct conv *c, enum sonde_role role,
                        unsigned from, unsigned to, size_t split)
 {
 	enum sonde_role r = role == SONDE_ROLE_UNKNOWN ? SONDE_ROLE_SERVER : role;
@@ -146,52 +146,52 @@ static void feed_range(struct fake_conn *fc, const struct conv *c, enum sonde_ro
 			size_t k = len - pos;
 			if (split && k > split)
 				k = split;
-			fake_conn_feed(fc, dir_of(c->from_client[i], r), ts_of(i), c->w[i].p + pos, k);
+			th_conn_feed(fc, dir_of(c->from_client[i], r), ts_of(i), c->w[i].p + pos, k);
 			pos += k;
 		} while (pos < len);
 	}
 }
 
 struct run {
-	struct fake_host *h;
-	struct fake_conn *fc;
+	struct th_host *h;
+	struct th_conn *fc;
 };
 
 static void run_open(struct run *r, enum sonde_role role, int tls)
 {
 	struct sonde_conn_info ci;
 
-	r->h = fake_host_new();
-	ck_assert_int_eq(fake_host_load(r->h, sonde_plugin_entry(), "grpc"), SONDE_OK);
-	fake_conn_info_init(&ci, role);
+	r->h = th_new();
+	ck_assert_int_eq(th_load(r->h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	th_conn_info_init(&ci, role);
 	ci.tls = (uint8_t)tls;
-	r->fc = fake_conn_open(r->h, &ci);
+	r->fc = th_conn_open(r->h, &ci);
 	ck_assert_ptr_nonnull(r->fc);
 }
 
 static void run_close(struct run *r)
 {
-	fake_conn_close(r->fc, 999000000000ull);
-	ck_assert_uint_eq(fake_host_n_open(r->h), 0);
-	ck_assert_uint_eq(fake_host_misuse(r->h), 0);
+	th_conn_close(r->fc, 999000000000ull);
+	ck_assert_uint_eq(th_n_open(r->h), 0);
+	ck_assert_uint_eq(th_misuse(r->h), 0);
 }
 
 /* One line per ended span: name kind status attrs (sorted as set). */
-static void summary(struct fake_host *h, char *out, size_t cap)
+static void summary(struct th_host *h, char *out, size_t cap)
 {
 	size_t o = 0;
 
 	out[0] = 0;
-	for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-		const struct fake_span *s = fake_host_ended(h, i);
+	for (size_t i = 0; i < th_n_ended(h); i++) {
+		const struct th_span *s = th_ended(h, i);
 		o += (size_t)snprintf(out + o, cap - o, "%s k%d st%d %llu-%llu", s->name, s->kind,
 		                      s->status, (unsigned long long)s->start_ns,
 		                      (unsigned long long)s->end_ns);
 		for (size_t a = 0; a < s->n_attrs && o < cap; a++) {
-			const struct fake_attr *at = &s->attrs[a];
-			if (at->type == FAKE_ATTR_STR)
+			const struct th_attr *at = &s->attrs[a];
+			if (at->type == TH_ATTR_STR)
 				o += (size_t)snprintf(out + o, cap - o, " %s=%s", at->key, at->s);
-			else if (at->type == FAKE_ATTR_INT)
+			else if (at->type == TH_ATTR_INT)
 				o += (size_t)snprintf(out + o, cap - o, " %s=%lld", at->key, (long long)at->i);
 			else
 				o += (size_t)snprintf(out + o, cap - o, " %s=b%d", at->key, at->b);
@@ -203,11 +203,11 @@ static void summary(struct fake_host *h, char *out, size_t cap)
 	}
 }
 
-static int64_t iattr(const struct fake_span *s, const char *k)
+static int64_t iattr(const struct th_span *s, const char *k)
 {
 	int64_t v = -999;
 
-	fake_span_int(s, k, &v);
+	th_span_int(s, k, &v);
 	return v;
 }
 
@@ -215,56 +215,56 @@ static int64_t iattr(const struct fake_span *s, const char *k)
 
 START_TEST(detect)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
 	struct h2b b = { 0 };
 	uint8_t rnd[64];
 
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_SERVER);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, H2_PREFACE, 24), 100);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "PRI * HTTP/2.0", 14),
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, H2_PREFACE, 24), 100);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, "PRI * HTTP/2.0", 14),
 	                 SONDE_DETECT_NEED_MORE);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
 	                 SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "HTTP/1.1 200 OK\r\n", 17),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "HTTP/1.1 200 OK\r\n", 17),
 	                 SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, "*3\r\n$3\r\nSET\r\n", 13),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, "*3\r\n$3\r\nSET\r\n", 13),
 	                 SONDE_DETECT_NO);
 	/* an open connection: a chain of frames, below HTTP/1's SURE */
 	h2b_settings(&b, NULL, 0);
 	h2b_window(&b, 0, 100);
 	h2b_data(&b, 1, 10, 1, 0);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, b.p, b.len), 80);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, b.p, b.len), 80);
 	ck_assert_int_lt(80, SONDE_DETECT_SURE);
 	/* one frame whose payload is not all here yet */
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, b.p + 26, 15),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, b.p + 26, 15),
 	                 SONDE_DETECT_NEED_MORE);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, b.p, 3), SONDE_DETECT_NEED_MORE);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, b.p, 3), SONDE_DETECT_NEED_MORE);
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		rnd[i] = (uint8_t)(i * 37 + 11);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, rnd, sizeof(rnd)),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, rnd, sizeof(rnd)),
 	                 SONDE_DETECT_NO);
 	h2b_free(&b);
-	fake_host_free(h);
+	th_free(h);
 }
 END_TEST
 
 /* --- gRPC ------------------------------------------------------------------------------------- */
 
-static void check_unary_span(const struct fake_span *s, enum sonde_span_kind kind)
+static void check_unary_span(const struct th_span *s, enum sonde_span_kind kind)
 {
 	ck_assert_ptr_nonnull(s);
 	ck_assert_int_eq(s->kind, kind);
-	ck_assert_str_eq(fake_span_str(s, "rpc.system"), "grpc");
-	ck_assert_str_eq(fake_span_str(s, "rpc.service"), "helloworld.Greeter");
-	ck_assert_str_eq(fake_span_str(s, "rpc.method"), "SayHello");
-	ck_assert_str_eq(fake_span_str(s, "server.address"), "grpc.example");
+	ck_assert_str_eq(th_span_str(s, "rpc.system"), "grpc");
+	ck_assert_str_eq(th_span_str(s, "rpc.service"), "helloworld.Greeter");
+	ck_assert_str_eq(th_span_str(s, "rpc.method"), "SayHello");
+	ck_assert_str_eq(th_span_str(s, "server.address"), "grpc.example");
 	ck_assert_int_eq(iattr(s, "server.port"), 50051);
 	ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 0);
 	ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
-	ck_assert_ptr_null(fake_span_attr(s, "sonde.h2.headers_partial"));
-	ck_assert_ptr_null(fake_span_attr(s, "http.request.method"));
+	ck_assert_ptr_null(th_span_attr(s, "sonde.h2.headers_partial"));
+	ck_assert_ptr_null(th_span_attr(s, "http.request.method"));
 }
 
 START_TEST(unary_server_and_client)
@@ -276,34 +276,34 @@ START_TEST(unary_server_and_client)
 	unary(&c, 1, "/helloworld.Greeter/SayHello", 0);
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
 		struct run r;
-		const struct fake_span *s;
-		const struct fake_record *rec;
+		const struct th_span *s;
+		const struct th_record *rec;
 
 		run_open(&r, role, 0);
 		feed_range(r.fc, &c, role, 0, c.n, 0);
-		ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
-		s = fake_host_ended(r.h, 0);
+		ck_assert_uint_eq(th_n_ended(r.h), 1);
+		s = th_ended(r.h, 0);
 		check_unary_span(s, role == SONDE_ROLE_SERVER ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT);
 		ck_assert_str_eq(s->name, "helloworld.Greeter/SayHello");
 		ck_assert_uint_eq(s->start_ns, ts_of(4));
 		ck_assert_uint_eq(s->end_ns, ts_of(6));
 		if (role == SONDE_ROLE_SERVER)
-			ck_assert_str_eq(fake_span_str(s, "client.address"), "127.0.0.2");
+			ck_assert_str_eq(th_span_str(s, "client.address"), "127.0.0.2");
 		else
-			ck_assert_ptr_null(fake_span_attr(s, "client.address"));
+			ck_assert_ptr_null(th_span_attr(s, "client.address"));
 		/* rpc.{server,client}.duration in ms, one point per call */
-		ck_assert_uint_eq(fake_host_n_records(r.h), 1);
-		rec = fake_host_record(r.h, 0);
+		ck_assert_uint_eq(th_n_records(r.h), 1);
+		rec = th_record(r.h, 0);
 		ck_assert_str_eq(rec->m->name, role == SONDE_ROLE_SERVER ? "rpc.server.duration"
 		                                                         : "rpc.client.duration");
 		ck_assert_str_eq(rec->m->unit, "ms");
 		ck_assert(rec->value > 1.999 && rec->value < 2.001);
-		ck_assert_str_eq(fake_record_val(rec, "rpc.method"), "SayHello");
-		ck_assert_str_eq(fake_record_val(rec, "rpc.grpc.status_code"), "0");
+		ck_assert_str_eq(th_record_val(rec, "rpc.method"), "SayHello");
+		ck_assert_str_eq(th_record_val(rec, "rpc.grpc.status_code"), "0");
 		if (role == SONDE_ROLE_CLIENT)
-			ck_assert_str_eq(fake_record_val(rec, "server.port"), "50051");
+			ck_assert_str_eq(th_record_val(rec, "server.port"), "50051");
 		run_close(&r);
-		fake_host_free(r.h);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -325,9 +325,9 @@ START_TEST(grpc_status_codes)
 
 		run_open(&r, role, 0);
 		feed_range(r.fc, &c, role, 0, c.n, 0);
-		ck_assert_uint_eq(fake_host_n_ended(r.h), n);
+		ck_assert_uint_eq(th_n_ended(r.h), n);
 		for (size_t i = 0; i < n; i++) {
-			const struct fake_span *s = fake_host_ended(r.h, i);
+			const struct th_span *s = th_ended(r.h, i);
 			int code = codes[i];
 			bool server_err = code == 2 || code == 4 || code == 12 || code == 13 ||
 			                  code == 14 || code == 15;
@@ -335,13 +335,13 @@ START_TEST(grpc_status_codes)
 			ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), code);
 			ck_assert_int_eq(s->status, err ? SONDE_STATUS_ERROR : SONDE_STATUS_UNSET);
 			if (err)
-				ck_assert_ptr_nonnull(fake_span_str(s, "error.type"));
+				ck_assert_ptr_nonnull(th_span_str(s, "error.type"));
 			else
-				ck_assert_ptr_null(fake_span_attr(s, "error.type"));
+				ck_assert_ptr_null(th_span_attr(s, "error.type"));
 		}
-		ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 9), "error.type"), "DATA_LOSS");
+		ck_assert_str_eq(th_span_str(th_ended(r.h, 9), "error.type"), "DATA_LOSS");
 		run_close(&r);
-		fake_host_free(r.h);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -352,7 +352,7 @@ START_TEST(trailers_only)
 {
 	struct conv c;
 	struct run r;
-	const struct fake_span *s;
+	const struct th_span *s;
 
 	conv_init(&c, false);
 	start(&c);
@@ -364,14 +364,14 @@ START_TEST(trailers_only)
 	flush(&c, false);
 	run_open(&r, SONDE_ROLE_SERVER, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
-	s = fake_host_ended(r.h, 0);
+	ck_assert_uint_eq(th_n_ended(r.h), 1);
+	s = th_ended(r.h, 0);
 	ck_assert_str_eq(s->name, "pkg.Svc/Missing");
 	ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 12);
 	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
-	ck_assert_str_eq(fake_span_str(s, "error.type"), "UNIMPLEMENTED");
+	ck_assert_str_eq(th_span_str(s, "error.type"), "UNIMPLEMENTED");
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -432,17 +432,17 @@ START_TEST(streaming_calls)
 
 	run_open(&r, SONDE_ROLE_CLIENT, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 4);
-	ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "pkg.Svc/ServerStream");
-	ck_assert_uint_eq(fake_host_ended(r.h, 0)->end_ns, ts_of(26));
-	ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/ClientStream");
-	ck_assert_uint_eq(fake_host_ended(r.h, 1)->start_ns, ts_of(27));
-	ck_assert_str_eq(fake_host_ended(r.h, 2)->name, "pkg.Svc/Bidi");
-	ck_assert_int_eq(iattr(fake_host_ended(r.h, 2), "rpc.grpc.status_code"), 0);
-	ck_assert_str_eq(fake_host_ended(r.h, 3)->name, "pkg.Svc/Bidi");
-	ck_assert_uint_eq(fake_host_n_records(r.h), 4);
+	ck_assert_uint_eq(th_n_ended(r.h), 4);
+	ck_assert_str_eq(th_ended(r.h, 0)->name, "pkg.Svc/ServerStream");
+	ck_assert_uint_eq(th_ended(r.h, 0)->end_ns, ts_of(26));
+	ck_assert_str_eq(th_ended(r.h, 1)->name, "pkg.Svc/ClientStream");
+	ck_assert_uint_eq(th_ended(r.h, 1)->start_ns, ts_of(27));
+	ck_assert_str_eq(th_ended(r.h, 2)->name, "pkg.Svc/Bidi");
+	ck_assert_int_eq(iattr(th_ended(r.h, 2), "rpc.grpc.status_code"), 0);
+	ck_assert_str_eq(th_ended(r.h, 3)->name, "pkg.Svc/Bidi");
+	ck_assert_uint_eq(th_n_records(r.h), 4);
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -478,9 +478,9 @@ START_TEST(many_concurrent_streams)
 
 		run_open(&r, role, 0);
 		feed_range(r.fc, &c, role, 0, c.n, 0);
-		ck_assert_uint_eq(fake_host_n_ended(r.h), (size_t)n);
+		ck_assert_uint_eq(th_n_ended(r.h), (size_t)n);
 		for (int k = 0; k < n; k++) {
-			const struct fake_span *s = fake_host_ended(r.h, (size_t)k);
+			const struct th_span *s = th_ended(r.h, (size_t)k);
 			int i = n - 1 - k; /* ended in reverse order */
 			snprintf(path, sizeof(path), "pkg.Svc/M%d", i % 7);
 			ck_assert_str_eq(s->name, path);
@@ -490,7 +490,7 @@ START_TEST(many_concurrent_streams)
 		}
 		ck_assert_int_eq(per_code[0] + per_code[1] + per_code[2], n);
 		run_close(&r);
-		fake_host_free(r.h);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -522,53 +522,53 @@ START_TEST(http2_requests)
 	flush(&c, false);
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
 		struct run r;
-		const struct fake_span *s;
+		const struct th_span *s;
 		bool server = role == SONDE_ROLE_SERVER;
 
-		r.h = fake_host_new();
-		ck_assert_int_eq(fake_host_load(r.h, sonde_plugin_entry(), "grpc"), SONDE_OK);
-		fake_host_set_config(r.h, NULL, "routes", routes, 1);
+		r.h = th_new();
+		ck_assert_int_eq(th_load(r.h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+		th_set_config(r.h, NULL, "routes", routes, 1);
 		{
 			struct sonde_conn_info ci;
-			fake_conn_info_init(&ci, role);
+			th_conn_info_init(&ci, role);
 			ci.tls = 1;
-			r.fc = fake_conn_open(r.h, &ci);
+			r.fc = th_conn_open(r.h, &ci);
 		}
 		feed_range(r.fc, &c, role, 0, c.n, 0);
-		ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
-		s = fake_host_ended(r.h, 0);
+		ck_assert_uint_eq(th_n_ended(r.h), 3);
+		s = th_ended(r.h, 0);
 		ck_assert_str_eq(s->name, "GET /users/{id}");
-		ck_assert_str_eq(fake_span_str(s, "http.request.method"), "GET");
-		ck_assert_str_eq(fake_span_str(s, "url.path"), "/users/42");
-		ck_assert_str_eq(fake_span_str(s, server ? "http.route" : "url.template"), "/users/{id}");
-		ck_assert_str_eq(fake_span_str(s, "url.scheme"), "https");
-		ck_assert_str_eq(fake_span_str(s, "network.protocol.name"), "http");
-		ck_assert_str_eq(fake_span_str(s, "network.protocol.version"), "2");
+		ck_assert_str_eq(th_span_str(s, "http.request.method"), "GET");
+		ck_assert_str_eq(th_span_str(s, "url.path"), "/users/42");
+		ck_assert_str_eq(th_span_str(s, server ? "http.route" : "url.template"), "/users/{id}");
+		ck_assert_str_eq(th_span_str(s, "url.scheme"), "https");
+		ck_assert_str_eq(th_span_str(s, "network.protocol.name"), "http");
+		ck_assert_str_eq(th_span_str(s, "network.protocol.version"), "2");
 		ck_assert_int_eq(iattr(s, "http.response.status_code"), 200);
-		ck_assert_str_eq(fake_span_str(s, "server.address"), "api.example");
+		ck_assert_str_eq(th_span_str(s, "server.address"), "api.example");
 		ck_assert_int_eq(iattr(s, "server.port"), 8443);
 		ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
-		ck_assert_ptr_null(fake_span_attr(s, "rpc.system"));
-		s = fake_host_ended(r.h, 1);
+		ck_assert_ptr_null(th_span_attr(s, "rpc.system"));
+		s = th_ended(r.h, 1);
 		ck_assert_str_eq(s->name, "DELETE");
 		ck_assert_int_eq(iattr(s, "http.response.status_code"), 404);
 		ck_assert_int_eq(s->status, server ? SONDE_STATUS_UNSET : SONDE_STATUS_ERROR);
-		s = fake_host_ended(r.h, 2);
+		s = th_ended(r.h, 2);
 		ck_assert_str_eq(s->name, "HTTP");
-		ck_assert_str_eq(fake_span_str(s, "http.request.method"), "_OTHER");
-		ck_assert_str_eq(fake_span_str(s, "http.request.method_original"), "BREW");
-		ck_assert_str_eq(fake_span_str(s, "server.address"), "::1");
+		ck_assert_str_eq(th_span_str(s, "http.request.method"), "_OTHER");
+		ck_assert_str_eq(th_span_str(s, "http.request.method_original"), "BREW");
+		ck_assert_str_eq(th_span_str(s, "server.address"), "::1");
 		ck_assert_int_eq(iattr(s, "http.response.status_code"), 503);
 		ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
-		ck_assert_str_eq(fake_span_str(s, "error.type"), "503");
+		ck_assert_str_eq(th_span_str(s, "error.type"), "503");
 		/* the HTTP duration histogram, attached to each span */
-		ck_assert_uint_eq(fake_host_n_records(r.h), 3);
-		ck_assert_str_eq(fake_host_record(r.h, 0)->m->name,
+		ck_assert_uint_eq(th_n_records(r.h), 3);
+		ck_assert_str_eq(th_record(r.h, 0)->m->name,
 		                 server ? "http.server.request.duration" : "http.client.request.duration");
-		ck_assert_str_eq(fake_record_val(fake_host_record(r.h, 0), "network.protocol.version"),
+		ck_assert_str_eq(th_record_val(th_record(r.h, 0), "network.protocol.version"),
 		                 "2");
 		run_close(&r);
-		fake_host_free(r.h);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -592,15 +592,15 @@ START_TEST(privacy)
 	flush(&c, false);
 	run_open(&r, SONDE_ROLE_SERVER, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
+	ck_assert_uint_eq(th_n_ended(r.h), 2);
 	summary(r.h, sum, sizeof(sum));
 	ck_assert_ptr_null(strstr(sum, "SECRET"));
-	for (size_t i = 0; i < fake_host_n_ended(r.h); i++) {
-		const struct fake_span *s = fake_host_ended(r.h, i);
+	for (size_t i = 0; i < th_n_ended(r.h); i++) {
+		const struct th_span *s = th_ended(r.h, i);
 		ck_assert(!s->status_desc || !strstr(s->status_desc, "SECRET"));
 	}
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -611,7 +611,7 @@ START_TEST(reset_close_goaway)
 {
 	struct conv c;
 	struct run r;
-	const struct fake_span *s;
+	const struct th_span *s;
 
 	conv_init(&c, false);
 	start(&c);
@@ -627,25 +627,25 @@ START_TEST(reset_close_goaway)
 	flush(&c, false);
 	run_open(&r, SONDE_ROLE_SERVER, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
-	s = fake_host_ended(r.h, 0);
+	ck_assert_uint_eq(th_n_ended(r.h), 1);
+	s = th_ended(r.h, 0);
 	ck_assert_str_eq(s->name, "pkg.Svc/Cancelled");
 	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
-	ck_assert_str_eq(fake_span_str(s, "error.type"), "CANCEL");
-	ck_assert_ptr_null(fake_span_attr(s, "rpc.grpc.status_code"));
+	ck_assert_str_eq(th_span_str(s, "error.type"), "CANCEL");
+	ck_assert_ptr_null(th_span_attr(s, "rpc.grpc.status_code"));
 	/* 5 and 7 are above GOAWAY's last stream: never processed, dropped */
-	ck_assert_uint_eq(fake_host_n_dropped(r.h), 2);
-	fake_conn_close(r.fc, ts_of(50));
+	ck_assert_uint_eq(th_n_dropped(r.h), 2);
+	th_conn_close(r.fc, ts_of(50));
 	/* 3 was in flight when the connection closed */
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
-	s = fake_host_ended(r.h, 1);
+	ck_assert_uint_eq(th_n_ended(r.h), 2);
+	s = th_ended(r.h, 1);
 	ck_assert_str_eq(s->name, "pkg.Svc/Refused");
 	ck_assert_int_eq(s->status, SONDE_STATUS_ERROR);
-	ck_assert_str_eq(fake_span_str(s, "error.type"), "connection_closed");
+	ck_assert_str_eq(th_span_str(s, "error.type"), "connection_closed");
 	ck_assert_uint_eq(s->end_ns, ts_of(50));
-	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
-	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
-	fake_host_free(r.h);
+	ck_assert_uint_eq(th_n_open(r.h), 0);
+	ck_assert_uint_eq(th_misuse(r.h), 0);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -680,12 +680,12 @@ START_TEST(every_split_same_spans)
 			struct run r;
 			run_open(&r, role, 0);
 			feed_range(r.fc, &c, role, 0, c.n, split);
-			ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
+			ck_assert_uint_eq(th_n_ended(r.h), 3);
 			summary(r.h, split ? got : want, sizeof(got));
 			if (split)
 				ck_assert_str_eq(got, want);
 			run_close(&r);
-			fake_host_free(r.h);
+			th_free(r.h);
 		}
 	}
 	conv_free(&c);
@@ -703,22 +703,22 @@ START_TEST(unknown_role)
 	run_open(&r, SONDE_ROLE_UNKNOWN, 0);
 	/* fed as the client process sees it: its requests are egress */
 	for (unsigned i = 0; i < c.n; i++)
-		fake_conn_feed(r.fc, c.from_client[i] ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS, ts_of(i),
+		th_conn_feed(r.fc, c.from_client[i] ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS, ts_of(i),
 		               c.w[i].p, c.w[i].len);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
-	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
+	ck_assert_uint_eq(th_n_ended(r.h), 3);
+	ck_assert_int_eq(th_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 
 	/* joined mid-way, role unknown: the first request block decides */
 	run_open(&r, SONDE_ROLE_UNKNOWN, 0);
 	for (unsigned i = 4; i < c.n; i++)
-		fake_conn_feed(r.fc, c.from_client[i] ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS, ts_of(i),
+		th_conn_feed(r.fc, c.from_client[i] ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS, ts_of(i),
 		               c.w[i].p, c.w[i].len);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
-	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_uint_eq(th_n_ended(r.h), 3);
+	ck_assert_int_eq(th_ended(r.h, 0)->kind, SONDE_SPAN_SERVER);
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -776,12 +776,12 @@ START_TEST(midstream_join_never_misattributes)
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
 		run_open(&r, role, 0);
 		feed_range(r.fc, &c, role, join, c.n, 0);
-		ck_assert_uint_eq(fake_host_n_ended(r.h), calls_after);
+		ck_assert_uint_eq(th_n_ended(r.h), calls_after);
 		n_known_method = n_known_code = n_partial = 0;
 		for (unsigned i = 0; i < calls_after; i++) {
-			const struct fake_span *s = fake_host_ended(r.h, i);
-			const char *m = fake_span_str(s, "rpc.method");
-			const char *path = fake_span_str(s, "url.path");
+			const struct th_span *s = th_ended(r.h, i);
+			const char *m = th_span_str(s, "rpc.method");
+			const char *path = th_span_str(s, "url.path");
 			int64_t code = iattr(s, "rpc.grpc.status_code");
 			if (m) {
 				ck_assert_int_eq(m[0], want_method[i]);
@@ -794,26 +794,26 @@ START_TEST(midstream_join_never_misattributes)
 				ck_assert_int_eq(code, want_code[i]);
 				n_known_code++;
 			}
-			if (fake_span_attr(s, "sonde.h2.headers_partial"))
+			if (th_span_attr(s, "sonde.h2.headers_partial"))
 				n_partial++;
 			else
 				ck_assert(m && code != -999);
 		}
 		/* the first A calls after the join know nothing but POST */
-		ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 0), "url.path"));
-		ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "POST");
+		ck_assert_ptr_null(th_span_attr(th_ended(r.h, 0), "url.path"));
+		ck_assert_str_eq(th_ended(r.h, 0)->name, "POST");
 		/* the first B call: :path known (inserted now) */
-		ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 5), "url.path"), "/pkg.Svc/B");
+		ck_assert_str_eq(th_span_str(th_ended(r.h, 5), "url.path"), "/pkg.Svc/B");
 		/* B with status 5, first time: an RPC span */
-		ck_assert_str_eq(fake_host_ended(r.h, 8)->name, "pkg.Svc/B");
+		ck_assert_str_eq(th_ended(r.h, 8)->name, "pkg.Svc/B");
 		/* the churn brings everything back */
-		ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, calls_after - 1),
+		ck_assert_ptr_null(th_span_attr(th_ended(r.h, calls_after - 1),
 		                                  "sonde.h2.headers_partial"));
 		ck_assert_uint_gt(n_partial, 10);
 		ck_assert_uint_gt(n_known_method, 100);
 		ck_assert_uint_gt(n_known_code, 100);
 		run_close(&r);
-		fake_host_free(r.h);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -852,14 +852,14 @@ START_TEST(capture_cut_large_messages)
 			ch.len = c.w[i].len < 4096 ? c.w[i].len : 4096;
 			if (ch.len < ch.orig_len)
 				ch.flags = SONDE_CHUNK_TRUNCATED;
-			fake_conn_feed_chunk(r.fc, &ch);
+			th_conn_feed_chunk(r.fc, &ch);
 		}
-		ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
-		ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "pkg.Svc/Upload");
-		ck_assert_int_eq(iattr(fake_host_ended(r.h, 0), "rpc.grpc.status_code"), 0);
-		ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/After");
+		ck_assert_uint_eq(th_n_ended(r.h), 2);
+		ck_assert_str_eq(th_ended(r.h, 0)->name, "pkg.Svc/Upload");
+		ck_assert_int_eq(iattr(th_ended(r.h, 0), "rpc.grpc.status_code"), 0);
+		ck_assert_str_eq(th_ended(r.h, 1)->name, "pkg.Svc/After");
 		run_close(&r);
-		fake_host_free(r.h);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -895,7 +895,7 @@ START_TEST(gap_in_responses)
 	flush(&c, false);
 	unary(&c, 7, "/pkg.Svc/Three", 0);
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
-		const struct fake_span *s;
+		const struct th_span *s;
 		run_open(&r, role, 0);
 		feed_range(r.fc, &c, role, 0, lost, 0);
 		{
@@ -905,26 +905,26 @@ START_TEST(gap_in_responses)
 			ch.data = c.w[lost + 1].p;
 			ch.len = ch.orig_len = c.w[lost + 1].len;
 			ch.flags = SONDE_CHUNK_GAP;
-			fake_conn_feed_chunk(r.fc, &ch); /* write `lost` never arrived */
+			th_conn_feed_chunk(r.fc, &ch); /* write `lost` never arrived */
 		}
 		feed_range(r.fc, &c, role, lost + 2, c.n, 0);
-		fake_conn_close(r.fc, ts_of(100));
-		ck_assert_uint_eq(fake_host_n_ended(r.h), 3);
-		s = fake_host_ended(r.h, 0);
+		th_conn_close(r.fc, ts_of(100));
+		ck_assert_uint_eq(th_n_ended(r.h), 3);
+		s = th_ended(r.h, 0);
 		ck_assert_str_eq(s->name, "pkg.Svc/Two");
 		ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 14);
-		s = fake_host_ended(r.h, 1);
+		s = th_ended(r.h, 1);
 		ck_assert_str_eq(s->name, "pkg.Svc/Four");
 		ck_assert_int_eq(iattr(s, "rpc.grpc.status_code"), 4); /* a literal: known */
-		s = fake_host_ended(r.h, 2);
+		s = th_ended(r.h, 2);
 		ck_assert_str_eq(s->name, "pkg.Svc/Three");
-		ck_assert_ptr_null(fake_span_attr(s, "rpc.grpc.status_code"));
-		ck_assert_ptr_nonnull(fake_span_attr(s, "sonde.h2.headers_partial"));
+		ck_assert_ptr_null(th_span_attr(s, "rpc.grpc.status_code"));
+		ck_assert_ptr_nonnull(th_span_attr(s, "sonde.h2.headers_partial"));
 		ck_assert_int_eq(s->status, SONDE_STATUS_UNSET);
-		ck_assert_uint_eq(fake_host_n_dropped(r.h), 1); /* One: its trailers were lost */
-		ck_assert_uint_eq(fake_host_n_open(r.h), 0);
-		ck_assert_uint_eq(fake_host_misuse(r.h), 0);
-		fake_host_free(r.h);
+		ck_assert_uint_eq(th_n_dropped(r.h), 1); /* One: its trailers were lost */
+		ck_assert_uint_eq(th_n_open(r.h), 0);
+		ck_assert_uint_eq(th_misuse(r.h), 0);
+		th_free(r.h);
 	}
 	conv_free(&c);
 }
@@ -946,21 +946,21 @@ START_TEST(garbage)
 	flush(&c, true);
 	run_open(&r, SONDE_ROLE_SERVER, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
-	for (int i = 0; i < 400 && !fake_conn_given_up(r.fc); i++) {
+	ck_assert_uint_eq(th_n_ended(r.h), 1);
+	for (int i = 0; i < 400 && !th_conn_given_up(r.fc); i++) {
 		for (size_t k = 0; k < sizeof(junk); k++) {
 			s = s * 6364136223846793005ull + 1442695040888963407ull;
 			junk[k] = (uint8_t)(s >> 56);
 		}
-		fake_conn_feed(r.fc, i % 2 ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS, ts_of(100 + i), junk,
+		th_conn_feed(r.fc, i % 2 ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS, ts_of(100 + i), junk,
 		               sizeof(junk));
 	}
-	ck_assert(fake_conn_given_up(r.fc));
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
-	ck_assert_uint_eq(fake_host_n_dropped(r.h), 1);
-	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
-	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
-	fake_host_free(r.h);
+	ck_assert(th_conn_given_up(r.fc));
+	ck_assert_uint_eq(th_n_ended(r.h), 1);
+	ck_assert_uint_eq(th_n_dropped(r.h), 1);
+	ck_assert_uint_eq(th_n_open(r.h), 0);
+	ck_assert_uint_eq(th_misuse(r.h), 0);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -980,18 +980,18 @@ START_TEST(span_limit)
 		RESP(&c, 1 + 2 * i, 1, ":status", "200", "content-type", "application/grpc",
 		     "grpc-status", "0");
 	flush(&c, false);
-	r.h = fake_host_new();
-	ck_assert_int_eq(fake_host_load(r.h, sonde_plugin_entry(), "grpc"), SONDE_OK);
-	fake_host_set_span_limit(r.h, 4);
+	r.h = th_new();
+	ck_assert_int_eq(th_load(r.h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	th_set_span_limit(r.h, 4);
 	{
 		struct sonde_conn_info ci;
-		fake_conn_info_init(&ci, SONDE_ROLE_SERVER);
-		r.fc = fake_conn_open(r.h, &ci);
+		th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+		r.fc = th_conn_open(r.h, &ci);
 	}
 	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 4);
+	ck_assert_uint_eq(th_n_ended(r.h), 4);
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -1024,11 +1024,11 @@ START_TEST(server_push)
 	flush(&c, false);
 	run_open(&r, SONDE_ROLE_CLIENT, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0);
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
-	ck_assert_int_eq(iattr(fake_host_ended(r.h, 1), "http.response.status_code"), 304);
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 1), "sonde.h2.headers_partial"));
+	ck_assert_uint_eq(th_n_ended(r.h), 2);
+	ck_assert_int_eq(iattr(th_ended(r.h, 1), "http.response.status_code"), 304);
+	ck_assert_ptr_null(th_span_attr(th_ended(r.h, 1), "sonde.h2.headers_partial"));
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -1056,17 +1056,17 @@ START_TEST(trailers_late_blocks_http_errors)
 	flush(&c, true);
 	run_open(&r, SONDE_ROLE_SERVER, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, c.n, 0);
-	fake_conn_close(r.fc, ts_of(100));
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 2);
-	ck_assert_str_eq(fake_host_ended(r.h, 0)->name, "POST");
-	ck_assert_int_eq(iattr(fake_host_ended(r.h, 0), "http.response.status_code"), 201);
-	ck_assert_str_eq(fake_host_ended(r.h, 1)->name, "pkg.Svc/Behind");
-	ck_assert_int_eq(fake_host_ended(r.h, 1)->status, SONDE_STATUS_ERROR);
-	ck_assert_str_eq(fake_span_str(fake_host_ended(r.h, 1), "error.type"), "503");
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(r.h, 1), "rpc.grpc.status_code"));
-	ck_assert_uint_eq(fake_host_n_open(r.h), 0);
-	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
-	fake_host_free(r.h);
+	th_conn_close(r.fc, ts_of(100));
+	ck_assert_uint_eq(th_n_ended(r.h), 2);
+	ck_assert_str_eq(th_ended(r.h, 0)->name, "POST");
+	ck_assert_int_eq(iattr(th_ended(r.h, 0), "http.response.status_code"), 201);
+	ck_assert_str_eq(th_ended(r.h, 1)->name, "pkg.Svc/Behind");
+	ck_assert_int_eq(th_ended(r.h, 1)->status, SONDE_STATUS_ERROR);
+	ck_assert_str_eq(th_span_str(th_ended(r.h, 1), "error.type"), "503");
+	ck_assert_ptr_null(th_span_attr(th_ended(r.h, 1), "rpc.grpc.status_code"));
+	ck_assert_uint_eq(th_n_open(r.h), 0);
+	ck_assert_uint_eq(th_misuse(r.h), 0);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -1082,10 +1082,10 @@ START_TEST(preface_overrides_role)
 	unary(&c, 1, "/pkg.Svc/X", 0);
 	run_open(&r, SONDE_ROLE_SERVER, 0);
 	feed_range(r.fc, &c, SONDE_ROLE_CLIENT, 0, c.n, 0); /* really a client */
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 1);
-	ck_assert_int_eq(fake_host_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
+	ck_assert_uint_eq(th_n_ended(r.h), 1);
+	ck_assert_int_eq(th_ended(r.h, 0)->kind, SONDE_SPAN_CLIENT);
 	run_close(&r);
-	fake_host_free(r.h);
+	th_free(r.h);
 	conv_free(&c);
 }
 END_TEST
@@ -1109,7 +1109,7 @@ START_TEST(bulk_transfer_not_given_up)
 	{
 		struct h2b h = { 0 };
 		h2b_headers(&h, c.ds, 1, 0, ":status", "200", NULL);
-		fake_conn_feed(r.fc, SONDE_DIR_INGRESS, ts_of(10), h.p, h.len);
+		th_conn_feed(r.fc, SONDE_DIR_INGRESS, ts_of(10), h.p, h.len);
 		h2b_free(&h);
 	}
 	/* reads of 65536 bytes starting 1000 bytes into the stream */
@@ -1121,14 +1121,14 @@ START_TEST(bulk_transfer_not_given_up)
 		ch.len = 4096;
 		ch.orig_len = 65536;
 		ch.flags = off == 1000 ? SONDE_CHUNK_GAP : SONDE_CHUNK_TRUNCATED;
-		fake_conn_feed_chunk(r.fc, &ch);
+		th_conn_feed_chunk(r.fc, &ch);
 	}
-	ck_assert(!fake_conn_given_up(r.fc));
-	fake_conn_close(r.fc, ts_of(20));
-	ck_assert_uint_eq(fake_host_n_ended(r.h), 0);  /* its end was never seen */
-	ck_assert_uint_eq(fake_host_n_dropped(r.h), 1); /* so it is dropped */
-	ck_assert_uint_eq(fake_host_misuse(r.h), 0);
-	fake_host_free(r.h);
+	ck_assert(!th_conn_given_up(r.fc));
+	th_conn_close(r.fc, ts_of(20));
+	ck_assert_uint_eq(th_n_ended(r.h), 0);  /* its end was never seen */
+	ck_assert_uint_eq(th_n_dropped(r.h), 1); /* so it is dropped */
+	ck_assert_uint_eq(th_misuse(r.h), 0);
+	th_free(r.h);
 	h2b_free(&big);
 	conv_free(&c);
 }

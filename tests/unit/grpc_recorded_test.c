@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "test/h2_build.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
@@ -117,16 +117,16 @@ static uint64_t ts_of(size_t i)
 
 /* Feed records [from, N) as role sees them; split > 0 cuts each record into
  * chunks of that size; cap > 0 captures only cap bytes of each record. */
-static struct fake_host *run(enum sonde_role role, size_t from, size_t split, size_t cap)
+static struct th_host *run(enum sonde_role role, size_t from, size_t split, size_t cap)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
-	struct fake_conn *c;
+	struct th_conn *c;
 
 	load();
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
-	fake_conn_info_init(&ci, role);
-	c = fake_conn_open(h, &ci);
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+	th_conn_info_init(&ci, role);
+	c = th_conn_open(h, &ci);
 	for (size_t i = from; i < N_RECS; i++) {
 		enum sonde_dir dir = (recs[i].from_client == (role == SONDE_ROLE_CLIENT))
 		                             ? SONDE_DIR_EGRESS
@@ -140,42 +140,42 @@ static struct fake_host *run(enum sonde_role role, size_t from, size_t split, si
 			ch.orig_len = recs[i].len;
 			ch.len = recs[i].len < cap ? recs[i].len : cap;
 			ch.flags = ch.len < ch.orig_len ? SONDE_CHUNK_TRUNCATED : 0;
-			fake_conn_feed_chunk(c, &ch);
+			th_conn_feed_chunk(c, &ch);
 			continue;
 		}
 		do {
 			size_t k = recs[i].len - pos;
 			if (split && k > split)
 				k = split;
-			fake_conn_feed(c, dir, ts_of(i), bytes[i] + pos, k);
+			th_conn_feed(c, dir, ts_of(i), bytes[i] + pos, k);
 			pos += k;
 		} while (pos < recs[i].len);
 	}
-	fake_conn_close(c, ts_of(N_RECS + 5));
-	ck_assert_uint_eq(fake_host_n_open(h), 0);
-	ck_assert_uint_eq(fake_host_misuse(h), 0);
+	th_conn_close(c, ts_of(N_RECS + 5));
+	ck_assert_uint_eq(th_n_open(h), 0);
+	ck_assert_uint_eq(th_misuse(h), 0);
 	return h;
 }
 
 /* "Method code" of an RPC span, or NULL. */
-static const char *call_of(const struct fake_span *s, char *buf, size_t n)
+static const char *call_of(const struct th_span *s, char *buf, size_t n)
 {
-	const char *m = fake_span_str(s, "rpc.method");
+	const char *m = th_span_str(s, "rpc.method");
 	int64_t code;
 
-	if (!m || fake_span_int(s, "rpc.grpc.status_code", &code))
+	if (!m || th_span_int(s, "rpc.grpc.status_code", &code))
 		return NULL;
 	snprintf(buf, n, "%s %lld", m, (long long)code);
 	return buf;
 }
 
-static int count(struct fake_host *h, const char *want)
+static int count(struct th_host *h, const char *want)
 {
 	char b[64];
 	int n = 0;
 
-	for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-		const char *c = call_of(fake_host_ended(h, i), b, sizeof(b));
+	for (size_t i = 0; i < th_n_ended(h); i++) {
+		const char *c = call_of(th_ended(h, i), b, sizeof(b));
 		n += c && !strcmp(c, want);
 	}
 	return n;
@@ -193,90 +193,90 @@ static const struct {
 START_TEST(whole_both_roles)
 {
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
-		struct fake_host *h = run(role, 0, 0, 0);
-		ck_assert_uint_eq(fake_host_n_ended(h), N_CALLS);
+		struct th_host *h = run(role, 0, 0, 0);
+		ck_assert_uint_eq(th_n_ended(h), N_CALLS);
 		for (size_t i = 0; i < sizeof(truth) / sizeof(truth[0]); i++)
 			ck_assert_int_eq(count(h, truth[i].call), truth[i].n);
-		for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-			const struct fake_span *s = fake_host_ended(h, i);
-			ck_assert_ptr_null(fake_span_attr(s, "sonde.h2.headers_partial"));
+		for (size_t i = 0; i < th_n_ended(h); i++) {
+			const struct th_span *s = th_ended(h, i);
+			ck_assert_ptr_null(th_span_attr(s, "sonde.h2.headers_partial"));
 			ck_assert_int_eq(s->kind, role == SONDE_ROLE_SERVER ? SONDE_SPAN_SERVER
 			                                                    : SONDE_SPAN_CLIENT);
 		}
-		ck_assert_int_eq(fake_host_ended(h, 0)->kind,
+		ck_assert_int_eq(th_ended(h, 0)->kind,
 		                 role == SONDE_ROLE_SERVER ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT);
-		fake_host_free(h);
+		th_free(h);
 	}
 }
 END_TEST
 
 START_TEST(every_split_same_spans)
 {
-	struct fake_host *whole = run(_i, 0, 0, 0);
+	struct th_host *whole = run(_i, 0, 0, 0);
 
 	for (size_t split = 1; split <= 80; split++) {
-		struct fake_host *h = run(_i, 0, split, 0);
-		ck_assert_uint_eq(fake_host_n_ended(h), fake_host_n_ended(whole));
-		for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-			const struct fake_span *a = fake_host_ended(h, i), *b = fake_host_ended(whole, i);
+		struct th_host *h = run(_i, 0, split, 0);
+		ck_assert_uint_eq(th_n_ended(h), th_n_ended(whole));
+		for (size_t i = 0; i < th_n_ended(h); i++) {
+			const struct th_span *a = th_ended(h, i), *b = th_ended(whole, i);
 			ck_assert_str_eq(a->name, b->name);
 			ck_assert_uint_eq(a->start_ns, b->start_ns);
 			ck_assert_uint_eq(a->end_ns, b->end_ns);
 			ck_assert_int_eq(a->status, b->status);
 			ck_assert_uint_eq(a->n_attrs, b->n_attrs);
 			for (size_t k = 0; k < a->n_attrs; k++) {
-				const struct fake_attr *x = &a->attrs[k], *y = fake_span_attr(b, x->key);
+				const struct th_attr *x = &a->attrs[k], *y = th_span_attr(b, x->key);
 				ck_assert_ptr_nonnull(y);
 				ck_assert_int_eq(x->type, y->type);
-				if (x->type == FAKE_ATTR_STR)
+				if (x->type == TH_ATTR_STR)
 					ck_assert_str_eq(x->s, y->s);
-				else if (x->type == FAKE_ATTR_INT)
+				else if (x->type == TH_ATTR_INT)
 					ck_assert_int_eq(x->i, y->i);
 			}
 		}
-		fake_host_free(h);
+		th_free(h);
 	}
-	fake_host_free(whole);
+	th_free(whole);
 }
 END_TEST
 
 /* What the full run says about the stream whose span is s (same first and
  * last record); NULL when no stream of the full run matches. */
-static const struct fake_span *truth_of(struct fake_host *whole, const struct fake_span *s)
+static const struct th_span *truth_of(struct th_host *whole, const struct th_span *s)
 {
-	for (size_t i = 0; i < fake_host_n_ended(whole); i++) {
-		const struct fake_span *w = fake_host_ended(whole, i);
+	for (size_t i = 0; i < th_n_ended(whole); i++) {
+		const struct th_span *w = th_ended(whole, i);
 		if (w->start_ns == s->start_ns && w->end_ns == s->end_ns)
 			return w;
 	}
 	return NULL;
 }
 
-static void never_contradicts(struct fake_host *whole, struct fake_host *h)
+static void never_contradicts(struct th_host *whole, struct th_host *h)
 {
 	static const char *const keys[] = { "rpc.method", "url.path", "rpc.service" };
 
-	ck_assert_uint_le(fake_host_n_ended(h), fake_host_n_ended(whole));
-	for (size_t i = 0; i < fake_host_n_ended(h); i++) {
-		const struct fake_span *s = fake_host_ended(h, i), *w = truth_of(whole, s);
+	ck_assert_uint_le(th_n_ended(h), th_n_ended(whole));
+	for (size_t i = 0; i < th_n_ended(h); i++) {
+		const struct th_span *s = th_ended(h, i), *w = truth_of(whole, s);
 		int64_t a, b;
 		ck_assert_ptr_nonnull(w);
 		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-			const char *v = fake_span_str(s, keys[k]);
+			const char *v = th_span_str(s, keys[k]);
 			if (v && !strcmp(keys[k], "url.path")) {
 				char want[128];
-				snprintf(want, sizeof(want), "/%s/%s", fake_span_str(w, "rpc.service"),
-				         fake_span_str(w, "rpc.method"));
+				snprintf(want, sizeof(want), "/%s/%s", th_span_str(w, "rpc.service"),
+				         th_span_str(w, "rpc.method"));
 				ck_assert_str_eq(v, want);
 			} else if (v) {
-				ck_assert_str_eq(v, fake_span_str(w, keys[k]));
+				ck_assert_str_eq(v, th_span_str(w, keys[k]));
 			}
 		}
-		if (!fake_span_int(s, "rpc.grpc.status_code", &a)) {
-			ck_assert_int_eq(fake_span_int(w, "rpc.grpc.status_code", &b), 0);
+		if (!th_span_int(s, "rpc.grpc.status_code", &a)) {
+			ck_assert_int_eq(th_span_int(w, "rpc.grpc.status_code", &b), 0);
 			ck_assert_int_eq(a, b);
 		}
-		if (s->status == SONDE_STATUS_ERROR && !fake_span_attr(s, "error.type"))
+		if (s->status == SONDE_STATUS_ERROR && !th_span_attr(s, "error.type"))
 			ck_abort_msg("error without error.type");
 	}
 }
@@ -285,13 +285,13 @@ static void never_contradicts(struct fake_host *whole, struct fake_host *h)
 START_TEST(joined_at_every_record)
 {
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
-		struct fake_host *whole = run(role, 0, 0, 0);
+		struct th_host *whole = run(role, 0, 0, 0);
 		for (size_t from = 1; from < N_RECS; from++) {
-			struct fake_host *h = run(role, from, 0, 0);
+			struct th_host *h = run(role, from, 0, 0);
 			never_contradicts(whole, h);
-			fake_host_free(h);
+			th_free(h);
 		}
-		fake_host_free(whole);
+		th_free(whole);
 	}
 }
 END_TEST
@@ -301,13 +301,13 @@ END_TEST
 START_TEST(capture_cut_at_every_size)
 {
 	for (int role = SONDE_ROLE_SERVER; role <= SONDE_ROLE_CLIENT; role++) {
-		struct fake_host *whole = run(role, 0, 0, 0);
+		struct th_host *whole = run(role, 0, 0, 0);
 		for (size_t cap = 9; cap <= 200; cap++) {
-			struct fake_host *h = run(role, 0, 0, cap);
+			struct th_host *h = run(role, 0, 0, cap);
 			never_contradicts(whole, h);
-			fake_host_free(h);
+			th_free(h);
 		}
-		fake_host_free(whole);
+		th_free(whole);
 	}
 }
 END_TEST

@@ -249,8 +249,10 @@ struct sonde_host_api {
 	int (*span_set_traceparent)(struct sonde_span *s, const char *val, size_t len);
 	void (*span_set_status)(struct sonde_span *s, enum sonde_status st,
 	                        const char *description);
-	/* Record the span's duration in seconds into `m` when it ends, with the
-	 * attribute values taken from the span's attributes of the same keys. */
+	/* Record the span's duration into `m` when it ends, in the histogram's
+	 * time unit ("s", "ms", "us", "ns"; seconds for any other unit), with
+	 * the attribute values taken from the span's attributes of the same
+	 * keys. */
 	void (*span_add_metric)(struct sonde_span *s, struct sonde_metric *m);
 	/* Finish the span; the host takes it over, the handle is dead after. */
 	void (*span_end)(struct sonde_span *s, uint64_t end_unix_ns);
