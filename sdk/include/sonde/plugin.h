@@ -1,5 +1,5 @@
 /*
- * sonde/plugin.h - the sonde plugin ABI, version 1.
+ * sonde/plugin.h - the sonde plugin ABI, version 1.1.
  *
  * This is the only header a plugin needs. A plugin is a shared object that
  * exports one symbol, sonde_plugin_entry(), returning a const descriptor.
@@ -37,7 +37,9 @@ extern "C" {
 #endif
 
 #define SONDE_ABI_MAJOR 1
-#define SONDE_ABI_MINOR 0
+#define SONDE_ABI_MINOR 1
+/* What each minor added is marked "1.1" below; a plugin that uses a 1.1
+ * member checks host->abi_minor >= 1 (or SONDE_HAS_FIELD) first. */
 
 /* Name of the one symbol a plugin exports. */
 #define SONDE_PLUGIN_ENTRY_SYMBOL "sonde_plugin_entry"
@@ -117,6 +119,24 @@ struct sonde_conn_info {
 	char peer_addr[48];
 	const char *service_name;  /* the service this process belongs to */
 	const char *exe_name;      /* basename of the executable */
+	/* 1.1 */
+	uint32_t flags;            /* SONDE_CONN_* */
+	uint8_t transport;         /* enum sonde_transport */
+	uint8_t reserved1[3];
+	const char *unix_path;     /* SONDE_TRANSPORT_UNIX: path of the server end's
+	                              socket ("@name": abstract), "" if unnamed */
+};
+
+/* conn_info.flags (1.1). */
+#define SONDE_CONN_MIDSTREAM (1u << 0)     /* open before capture began: its first
+                                              bytes were not seen */
+#define SONDE_CONN_ROLE_INFERRED (1u << 1) /* role guessed (listening ports), not
+                                              seen at accept() or connect() */
+
+/* 1.1 */
+enum sonde_transport {
+	SONDE_TRANSPORT_TCP = 0,
+	SONDE_TRANSPORT_UNIX = 1,  /* AF_UNIX stream socket: no addresses or ports */
 };
 
 /* Chunk flags. */
@@ -124,6 +144,19 @@ struct sonde_conn_info {
                                            direction was lost before this chunk */
 #define SONDE_CHUNK_TRUNCATED (1u << 1) /* len < orig_len: only the first len
                                            bytes of this transfer were captured */
+#define SONDE_CHUNK_SKIPPED (1u << 2)   /* 1.1: payload left out because the capture
+                                           policy said it is not needed */
+#define SONDE_CHUNK_NOBUF (1u << 3)     /* 1.1: bytes moved without a user buffer
+                                           (sendfile, splice): never any payload */
+
+/* Where a chunk's bytes come from (1.1). Byte positions count per source
+ * and direction. */
+enum sonde_source {
+	SONDE_SRC_SOCKET = 0,  /* read/write-family syscalls on the socket */
+	SONDE_SRC_TLS = 1,     /* plaintext from the TLS library uprobes (OpenSSL) */
+	SONDE_SRC_RUNTIME = 2, /* plaintext a runtime plugin delivered (Go crypto/tls,
+	                          Java JSSE ...) */
+};
 
 /* One read or write of the watched process. Host-owned; data is valid only
  * during the call. */
@@ -136,6 +169,14 @@ struct sonde_chunk {
 	size_t orig_len;         /* bytes really transferred (>= len) */
 	uint32_t flags;          /* SONDE_CHUNK_* */
 	uint32_t tid;            /* thread that did the transfer */
+	/* 1.1 */
+	uint64_t pos;            /* bytes of this source and direction before this
+	                            chunk (stream offset of data[0]) */
+	uint8_t source;          /* enum sonde_source; TLS-ness is per chunk, not
+	                            per connection */
+	uint8_t reserved1[7];
+	uint64_t context;        /* runtime context of the thread at the transfer
+	                            (a goroutine id, an async id ...), 0: none */
 };
 
 /* Detection results: 0 = not mine, 1..100 = confidence. */
@@ -183,10 +224,16 @@ struct sonde_process_info {
 	uint32_t pid;
 	const char *exe_path;    /* /proc/PID/exe target */
 	const char *service_name;
+	/* 1.1 */
+	uint32_t flags;          /* SONDE_PROC_* */
+	uint32_t reserved;
 };
+#define SONDE_PROC_EXISTED (1u << 0) /* it ran before the agent watched it (attach
+                                        to a running process) */
 
 /* Histogram description. Host copies everything; the plugin may free it
- * after histogram_register returns. */
+ * after histogram_register returns. A host reads a description only up to
+ * its struct_size (a 1.0 one ends after n_attr_keys). */
 struct sonde_histogram_desc {
 	uint32_t struct_size;
 	const char *name;        /* semantic-convention name, e.g. "db.client.operation.duration" */
@@ -196,6 +243,97 @@ struct sonde_histogram_desc {
 	size_t n_bounds;
 	const char *const *attr_keys; /* attribute keys recorded with each value */
 	size_t n_attr_keys;
+};
+
+/* --- 1.1 types ----------------------------------------------------------- */
+
+/* A W3C trace context: what identifies a span across processes. */
+struct sonde_span_context {
+	uint32_t struct_size;
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+	uint8_t trace_flags;
+	uint8_t remote;          /* it came from another process (a traceparent) */
+	uint8_t reserved[2];
+};
+
+/* span_start_v2 flags */
+#define SONDE_SPAN_NO_PARENT (1u << 0)  /* the host must not pick a parent */
+#define SONDE_SPAN_NOT_ACTIVE (1u << 1) /* a SERVER/CONSUMER span that must not
+                                           become its thread's active span
+                                           (multiplexed or event-loop servers) */
+
+/* How to start a span. Parent precedence: parent, then parent_ctx, then
+ * context (the runtime context's active span), then, unless
+ * SONDE_SPAN_NO_PARENT, the host's own conservative choice (the thread's
+ * active server span when exactly one is open on that thread). */
+struct sonde_span_opts {
+	uint32_t struct_size;
+	enum sonde_span_kind kind;
+	const char *name;
+	uint64_t start_unix_ns;
+	uint32_t flags;                         /* SONDE_SPAN_* */
+	uint32_t reserved;
+	struct sonde_span *parent;              /* a live span of this host, or NULL */
+	const struct sonde_span_context *parent_ctx; /* or an explicit context */
+	uint64_t context;                       /* runtime context (chunk->context):
+	                                           a SERVER span becomes its active
+	                                           span, a CLIENT span's parent is the
+	                                           one active there (or up its links) */
+};
+
+/* A monotonic counter or an up-down counter. */
+struct sonde_counter_desc {
+	uint32_t struct_size;
+	uint32_t up_down;             /* 0: monotonic (sum), 1: up-down */
+	const char *name;             /* semantic-convention name */
+	const char *unit;             /* UCUM, e.g. "{message}" */
+	const char *description;
+	const char *const *attr_keys;
+	size_t n_attr_keys;
+};
+
+/* What the kernel should capture of a connection from now on. Positions
+ * are chunk->pos of the SONDE_SRC_SOCKET source. */
+#define SONDE_CAPTURE_MUTE (1u << 0)   /* send nothing more (the plugin gave up) */
+struct sonde_capture_policy {
+	uint32_t struct_size;
+	uint32_t flags;               /* SONDE_CAPTURE_* */
+	uint32_t cap;                 /* payload cap for this connection, 0: the
+	                                 agent's; at most 16384 */
+	uint32_t reserved;
+	uint64_t skip_to[2];          /* per enum sonde_dir: no payload needed for
+	                                 bytes before this position (0: none) */
+};
+
+struct sonde_timer;             /* host-owned; valid until timer_stop or fini */
+typedef void (*sonde_timer_fn)(void *arg, uint64_t now_unix_ns);
+
+/* Runtime plugins: a BPF object built with the plugin (CO-RE), loaded by the
+ * host. Maps named like the host's shared maps (sonde/bpf.h: sonde_pids,
+ * events, conns, sonde_thread_ctx) are the host's own, reused; every other
+ * map and every program is the plugin's. */
+struct sonde_bpf;               /* host-owned; valid until fini */
+struct sonde_bpf_opts {
+	uint32_t struct_size;
+	uint32_t reserved;
+	const char *name;             /* for messages */
+	const void *obj;              /* the ELF object's bytes (copied) */
+	size_t obj_len;
+};
+
+struct sonde_uprobe_opts {
+	uint32_t struct_size;
+	uint32_t pid;                 /* only this process (0: every process that
+	                                 maps the file) */
+	const char *prog;             /* program name in the object */
+	const char *path;             /* binary or library */
+	const char *symbol;           /* attach at this symbol (+ offset), or NULL */
+	uint64_t offset;              /* file offset when symbol is NULL */
+	int retprobe;                 /* a uretprobe (never use on Go code: its
+	                                 stacks move; attach at each RET instead) */
+	uint32_t reserved;
+	uint64_t cookie;              /* bpf_get_attach_cookie() */
 };
 
 /*
@@ -267,7 +405,77 @@ struct sonde_host_api {
 	 * `conn` (may be NULL) supplies service.name and resource. */
 	void (*histogram_record)(struct sonde_metric *m, struct sonde_conn *conn,
 	                         double value, const char *const *attr_values);
+
+	/* --- 1.1 ------------------------------------------------------------ */
+
+	/* span_start with options (parent, flags, runtime context). Same
+	 * ownership and limits as span_start. */
+	struct sonde_span *(*span_start_v2)(struct sonde_conn *conn,
+	                                    const struct sonde_span_opts *o);
+	/* The span's own context, to pass on (injection, links). SONDE_OK. */
+	int (*span_context)(struct sonde_span *s, struct sonde_span_context *out);
+	/* Link s to another span's context (batch receives, fan-in). Copied. */
+	int (*span_add_link)(struct sonde_span *s, const struct sonde_span_context *ctx);
+
+	/* Counters. Register (or find by name) like histograms; add a value
+	 * (>= 0 for a monotonic counter) with attribute values as for
+	 * histogram_record. Host-owned result. */
+	struct sonde_metric *(*counter_register)(struct sonde_plugin_handle *self,
+	                                         const struct sonde_counter_desc *d);
+	void (*counter_add)(struct sonde_metric *m, struct sonde_conn *conn, double value,
+	                    const char *const *attr_values);
+
+	/* Timers, run on the host's thread between chunks (never during a
+	 * callback of yours). period_ns 0: once. fn must not block. */
+	struct sonde_timer *(*timer_start)(struct sonde_plugin_handle *self, uint64_t delay_ns,
+	                                   uint64_t period_ns, sonde_timer_fn fn, void *arg);
+	void (*timer_stop)(struct sonde_timer *t);
+
+	/* Tell the kernel what to capture of conn from now on (copied). Takes
+	 * effect at the connection's next syscall. SONDE_OK, or
+	 * SONDE_ERR_UNSUPPORTED when there is no kernel (replays). */
+	int (*conn_set_capture)(struct sonde_conn *conn, const struct sonde_capture_policy *p);
+
+	/* Runtime plugins. The connection a process has on fd now (NULL if the
+	 * host does not know it); valid during the call only. */
+	struct sonde_conn *(*conn_lookup)(struct sonde_plugin_handle *self, uint32_t pid,
+	                                  uint32_t fd);
+	/* Feed plaintext into conn's stream as if captured (source
+	 * SONDE_SRC_RUNTIME unless c->source says otherwise); the owning
+	 * protocol plugin sees it like any chunk. c and its data are copied. */
+	int (*conn_inject)(struct sonde_conn *conn, const struct sonde_chunk *c);
+	/* Load a BPF object (its shared maps reuse the host's). *out is
+	 * host-owned. SONDE_ERR_UNSUPPORTED without a kernel (replays). */
+	int (*bpf_load)(struct sonde_plugin_handle *self, const struct sonde_bpf_opts *o,
+	                struct sonde_bpf **out);
+	/* Attach one of its programs as a uprobe (or uretprobe). Links live
+	 * until process_gone of that pid (pid != 0) or fini. */
+	int (*bpf_uprobe)(struct sonde_bpf *b, const struct sonde_uprobe_opts *o);
+	/* The fd of one of the object's own maps, for user-space updates
+	 * (bpf(2) map calls). Negative sonde_err if absent. */
+	int (*bpf_map_fd)(struct sonde_bpf *b, const char *map);
+	/* Records of types [first, first + count) written by your BPF programs
+	 * into the shared ring buffer come back to desc->record (first >=
+	 * SONDE_RECORD_PLUGIN_FIRST). SONDE_ERR_LIMIT if taken by another. */
+	int (*records_claim)(struct sonde_plugin_handle *self, uint32_t first, uint32_t count);
+	/* Runtime contexts: child was created by parent (a goroutine started by
+	 * another, an async resource by its trigger), so a span under child
+	 * finds its parent through parent. end forgets key. */
+	void (*context_link)(struct sonde_plugin_handle *self, uint32_t pid, uint64_t child,
+	                     uint64_t parent);
+	void (*context_end)(struct sonde_plugin_handle *self, uint32_t pid, uint64_t key);
+	/* Say what the host's kernel side should do for pid (SONDE_PROCESS_*).
+	 * SONDE_PROCESS_CONTEXTS: your BPF programs keep sonde_thread_ctx
+	 * (tid -> context) current for this process, so its chunks carry a
+	 * context. */
+	int (*process_set)(struct sonde_plugin_handle *self, uint32_t pid, uint32_t flags);
 };
+
+#define SONDE_PROCESS_CONTEXTS (1u << 0)
+
+/* Record types 1..99 are the host's, 100..999 its recordings'; plugins
+ * claim theirs from here on (1.1). */
+#define SONDE_RECORD_PLUGIN_FIRST 1000
 
 /* The plugin descriptor: static const storage in the plugin. */
 struct sonde_plugin {
@@ -292,9 +500,17 @@ struct sonde_plugin {
 	const struct sonde_protocol *const *protocols;
 
 	/* Runtime plugins (Go, Node, Java): called when a watched process
-	 * appears or goes. Both may be NULL. */
+	 * appears or goes (also for processes already watched when the plugin
+	 * loads). Both may be NULL. process_new's result is only logged: a
+	 * process a runtime plugin cannot instrument stays watched through the
+	 * generic layer. */
 	int (*process_new)(void *plugin_state, const struct sonde_process_info *pi);
 	void (*process_gone)(void *plugin_state, uint32_t pid);
+
+	/* 1.1: records claimed with records_claim, as written by the plugin's
+	 * BPF programs (a struct sonde_ev_hdr first, bpf.h). rec is valid during
+	 * the call only. May be NULL. */
+	void (*record)(void *plugin_state, const void *rec, size_t len);
 };
 
 /* Every plugin defines this, e.g. with SONDE_PLUGIN_DEFINE(desc). */
