@@ -242,6 +242,19 @@ static void on_point(void *ctx, const char *name, double value, const struct spa
 
 /* --- lifetime ------------------------------------------------------------------- */
 
+static struct sonde_conn *rt_lookup(void *ctx, uint32_t pid, uint32_t fd)
+{
+	struct th_host *h = ctx;
+
+	for (size_t i = 0; i < h->n_conns; i++) {
+		struct th_conn *c = h->conns[i];
+
+		if (c->hc && c->has_fd && c->pid == pid && c->fd == fd)
+			return c->hc;
+	}
+	return NULL;
+}
+
 struct th_host *th_new(void)
 {
 	struct th_host *h = xcalloc(1, sizeof(*h));
@@ -266,19 +279,6 @@ struct th_host *th_new(void)
 	h->sink = (struct span_sink){.name = "testhost", .emit = on_ended, .ctx = h};
 	host_add_sink(h->host, &h->sink);
 	return h;
-}
-
-static struct sonde_conn *rt_lookup(void *ctx, uint32_t pid, uint32_t fd)
-{
-	struct th_host *h = ctx;
-
-	for (size_t i = 0; i < h->n_conns; i++) {
-		struct th_conn *c = h->conns[i];
-
-		if (c->hc && c->has_fd && c->pid == pid && c->fd == fd)
-			return c->hc;
-	}
-	return NULL;
 }
 
 static void view_free(struct th_span *v)
@@ -594,7 +594,7 @@ void th_conn_set_fd(struct th_conn *c, uint32_t fd)
 	c->has_fd = true;
 }
 
-int th_record(struct th_host *h, const void *rec, size_t len)
+int th_plugin_record(struct th_host *h, const void *rec, size_t len)
 {
 	return h->host ? host_record(h->host, rec, len) : 0;
 }

@@ -164,7 +164,7 @@ int th_conn_given_up(const struct th_conn *c);
  * process_set answer SONDE_ERR_UNSUPPORTED. */
 void th_conn_set_fd(struct th_conn *c, uint32_t fd);
 /* 1 if a plugin claimed the record's type. */
-int th_record(struct th_host *h, const void *rec, size_t len);
+int th_plugin_record(struct th_host *h, const void *rec, size_t len);
 void th_process_new(struct th_host *h, uint32_t pid, const char *exe_path);
 void th_process_gone(struct th_host *h, uint32_t pid);
 /* Run the timers due at now; returns when the next is due (0: none). */
