@@ -99,6 +99,7 @@ struct my_conn {
 	char change_db[SQL_COLL_MAX];
 	uint64_t last_sv_ts;
 	uint32_t unsynced_chunks, tls_wait_chunks;
+	uint8_t exe_mariadbd;     /* the watched process is MariaDB's server */
 };
 
 /* ---- the FIFO ------------------------------------------------------------------ */
@@ -899,6 +900,11 @@ static const char *recall_system(const struct my_conn *mc)
 	for (unsigned i = 0; i < SQL_SERVERS; i++)
 		if (pl->servers[i].port == port && port && !strcmp(pl->servers[i].addr, addr))
 			return pl->servers[i].mariadb ? "mariadb" : "mysql";
+	/* Never greeted: the server process itself may say (MariaDB's server
+	 * is mariadbd); otherwise the protocol's name, as a MySQL client
+	 * library would report it. */
+	if (mc->sc.role == SONDE_ROLE_SERVER && mc->exe_mariadbd)
+		return "mariadb";
 	return "mysql";
 }
 
@@ -1171,6 +1177,12 @@ static int greeting_prefix(const uint8_t *p, size_t n)
 	return 1;
 }
 
+static void set_cl_dir(struct my_conn *mc, int dir)
+{
+	mc->cl_dir = dir;
+	mc->sc.role = dir == SONDE_DIR_EGRESS ? SONDE_ROLE_CLIENT : SONDE_ROLE_SERVER;
+}
+
 static void first_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 {
 	if (greeting(c->data, c->len) ||
@@ -1183,7 +1195,12 @@ static void first_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 		mc->sv.next_want = MY_SERVER_COPY;
 		return;
 	}
-	/* picked up mid-stream: commands, capabilities unknown */
+	/* Picked up mid-stream: a command (sequence id 0) or an answer (1 and
+	 * on) says who is the client, whatever the role guessed. */
+	if (cl_clean_start(c))
+		set_cl_dir(mc, (int)c->dir);
+	else if (c->len >= 4 && c->data[3] != 0 && sv_clean_start(c))
+		set_cl_dir(mc, c->dir == SONDE_DIR_EGRESS ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS);
 	mc->sc.system = recall_system(mc);
 	mc->multi = 1;
 	enter_commands(mc);
@@ -1229,6 +1246,7 @@ static int my_conn_open(void *plugin_state, struct sonde_conn *conn,
 	mc->cl_dir = ci->role == SONDE_ROLE_SERVER ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
 	mc->bs = SQL_BS_UNKNOWN;
 	mc->multi = 1;
+	mc->exe_mariadbd = ci->exe_name && !strcmp(ci->exe_name, "mariadbd");
 	my_stream_init(&mc->cl);
 	my_stream_init(&mc->sv);
 	sql_map_init(&mc->stmts, mc->sc.set.prepared_max);
@@ -1316,6 +1334,8 @@ static int my_detect(void *plugin_state, const struct sonde_conn_info *ci,
 
 		if (r != SONDE_DETECT_NO || ci->role != SONDE_ROLE_UNKNOWN)
 			return r;
+	} else if (n >= 5 && p[3] == 0 && detect_command(p, n) > 0) {
+		return detect_command(p, n); /* the role was a guess */
 	}
 	/* an answer seen first: wait for a command */
 	if (n >= 5 && p[3] == 1 && my_chain(p, n, &end) >= 1 && end == 0)

@@ -986,16 +986,32 @@ static int startup_prefix(const uint8_t *p, size_t n)
 
 /* The first chunk tells whether we see the connection from its start,
  * and which direction the frontend writes (whatever the role guessed). */
+static void set_fe_dir(struct pg_conn *pc, int dir)
+{
+	pc->fe_dir = dir;
+	pc->sc.role = dir == SONDE_DIR_EGRESS ? SONDE_ROLE_CLIENT : SONDE_ROLE_SERVER;
+}
+
 static void first_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 {
+	int side;
+
+	pc->phase = PH_RUN;
 	if (startup_prefix(c->data, c->len)) {
-		pc->fe_dir = (int)c->dir;
-		pc->sc.role = c->dir == SONDE_DIR_EGRESS ? SONDE_ROLE_CLIENT : SONDE_ROLE_SERVER;
+		set_fe_dir(pc, (int)c->dir);
 		pg_stream_reset(&pc->fe, 1);
 		pc->fe_sync = pc->be_sync = 1;
 		pc->ever_synced = 1;
+		return;
 	}
-	pc->phase = PH_RUN;
+	/* Picked up mid-stream: the message types say who writes what (a
+	 * forked server process that did not accept the socket looks like a
+	 * client to the core). */
+	side = pg_side_of(c->data, c->len);
+	if (side == PG_FE)
+		set_fe_dir(pc, (int)c->dir);
+	else if (side == PG_BE)
+		set_fe_dir(pc, c->dir == SONDE_DIR_EGRESS ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS);
 }
 
 static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde_chunk *c)
@@ -1133,6 +1149,10 @@ static int pg_detect(void *plugin_state, const struct sonde_conn_info *ci,
 		if (r != SONDE_DETECT_NO || ci->role != SONDE_ROLE_UNKNOWN)
 			return r;
 	}
+	/* Frontend messages where the role says answers: the role is a guess
+	 * (a forked server); the plugin follows the bytes. */
+	if (!fe_side && pg_side_of(p, n) == PG_FE)
+		return detect_midstream_fe(p, n);
 	/* A response seen first: wait for a request. */
 	if (pg_chain(PG_BE, p, n, &end) >= 1)
 		return SONDE_DETECT_NEED_MORE;

@@ -261,6 +261,38 @@ int pg_chain(int side, const uint8_t *p, size_t n, int *end)
 	return count;
 }
 
+/* Does a chain from p[0] hold a type of `want`'s list and none of
+ * `other`'s? */
+static int chain_has(int side, const uint8_t *p, size_t n, const char *want, const char *other)
+{
+	size_t k = 0;
+	int seen = 0, end = 0;
+
+	if (pg_chain(side, p, n, &end) < 0 || (end == 2 && n < 5))
+		return 0;
+	while (k + 5 <= n) {
+		if (strchr(other, p[k]))
+			return 0;
+		seen |= strchr(want, p[k]) != NULL;
+		k += 1 + (size_t)pg_be32(p + k + 1);
+	}
+	return seen;
+}
+
+int pg_side_of(const uint8_t *p, size_t n)
+{
+	static const char fe_only[] = "QPBFXfp";
+	static const char be_only[] = "RKZTtn123IsGWAVvN";
+
+	if (n == 0 || p[0] == 0)
+		return -1;
+	if (chain_has(PG_FE, p, n, fe_only, be_only))
+		return PG_FE;
+	if (chain_has(PG_BE, p, n, be_only, fe_only))
+		return PG_BE;
+	return -1;
+}
+
 #define TAIL_WINDOW 65536u
 
 long pg_tail_after_rows(const uint8_t *p, size_t n)

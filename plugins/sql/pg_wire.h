@@ -90,6 +90,10 @@ int pg_chain(int side, const uint8_t *p, size_t n, int *end);
  */
 long pg_tail_after_rows(const uint8_t *p, size_t n);
 
+/* Which side wrote these bytes, from the message types of a valid chain
+ * (some types exist on one side only): PG_FE, PG_BE, or -1 (cannot tell). */
+int pg_side_of(const uint8_t *p, size_t n);
+
 /* The value of a startup parameter (body of a StartupMessage, from the
  * protocol code on). Returns 1 and points *val into body, or 0. */
 int pg_startup_param(const uint8_t *body, size_t n, const char *key, const uint8_t **val,

@@ -1059,6 +1059,30 @@ START_TEST(test_midstream)
 }
 END_TEST
 
+/* A forked server process picked up mid-stream: the core guessed CLIENT
+ * (it does not listen), the bytes say it reads frontend messages. */
+START_TEST(test_midstream_role_from_bytes)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	t.role = SONDE_ROLE_SERVER;
+	put_bind(&fe, "", "S_1", "5");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	put_empty(&be, '2');
+	put_row(&be, "1");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "server.address"), "127.0.0.1");
+	teardown(&t);
+}
+END_TEST
+
 /* ---- TLS and the other start-up requests ------------------------------------------------------------- */
 
 START_TEST(test_tls)
@@ -1251,6 +1275,12 @@ START_TEST(test_detect)
 	                 SONDE_DETECT_NO);
 	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "POST /x HTTP/1.1\r\n", 18),
 	                 SONDE_DETECT_NO);
+	/* frontend messages where the role says answers (a forked server) */
+	m.n = 0;
+	put_bind(&m, "", "S_1", "5");
+	put_execute(&m, "");
+	put_empty(&m, 'S');
+	ck_assert_int_gt(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n), 50);
 	/* a MySQL greeting */
 	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS,
 	                                  "d\0\0\0\x0a""5.5.5-10.11.6-MariaDB\0", 27),
@@ -1290,6 +1320,7 @@ Suite *pg_suite(void)
 	tcase_add_test(tc, test_dark_next_request);
 	tcase_add_test(tc, test_gap_frontend);
 	tcase_add_test(tc, test_midstream);
+	tcase_add_test(tc, test_midstream_role_from_bytes);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_gss_encryption_given_up);
 	tcase_add_test(tc, test_cancel_request);
