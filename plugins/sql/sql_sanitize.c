@@ -836,7 +836,13 @@ static void write_tok(struct writer *w, const struct lex *lx, const struct tok *
 			w->len = w->sign_at; /* "-1" is one literal */
 		put(w, "?", 1);
 	} else {
+		size_t at = w->len;
+
 		put(w, s, n);
+		/* a quoted identifier may hold control bytes: never NUL out */
+		for (size_t i = at; t->t == TK_QIDENT && w->buf && !w->full && i < w->len; i++)
+			if ((unsigned char)w->buf[i] < 0x20 || w->buf[i] == 0x7f)
+				w->buf[i] = '?';
 	}
 	is_sign = t->t == TK_PUNCT && (s[0] == '-' || s[0] == '+');
 	w->sign_at = is_sign && w->unary_ok && !w->full ? w->len - 1 : SIZE_MAX;
