@@ -360,12 +360,21 @@ static void fe_parse(struct pg_conn *pc, const struct pg_msg *m)
 
 	if (name_at(m, &off, &name, &nlen)) {
 		const uint8_t *nul;
+		const char *q;
+		size_t qn;
+		int complete;
 
 		qoff = off;
 		nul = qoff < m->copied ? memchr(m->body + qoff, 0, m->copied - qoff) : NULL;
-		st = stmt_new(pc, (const char *)m->body + qoff,
-		              nul ? (size_t)(nul - (m->body + qoff)) : m->copied - qoff,
-		              nul != NULL && !m->partial);
+		q = (const char *)m->body + qoff;
+		qn = nul ? (size_t)(nul - (m->body + qoff)) : m->copied - qoff;
+		complete = nul != NULL && !m->partial;
+		/* drivers re-parse the same text into the unnamed statement for
+		 * every execution: sanitise it once */
+		if (nlen == 0 && sql_stmt_same(pc->unnamed_stmt, pc->bs, q, qn, complete))
+			st = sql_stmt_ref(pc->unnamed_stmt);
+		else
+			st = stmt_new(pc, q, qn, complete);
 		if (nlen == 0)
 			set_unnamed(&pc->unnamed_stmt, st);
 		else if (st && sql_map_put(&pc->stmts, 0, name, nlen, st) == 1)

@@ -73,6 +73,24 @@ void sql_settings_read(struct sql_plugin *pl, struct sonde_conn *conn, struct sq
 
 /* ---- statements -------------------------------------------------------------------- */
 
+static uint64_t raw_hash(const char *in, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (uint8_t)in[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+int sql_stmt_same(const struct sql_stmt *st, enum sql_backslash bs, const char *in, size_t n,
+                  int complete)
+{
+	return st && st->raw_len == n && st->raw_complete == (complete != 0) && st->raw_bs == bs &&
+	       st->raw_hash == raw_hash(in, n);
+}
+
 struct sql_stmt *sql_stmt_new(enum sql_dialect d, enum sql_backslash bs, const char *in,
                               size_t n, int complete, int with_text)
 {
@@ -83,6 +101,10 @@ struct sql_stmt *sql_stmt_new(enum sql_dialect d, enum sql_backslash bs, const c
 	if (!st)
 		return NULL;
 	st->refs = 1;
+	st->raw_hash = raw_hash(in, n);
+	st->raw_len = (uint32_t)n;
+	st->raw_complete = complete != 0;
+	st->raw_bs = (uint8_t)bs;
 	if (with_text) {
 		buf = malloc(n + 1);
 		if (!buf) {

@@ -95,7 +95,16 @@ struct sql_stmt {
 	uint32_t refs;
 	struct sql_class cls;
 	char *text;            /* sanitised db.query.text, or NULL */
+	uint64_t raw_hash;     /* hash of the raw text (never exported): the same
+	                          text parsed again reuses this record */
+	uint32_t raw_len;
+	uint8_t raw_complete;
+	uint8_t raw_bs;        /* the escaping mode it was read with */
 };
+
+/* Is st the record of exactly this raw text? */
+int sql_stmt_same(const struct sql_stmt *st, enum sql_backslash bs, const char *in, size_t n,
+                  int complete);
 
 /* Sanitise and classify; text kept only when with_text. NULL on ENOMEM. */
 struct sql_stmt *sql_stmt_new(enum sql_dialect d, enum sql_backslash bs, const char *in,

@@ -1083,6 +1083,41 @@ START_TEST(test_midstream_role_from_bytes)
 }
 END_TEST
 
+/* A Unix domain socket (once the core captures them): no ports, the
+ * socket path as the address, network.transport=unix. */
+START_TEST(test_unix_socket)
+{
+	struct fake_host *h = fake_host_new();
+	struct sonde_conn_info ci;
+	struct fake_conn *c;
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	const struct fake_span *s;
+
+	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ci.family = 1; /* AF_UNIX */
+	ci.local_port = ci.peer_port = 0;
+	ci.local_addr[0] = '\0';
+	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "/run/postgresql/.s.PGSQL.5432");
+	c = fake_conn_open(h, &ci);
+	put_query(&fe, "SELECT 1");
+	fake_conn_feed(c, SONDE_DIR_EGRESS, 1000, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	fake_conn_feed(c, SONDE_DIR_INGRESS, 2000, be.b, be.n);
+	fake_conn_close(c, 3000);
+	ck_assert_uint_eq(fake_host_n_ended(h), 1);
+	s = fake_host_ended(h, 0);
+	ck_assert_str_eq(str(s, "network.transport"), "unix");
+	ck_assert_str_eq(str(s, "server.address"), "/run/postgresql/.s.PGSQL.5432");
+	ck_assert_str_eq(str(s, "network.peer.address"), "/run/postgresql/.s.PGSQL.5432");
+	ck_assert_ptr_null(fake_span_attr(s, "server.port"));
+	ck_assert_ptr_null(fake_span_attr(s, "network.peer.port"));
+	ck_assert_uint_eq(fake_host_n_open(h), 0);
+	fake_host_free(h);
+}
+END_TEST
+
 /* ---- TLS and the other start-up requests ------------------------------------------------------------- */
 
 START_TEST(test_tls)
@@ -1321,6 +1356,7 @@ Suite *pg_suite(void)
 	tcase_add_test(tc, test_gap_frontend);
 	tcase_add_test(tc, test_midstream);
 	tcase_add_test(tc, test_midstream_role_from_bytes);
+	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_gss_encryption_given_up);
 	tcase_add_test(tc, test_cancel_request);
