@@ -999,10 +999,17 @@ static int on_auth_reply(struct my_conn *mc, const struct my_pkt *k)
 static int on_packet(struct my_conn *mc, int client, const struct my_pkt *k, uint64_t ts)
 {
 	if (client) {
-		if (mc->phase == MP_GREETED && !k->cont)
-			on_handshake(mc, k);
-		else if (mc->phase == MP_CMD)
+		if (mc->phase == MP_GREETED && !k->cont && k->seq == 0 && k->copied &&
+		    known_cmd(k->body[0])) {
+			/* TLS plaintext that starts with a command: the TLS hooks
+			 * came after the handshake (picked up mid-stream) */
+			enter_commands(mc);
 			on_cl_cmd(mc, k);
+		} else if (mc->phase == MP_GREETED && !k->cont) {
+			on_handshake(mc, k);
+		} else if (mc->phase == MP_CMD) {
+			on_cl_cmd(mc, k);
+		}
 		return SONDE_OK;
 	}
 	switch (mc->phase) {

@@ -1041,10 +1041,19 @@ static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 			return ++pc->tls_wait_chunks > PG_MAX_TLS_WAIT_CHUNKS ? SONDE_ERR_PROTO
 			                                                       : SONDE_OK;
 		}
-		/* the TLS plaintext starts with the StartupMessage */
+		/* The TLS plaintext starts with the StartupMessage, unless the
+		 * TLS hooks came late (a process that connected the moment it
+		 * started): then it is picked up mid-stream. */
 		pc->phase = PH_INIT;
-		pg_stream_reset(&pc->fe, 1);
 		pg_stream_reset(&pc->be, 0);
+		if ((int)c->dir == pc->fe_dir && startup_prefix(c->data, c->len)) {
+			pg_stream_reset(&pc->fe, 1);
+			break;
+		}
+		pc->phase = PH_RUN;
+		pg_stream_reset(&pc->fe, 0);
+		pc->fe_sync = pc->be_sync = 0;
+		drop_all(pc);
 		break;
 	case PH_SSL_ANSWER:
 	case PH_GSS_ANSWER:

@@ -20,7 +20,8 @@ deltas) and the clients' own reports.
    /metrics).
 6. A connection picked up mid-stream (a statement prepared before the agent
    started): one span per execution, without text.
-7. Unix domain sockets: guarded until the core captures them (sonde
+7. TLS requested after the greeting (mariadb --ssl): followed in plaintext.
+8. Unix domain sockets: guarded until the core captures them (sonde
    --features says "unix: yes").
 """
 import collections
@@ -49,6 +50,14 @@ class Maria:
         self.dir = workdir("mariadb")
         os.chmod(self.dir, 0o755)
         shutil.chown(self.dir, "mysql", "mysql")
+        # a certificate, so a client may ask for TLS (none does by default)
+        cert, key = os.path.join(self.dir, "cert.pem"), os.path.join(self.dir, "key.pem")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+                            cert, "-days", "1", "-subj", "/CN=localhost"], capture_output=True)
+        self.tls = r.returncode == 0
+        for f in (cert, key):
+            if os.path.exists(f):
+                shutil.chown(f, "mysql", "mysql")
         self.port = free_port()
         self.sock = os.path.join(self.dir, "sock")
         r = subprocess.run(["mariadb-install-db", "--user=mysql", f"--datadir={self.dir}/data",
@@ -60,7 +69,8 @@ class Maria:
                           f"--socket={self.sock}", f"--port={self.port}", "--bind-address=127.0.0.1",
                           "--skip-name-resolve", f"--pid-file={self.dir}/pid",
                           f"--log-error={self.dir}/err.log", "--innodb-flush-log-at-trx-commit=0",
-                          "--max-connections=50"])
+                          "--max-connections=50"] +
+                         ([f"--ssl-cert={cert}", f"--ssl-key={key}"] if self.tls else []))
         wait_port(self.port, timeout=60)
         self.root(f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}'; GRANT ALL ON *.* TO '{USER}'@'%'; "
                   f"CREATE DATABASE {DB}; CREATE TABLE {DB}.items (id INT PRIMARY KEY, name VARCHAR(40)); "
@@ -108,7 +118,10 @@ def go(proc, timeout=120):
 
 
 def client_cmd(port, *args):
-    return ["mariadb", "--no-defaults", "-h", "127.0.0.1", "-P", str(port), f"-u{USER}", f"-p{PASSWORD}", *args]
+    # The 10.11 client asks for TLS by default when the server offers it;
+    # the plaintext cases say no (TLS has its own case).
+    return ["mariadb", "--no-defaults", "--skip-ssl", "-h", "127.0.0.1", "-P", str(port), f"-u{USER}",
+            f"-p{PASSWORD}", *args]
 
 
 def unix_capture_supported():
@@ -161,7 +174,7 @@ def test_client(db):
 def test_mysqlslap(db, d):
     out = os.path.join(d, "slap.out")
     pprom = free_port()
-    cl = watched_client(f"mysqlslap --no-defaults -h 127.0.0.1 -P {db.port} -u{USER} -p{PASSWORD} "
+    cl = watched_client(f"mysqlslap --no-defaults --skip-ssl -h 127.0.0.1 -P {db.port} -u{USER} -p{PASSWORD} "
                         "--auto-generate-sql --auto-generate-sql-load-type=mixed --concurrency=4 "
                         "--number-of-queries=600 --iterations=1", out)
     agent = Agent("--open-port", str(db.port), "--pid", str(cl.pid), "--prometheus-port", str(pprom), "-v")
@@ -302,6 +315,50 @@ def test_midstream(db):
     print(f"note - mid-stream SERVER spans: {n_srv} (mariadbd's pre-existing connection: see the report)")
 
 
+def test_tls(db):
+    """A client asking for TLS after the greeting (SSL request): the
+    plaintext the core hands from the TLS library after it is followed,
+    starting with the handshake response (the database)."""
+    if not db.tls:
+        check(False, "openssl could not make a certificate")
+        return
+    n = Node(["tls_client.js", "mysql", str(db.port), USER, PASSWORD, DB, "5"])
+    try:
+        check_eq(n.readline(), "ready", "node mysql2 TLS client started")
+        agent = Agent("--open-port", str(db.port), "--pid", str(n.pid), "-v")
+        try:
+            out, err = n.finish()
+            agent.wait_spans(10, timeout=10, pred=lambda s: s["scope"] == "sql")
+            time.sleep(0.3)
+        finally:
+            agent.stop()
+    finally:
+        n.stop()
+    try:
+        rep = json.loads(out)
+    except ValueError:
+        check(False, f"TLS client: {out} {err[-300:]}")
+        return
+    check(rep.get("cipher", "") != "", f"mysql2 used TLS (cipher {rep.get('cipher')!r})")
+    spans = [s for s in sql_spans(agent) if s["name"] == "SHOW"]
+    for kind in ("SERVER", "CLIENT"):
+        mine = [s for s in spans if s["kind"] == kind]
+        check_eq(len(mine), 5, f"TLS {kind}: one span per query")
+        check(all(s["attributes"].get("db.system") == "mariadb" for s in mine), f"TLS {kind}: db.system")
+    # The server reads the handshake response inside TLS: the database. On
+    # node's side the plaintext of its first SSL_write after the handshake
+    # (that response) does not reach the plugin today (a core capture gap,
+    # reported): the client spans are then picked up at the first command,
+    # without a namespace rather than with a guessed one.
+    srv_ns = {s["attributes"].get("db.namespace") for s in spans if s["kind"] == "SERVER"}
+    check_eq(srv_ns, {DB}, "TLS SERVER: namespace from the handshake response sent inside TLS")
+    cli_ns = {s["attributes"].get("db.namespace") for s in spans if s["kind"] == "CLIENT"}
+    check(cli_ns in ({DB}, {None}), f"TLS CLIENT: namespace known or left out ({cli_ns})")
+    print(f"note - TLS CLIENT namespace: {cli_ns}")
+    m = re.search(r"(\d+) TLS, ", agent.stderr_text())
+    check(m is not None and int(m.group(1)) == 2, f"TLS connections counted ({m.group(0) if m else None})")
+
+
 def test_unix(db):
     if not unix_capture_supported():
         print("skip - unix sockets: not yet supported by core (sonde --features has no 'unix: yes')")
@@ -321,7 +378,7 @@ def test_unix(db):
 
 
 def main():
-    require_live("mariadbd", "mariadb-install-db", "mariadb", "mysqlslap", "node")
+    require_live("mariadbd", "mariadb-install-db", "mariadb", "mysqlslap", "node", "openssl")
     if not os.path.isdir(os.path.join(PEERS, "node_modules", "mysql2")):
         r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PEERS, capture_output=True, text=True,
                            timeout=300)
@@ -335,6 +392,7 @@ def main():
         test_prepared(db, d)
         test_multi(db, d)
         test_midstream(db)
+        test_tls(db)
         test_unix(db)
     finally:
         db.stop()

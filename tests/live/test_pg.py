@@ -16,7 +16,7 @@ clients' (pgbench's transaction count).
 3. psql with literals and errors: SQLSTATE on error spans; no literal in any
    output (spans, agent log at debug level, /metrics).
 4. A big result (cut by the capture) is one span with the row count.
-5. TLS (sslmode=require): the plaintext after the SSL answer is followed.
+5. TLS (node pg, ssl): the plaintext after the SSL answer is followed.
 6. A connection picked up mid-stream (node pg with a named statement
    prepared before the agent started): one span per execution, no text.
 7. Unix domain sockets: guarded until the core captures them (sonde
@@ -296,23 +296,28 @@ def test_tls(d):
         check(False, "openssl cannot make a certificate")
         return
     pg = Pg(ssl=(cert, key))
+    n = Node(["tls_client.js", "pg", str(pg.port), "postgres", "5"])
     try:
-        agent = Agent("--open-port", str(pg.port), "--exe-path", "psql$")
+        check_eq(n.readline(), "ready", "node pg TLS client started")
+        agent = Agent("--open-port", str(pg.port), "--pid", str(n.pid), "-v")
         try:
-            r = subprocess.run(["psql", f"host=127.0.0.1 port={pg.port} user=postgres dbname=postgres "
-                                        "sslmode=require gssencmode=disable",
-                                "-c", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"],
-                               capture_output=True, text=True, timeout=30)
-            agent.wait_spans(2, timeout=10, pred=lambda s: s["scope"] == "sql")
+            out, err = n.finish()
+            agent.wait_spans(10, timeout=10, pred=lambda s: s["scope"] == "sql")
+            time.sleep(0.3)
         finally:
             agent.stop()
-        check(r.stdout.split()[2:3] == ["t"], f"psql used TLS ({r.stdout.split()[:3]})")
-        spans = sql_spans(agent)
-        check_eq(sorted(s["kind"] for s in spans), ["CLIENT", "SERVER"], "TLS: one span on each side")
-        check(all(s["name"] == "SELECT pg_stat_ssl" and s["attributes"].get("db.namespace") == "postgres"
-                  for s in spans), f"TLS: spans from the plaintext after the SSL answer ({[s['name'] for s in spans]})")
     finally:
+        n.stop()
         pg.stop()
+    check_eq(out, '{"queries":5,"ssl":true}', f"node pg used TLS ({err.strip()[-200:]})")
+    spans = [s for s in sql_spans(agent) if s["name"] == "SELECT pg_stat_ssl"]
+    for kind in ("SERVER", "CLIENT"):
+        mine = [s for s in spans if s["kind"] == kind]
+        check_eq(len(mine), 5, f"TLS {kind}: one span per query, from the plaintext after the SSL answer")
+        check(all(s["attributes"].get("db.namespace") == "postgres" for s in mine),
+              f"TLS {kind}: namespace from the StartupMessage sent inside TLS")
+    m = re.search(r"(\d+) TLS, ", agent.stderr_text())
+    check(m is not None and int(m.group(1)) == 2, f"TLS connections counted ({m.group(0) if m else None})")
 
 
 class Node:

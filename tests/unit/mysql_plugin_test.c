@@ -1001,6 +1001,33 @@ START_TEST(test_tls)
 }
 END_TEST
 
+/* The TLS hooks came after the handshake: the plaintext starts with a
+ * command, picked up mid-stream. */
+START_TEST(test_tls_late)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct pk c = { .n = 0 }, s = { .n = 0 };
+	uint8_t ssl[32] = { 0 };
+	uint32_t caps = CAPS_BASE | MY_CLIENT_SSL;
+	struct sonde_conn_info *ci;
+
+	greeting(&t, 1, caps);
+	memcpy(ssl, &caps, 4);
+	pkt(&c, 1, ssl, sizeof(ssl));
+	chunk(&t, CL, c.b, c.n);
+	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
+	ci->tls = 1;
+	c.n = 0;
+	query(&c, MY_COM_QUERY, "SELECT a FROM t");
+	result(&s, 1, 2, 0x0002);
+	exchange(&t, &c, &s);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.system"), "mariadb");
+	teardown(&t);
+}
+END_TEST
+
 /* Compression: said once per plugin, counted per connection, not
  * followed. */
 START_TEST(test_compression)
@@ -1148,6 +1175,7 @@ Suite *mysql_suite(void)
 	tcase_add_test(tc, test_midstream);
 	tcase_add_test(tc, test_midstream_system_remembered);
 	tcase_add_test(tc, test_tls);
+	tcase_add_test(tc, test_tls_late);
 	tcase_add_test(tc, test_compression);
 	tcase_add_test(tc, test_auth_failed);
 	tcase_add_test(tc, test_nothing_of_a_value_leaves);

@@ -1150,6 +1150,30 @@ START_TEST(test_tls)
 }
 END_TEST
 
+/* The TLS hooks came after the start-up (a client that connected the
+ * moment it started): the plaintext is picked up mid-stream. */
+START_TEST(test_tls_late)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	static const uint8_t ssl_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+	struct sonde_conn_info *ci;
+
+	chunk(&t, FE, ssl_req, sizeof(ssl_req));
+	chunk(&t, BE, "S", 1);
+	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
+	ci->tls = 1;
+	put_query(&fe, "SELECT 1 FROM t");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
+	teardown(&t);
+}
+END_TEST
+
 START_TEST(test_gss_encryption_given_up)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT);
@@ -1358,6 +1382,7 @@ Suite *pg_suite(void)
 	tcase_add_test(tc, test_midstream_role_from_bytes);
 	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_tls);
+	tcase_add_test(tc, test_tls_late);
 	tcase_add_test(tc, test_gss_encryption_given_up);
 	tcase_add_test(tc, test_cancel_request);
 	tcase_add_test(tc, test_auth_failure);
