@@ -124,9 +124,13 @@ static void pend_free(struct my_conn *mc, struct my_pend *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* Ready for the answer to the command now at the head (COM_STMT_FETCH is
+ * answered with rows straight away). */
 static void next_answer(struct my_conn *mc)
 {
-	mc->rs = RS_FIRST;
+	const struct my_pend *head = q_peek(mc);
+
+	mc->rs = head && head->cmd == MY_COM_STMT_FETCH ? RS_ROWS : RS_FIRST;
 	mc->expect = 1;
 	mc->rows = 0;
 	mc->rows_exact = 1;
@@ -468,8 +472,6 @@ static void on_cl_cmd(struct my_conn *mc, const struct my_pkt *k)
 		copy_name(p->db, sizeof(p->db), k->body + 1, k->copied - 1);
 	if (cmd == MY_COM_SET_OPTION && k->copied >= 3)
 		p->set_option = (uint8_t)(my_le16(k->body + 1) + 1);
-	if (cmd == MY_COM_STMT_FETCH)
-		mc->rs = RS_ROWS;
 }
 
 /* ---- answers ------------------------------------------------------------------------------ */
