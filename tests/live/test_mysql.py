@@ -92,6 +92,7 @@ class Maria:
 
     def stop(self):
         self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)  # data files: tens of MB per run
 
 
 def delta(before, after, key):

@@ -97,6 +97,7 @@ class Pg:
 
     def stop(self):
         self.proc.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)  # data files: tens of MB per run
 
 
 def sql_spans(agent, kind=None):
