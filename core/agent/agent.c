@@ -103,6 +103,9 @@ static void print_features(const struct capture_features *f)
 	printf("uprobes:     %s\n", f->uprobes ? "yes" : "no");
 	printf("kprobes:     %s\n", f->kprobes ? "yes (optional, unused)" : "no (not needed)");
 	printf("fentry:      %s\n", f->fentry ? "yes (optional, unused)" : "no (not needed)");
+	printf("unix:        yes (stream sockets of watched processes)\n");
+	printf("sendfile:    yes (sendfile and splice counted as byte counts)\n");
+	printf("rdonly_cast: %s\n", f->rdonly_cast ? "yes (typed socket reads)" : "no (CO-RE reads)");
 }
 
 static void publish_self_metrics(struct agent *a)

@@ -46,6 +46,7 @@ struct capture_features {
 	bool kprobes;
 	bool fentry;
 	bool btf;           /* /sys/kernel/btf/vmlinux present */
+	bool rdonly_cast;   /* the bpf_rdonly_cast kfunc (6.2+): typed socket reads */
 	char tracefs[64];   /* where tracefs is mounted ("" = none) */
 };
 
