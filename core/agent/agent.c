@@ -23,6 +23,7 @@
 #include "agent/agent.h"
 #include <sonde/plugin.h>
 
+#include "base/hmap.h"
 #include "capture/capture.h"
 #include "sonde_events.h"
 #include "config/config.h"
@@ -47,6 +48,8 @@ static void on_signal(int sig)
 struct agent {
 	struct config *cfg;
 	struct metrics *metrics;
+	struct metric_hist *dropped;  /* sonde.events.dropped, per service */
+	struct hmap dropped_seen;     /* tgid -> records dropped already counted */
 	struct host *host;
 	struct pipeline *pl;
 	struct capture *cap;
@@ -108,6 +111,24 @@ static void print_features(const struct capture_features *f)
 	printf("rdonly_cast: %s\n", f->rdonly_cast ? "yes (typed socket reads)" : "no (CO-RE reads)");
 }
 
+/* Records the kernel dropped for each watched process (ring full or shed
+ * under pressure), added per service to sonde_events_dropped_total. */
+static void publish_proc_dropped(void *ctx, struct proc *p)
+{
+	struct agent *a = ctx;
+	uint64_t recs, bytes, seen;
+
+	if (capture_proc_dropped(a->cap, p->tgid, &recs, &bytes))
+		return;
+	seen = (uint64_t)(uintptr_t)hmap_get(&a->dropped_seen, p->tgid);
+	/* hmap values must be non-NULL: store count + 1 */
+	seen = seen ? seen - 1 : 0;
+	if (recs > seen) {
+		metrics_hist_record(a->dropped, p->res, (double)(recs - seen), NULL);
+		hmap_put(&a->dropped_seen, p->tgid, (void *)(uintptr_t)(recs + 1));
+	}
+}
+
 static void publish_self_metrics(struct agent *a)
 {
 	struct metrics *m = a->metrics;
@@ -115,8 +136,23 @@ static void publish_self_metrics(struct agent *a)
 	const struct host_counters *hn = host_counters(a->host);
 	const struct conns_counters *cn = conns_counters(pipeline_conns(a->pl));
 
-	if (a->cap)
+	if (a->cap) {
 		capture_stats(a->cap, &cs);
+		if (a->dropped) {
+			uint64_t key, gone[64];
+			void *val;
+			size_t n = 0;
+
+			procs_foreach(pipeline_procs(a->pl), publish_proc_dropped, a);
+			/* Forget processes that went: the map stays as small as the
+			 * set of live processes that ever dropped something. */
+			for (size_t it = 0; n < 64 && hmap_next(&a->dropped_seen, &it, &key, &val);)
+				if (!procs_find(pipeline_procs(a->pl), (uint32_t)key))
+					gone[n++] = key;
+			for (size_t i = 0; i < n; i++)
+				hmap_del(&a->dropped_seen, gone[i]);
+		}
+	}
 	metrics_counter_set(m, "sonde_events_total", "Records the kernel side wrote to the ring buffer.",
 	                    a->cap ? cs.events : pipeline_counters(a->pl)->records);
 	metrics_counter_set(m, "sonde_events_lost_total",
@@ -261,8 +297,10 @@ static int run_live(struct agent *a)
 			publish_self_metrics(a);
 			last_pub = now;
 		}
-		/* A safety net for processes whose exec/listen record was lost. */
+		/* A safety net for processes whose exec/listen/exit record was
+		 * lost. */
 		if (now - last_scan > 5000000000ULL) {
+			procs_sweep(procs);
 			procs_scan(procs);
 			last_scan = now;
 		}
@@ -306,6 +344,9 @@ static int start_capture(struct agent *a, char *err, size_t errlen)
 
 	co.payload_cap = cfg->payload_cap;
 	co.ringbuf_bytes = cfg->ringbuf_bytes;
+	co.shed_pct = cfg->shed_percent;
+	co.budget_bytes = cfg->budget_bytes;
+	co.max_connections = cfg->max_connections;
 	/* With an exe_path selector, new programs that may match are watched
 	 * from their first instruction until discovery has matched them. */
 	if (cfg->have_cli_service)
@@ -385,6 +426,7 @@ static void shutdown_all(struct agent *a)
 	if (a->print)
 		print_sink_free(a->print);
 	metrics_free(a->metrics);
+	hmap_free(&a->dropped_seen);
 }
 
 static int run(struct agent *a)
@@ -403,6 +445,11 @@ static int run(struct agent *a)
 		return 0;
 	}
 	a->metrics = metrics_new();
+	hmap_init(&a->dropped_seen);
+	if (a->metrics)
+		a->dropped = metrics_sum(a->metrics, "sonde.events.dropped", "{record}",
+		                         "Records of the service's processes the kernel dropped: ring "
+		                         "buffer full, or shed under pressure.", true, NULL, 0);
 	ho.cfg = cfg;
 	ho.metrics = a->metrics;
 	ho.verbose = cfg->verbose;

@@ -297,10 +297,11 @@ static void capture_set_exec_adopt(struct capture *c, const struct capture_opts 
 	skel->rodata->n_exe_suffixes = (uint32_t)c->n_suffixes;
 }
 
-/* Shedding under pressure: above 3/4 of the ring, a process that sent more
- * than its share of the ring in a window (the ring's size divided by the
- * processes that can fairly fill it, here a quarter) sheds; below half,
- * shedding stops. shed_pct 0 turns it off. */
+/* Shedding under pressure (sonde_shed in bpf/sonde_conn.bpf.h): a process
+ * that asked for more than half of everyone's ring bytes over the last
+ * ~two 100 ms windows, or more than budget_bytes (default: the ring's
+ * size), may not fill the ring past shed_pct (75%); its connections shed
+ * until the ring is below half of shed_pct. shed_pct > 100 turns it off. */
 static void capture_set_pressure(const struct capture_opts *o, uint32_t rb,
 				 struct capture_bpf *skel)
 {
@@ -313,7 +314,7 @@ static void capture_set_pressure(const struct capture_opts *o, uint32_t rb,
 	skel->rodata->shed_high = (uint64_t)rb * pct / 100;
 	skel->rodata->shed_low = (uint64_t)rb * pct / 200;
 	skel->rodata->budget_bytes = SONDE_HAS_OPT(o, budget_bytes) && o->budget_bytes
-					     ? o->budget_bytes : rb / 4;
+					     ? o->budget_bytes : rb;
 	skel->rodata->budget_window_ns = 100000000ull;
 }
 
@@ -385,6 +386,8 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 		rc = bpf_map__set_max_entries(skel->maps.scratch, (uint32_t)c->ncpu);
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.sonde_pids, c->pid_words);
+	if (!rc && SONDE_HAS_OPT(o, max_connections) && o->max_connections)
+		rc = bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 	if (rc) {
 		snprintf(err, errlen, "sizing the capture maps: %s", strerror(-rc));
 		return rc;

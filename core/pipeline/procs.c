@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <signal.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -562,6 +563,32 @@ struct proc *procs_get(struct procs *ps, uint32_t tgid)
 	if (ps->cap)
 		capture_unwatch(ps->cap, tgid);
 	return NULL;
+}
+
+/* Processes whose EXIT record never came (lost under pressure, or gone
+ * while provisional): whoever no longer exists leaves the table. */
+void procs_sweep(struct procs *ps)
+{
+	uint64_t key, gone[256];
+	void *val;
+	size_t n = 0;
+
+	if (ps->replay)
+		return;
+	for (size_t it = 0; n < 256 && hmap_next(&ps->procs, &it, &key, &val);)
+		if (kill((pid_t)key, 0) && errno == ESRCH)
+			gone[n++] = key;
+	for (size_t i = 0; i < n; i++)
+		procs_forget(ps, (uint32_t)gone[i]);
+}
+
+void procs_foreach(struct procs *ps, void (*fn)(void *ctx, struct proc *p), void *ctx)
+{
+	uint64_t key;
+	void *val;
+
+	for (size_t it = 0; hmap_next(&ps->procs, &it, &key, &val);)
+		fn(ctx, val);
 }
 
 void procs_scan(struct procs *ps)

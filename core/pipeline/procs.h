@@ -77,6 +77,10 @@ bool procs_have_exe_selector(const struct procs *ps);
 
 /* A full /proc scan for processes the selectors choose. */
 void procs_scan(struct procs *ps);
+/* Forget processes that no longer exist (their EXIT record was lost). */
+void procs_sweep(struct procs *ps);
+/* Every watched process (do not watch or forget from fn). */
+void procs_foreach(struct procs *ps, void (*fn)(void *ctx, struct proc *p), void *ctx);
 /* Kernel events. */
 void procs_on_exec(struct procs *ps, const struct sonde_ev_exec *ev);
 void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev);
