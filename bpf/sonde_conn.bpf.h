@@ -435,7 +435,8 @@ static __always_inline void sonde_window_roll(__u64 *at, __u64 *bytes, __u64 idx
 /* Under ring pressure, should a record of `size` bytes from tgid on c be
  * dropped? Only the processes that fill the ring pay. Once the ring holds
  * more than shed_low bytes, shares are kept; a process whose bytes are more
- * than half of everyone's (it dominates), or more than budget_bytes, may
+ * than half of everyone's (it dominates), or more than budget_bytes a window
+ * (when set), may
  * not take the ring past shed_high: the space above is left to the others.
  * A connection that started shedding keeps shedding until the ring drains
  * below shed_low, so a request is lost whole rather than in pieces. */
@@ -476,7 +477,8 @@ static __always_inline int sonde_shed(__u32 tgid, struct sonde_kconn *c, __u64 s
 		return 1;
 	if (avail + size <= shed_high)
 		return 0;
-	if (mine * 2 <= all && mine <= budget_bytes)
+	/* Halved each window, a steady rate r sums to about 2r. */
+	if (mine * 2 <= all && (!budget_bytes || mine <= 2 * budget_bytes))
 		return 0;
 	c->shed = 1;
 	return 1;
@@ -508,17 +510,21 @@ static __always_inline long sonde_data_plan(__u32 tgid, struct sonde_kconn *c, _
 		c->tls = 1; /* ciphertext from now on: checked before any work */
 		return -1;
 	}
-	if (sonde_shed(tgid, c, sizeof(struct sonde_ev_data) + len)) {
-		sonde_dropped(tgid, SONDE_CNT_SHED, sizeof(struct sonde_ev_data) + len);
+	/* What the record will cost in the ring decides shedding. */
+	cap = sonde_cap(w);
+	if (w && pos + len <= w->skip_to[dir & 1])
+		cap = 0;
+	else if (cap > len)
+		cap = len;
+	if (sonde_shed(tgid, c, sizeof(struct sonde_ev_data) + cap)) {
+		sonde_dropped(tgid, SONDE_CNT_SHED, sizeof(struct sonde_ev_data) + cap);
 		return -1;
 	}
-	cap = sonde_cap(w);
 	if (w && pos + len <= w->skip_to[dir & 1]) {
 		sonde_count_n(SONDE_CNT_SKIPPED, len);
 		*flags = SONDE_EVF_SKIPPED;
-		return 0;
 	}
-	return cap > len ? len : cap;
+	return cap;
 }
 
 /* Take the scratch record and fill everything but the payload. */

@@ -23,7 +23,6 @@
 #include "agent/agent.h"
 #include <sonde/plugin.h>
 
-#include "base/hmap.h"
 #include "capture/capture.h"
 #include "sonde_events.h"
 #include "config/config.h"
@@ -48,8 +47,6 @@ static void on_signal(int sig)
 struct agent {
 	struct config *cfg;
 	struct metrics *metrics;
-	struct metric_hist *dropped;  /* sonde.events.dropped, per service */
-	struct hmap dropped_seen;     /* tgid -> records dropped already counted */
 	struct host *host;
 	struct pipeline *pl;
 	struct capture *cap;
@@ -111,24 +108,6 @@ static void print_features(const struct capture_features *f)
 	printf("rdonly_cast: %s\n", f->rdonly_cast ? "yes (typed socket reads)" : "no (CO-RE reads)");
 }
 
-/* Records the kernel dropped for each watched process (ring full or shed
- * under pressure), added per service to sonde_events_dropped_total. */
-static void publish_proc_dropped(void *ctx, struct proc *p)
-{
-	struct agent *a = ctx;
-	uint64_t recs, bytes, seen;
-
-	if (capture_proc_dropped(a->cap, p->tgid, &recs, &bytes))
-		return;
-	seen = (uint64_t)(uintptr_t)hmap_get(&a->dropped_seen, p->tgid);
-	/* hmap values must be non-NULL: store count + 1 */
-	seen = seen ? seen - 1 : 0;
-	if (recs > seen) {
-		metrics_hist_record(a->dropped, p->res, (double)(recs - seen), NULL);
-		hmap_put(&a->dropped_seen, p->tgid, (void *)(uintptr_t)(recs + 1));
-	}
-}
-
 static void publish_self_metrics(struct agent *a)
 {
 	struct metrics *m = a->metrics;
@@ -138,20 +117,8 @@ static void publish_self_metrics(struct agent *a)
 
 	if (a->cap) {
 		capture_stats(a->cap, &cs);
-		if (a->dropped) {
-			uint64_t key, gone[64];
-			void *val;
-			size_t n = 0;
-
-			procs_foreach(pipeline_procs(a->pl), publish_proc_dropped, a);
-			/* Forget processes that went: the map stays as small as the
-			 * set of live processes that ever dropped something. */
-			for (size_t it = 0; n < 64 && hmap_next(&a->dropped_seen, &it, &key, &val);)
-				if (!procs_find(pipeline_procs(a->pl), (uint32_t)key))
-					gone[n++] = key;
-			for (size_t i = 0; i < n; i++)
-				hmap_del(&a->dropped_seen, gone[i]);
-		}
+		/* Records the kernel dropped, per service. */
+		procs_account_drops(pipeline_procs(a->pl));
 	}
 	metrics_counter_set(m, "sonde_events_total", "Records the kernel side wrote to the ring buffer.",
 	                    a->cap ? cs.events : pipeline_counters(a->pl)->records);
@@ -426,7 +393,6 @@ static void shutdown_all(struct agent *a)
 	if (a->print)
 		print_sink_free(a->print);
 	metrics_free(a->metrics);
-	hmap_free(&a->dropped_seen);
 }
 
 static int run(struct agent *a)
@@ -445,11 +411,6 @@ static int run(struct agent *a)
 		return 0;
 	}
 	a->metrics = metrics_new();
-	hmap_init(&a->dropped_seen);
-	if (a->metrics)
-		a->dropped = metrics_sum(a->metrics, "sonde.events.dropped", "{record}",
-		                         "Records of the service's processes the kernel dropped: ring "
-		                         "buffer full, or shed under pressure.", true, NULL, 0);
 	ho.cfg = cfg;
 	ho.metrics = a->metrics;
 	ho.verbose = cfg->verbose;
@@ -497,6 +458,13 @@ static int run(struct agent *a)
 		fprintf(stderr, "sonde: %s\n", err);
 		return 1;
 	}
+	if (a->cap)
+		procs_set_drop_metric(
+			pipeline_procs(a->pl),
+			metrics_sum(a->metrics, "sonde.events.dropped", "{record}",
+			            "Records of the service's processes the kernel dropped: ring buffer "
+			            "full, or shed under pressure.",
+			            true, NULL, 0));
 	if (cfg->replay_path) {
 		if (pipeline_replay(a->pl, cfg->replay_path, err, sizeof(err))) {
 			fprintf(stderr, "sonde: replay: %s\n", err);

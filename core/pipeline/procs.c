@@ -26,6 +26,7 @@
 #include "capture/capture.h"
 #include "config/config.h"
 #include "pipeline/procs.h"
+#include "telemetry/metrics.h"
 #include "telemetry/span.h"
 
 struct procs {
@@ -38,6 +39,7 @@ struct procs {
 	struct hmap procs;    /* tgid -> struct proc */
 	char hostname[256];
 	bool starting;        /* the process being watched was seen starting */
+	struct metric_hist *dropped;
 };
 
 /* --- listening sockets: inode -> port, from /proc/net/tcp{,6} -------- */
@@ -528,12 +530,39 @@ static void adopt_children(struct procs *ps, uint32_t parent, struct service *sv
 	}
 }
 
+void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped)
+{
+	ps->dropped = dropped;
+}
+
+static void account_drops(struct procs *ps, struct proc *p)
+{
+	uint64_t recs, bytes;
+
+	if (!ps->dropped || capture_proc_dropped(ps->cap, p->tgid, &recs, &bytes))
+		return;
+	if (recs > p->dropped_seen) {
+		metrics_hist_record(ps->dropped, p->res, (double)(recs - p->dropped_seen), NULL);
+		p->dropped_seen = recs;
+	}
+}
+
+void procs_account_drops(struct procs *ps)
+{
+	uint64_t key;
+	void *val;
+
+	for (size_t it = 0; hmap_next(&ps->procs, &it, &key, &val);)
+		account_drops(ps, val);
+}
+
 void procs_forget(struct procs *ps, uint32_t tgid)
 {
 	struct proc *p = hmap_get(&ps->procs, tgid);
 
 	if (!p)
 		return;
+	account_drops(ps, p);
 	/* Listeners close the process's connections first: their spans
 	 * reference its resource. */
 	if (ps->obs.on_gone)
