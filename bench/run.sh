@@ -17,7 +17,7 @@
 #                       throughput of bare and watched (default 0.5)
 #   BENCH_CONNS=N       connections held for the footprint (10000)
 #   BENCH_SKIP="node https ..."  sections to leave out (http https redis
-#                       node parse pipeline footprint)
+#                       node parse sql pipeline footprint)
 #
 # Pinning (2 cores): the server (nginx worker, redis-server, node) and the
 # agent share CPU 0 - the agent competes with what it watches, as it would
@@ -83,7 +83,7 @@ cleanup() {
   done
   rm -rf "$WORK"
 }
-trap cleanup EXIT
+trap 'cleanup; bpf_stats_restore' EXIT
 trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
 
 say() { echo "$*" | tee -a "$OUT/run.log"; }
@@ -184,7 +184,8 @@ absorb() {
       BENCH\ *)
         say "$line"; echo "$line" >>"$RESULTS"
         name=$(echo "$line" | awk '{ print $2 }'); val=$(echo "$line" | awk '{ print $3 }')
-        MED[$name]=$val ;;
+        MED[$name]=$val
+        RAW[$name]=$(echo "$line" | sed -n 's/.* raw=\([^ ]*\).*/\1/p' | tr ',' ' ') ;;
       *) note "${line#\# }" ;;
     esac
   done
@@ -195,6 +196,10 @@ ratios() {
   awk -v a="$1" -v b="$2" 'BEGIN { n = split(a, x, " "); split(b, y, " ");
     for (i = 1; i <= n; i++) printf "%s%.4g", (i > 1 ? " " : ""), (x[i] > 0 ? y[i] / x[i] : 0) }'
 }
+
+# BPF run time per program (bpf_stats_on, bpf_snap, bpf_per, bpf_breakdown).
+# shellcheck source=bench/bpf_stats.sh
+. "$SRC/bench/bpf_stats.sh"
 
 # ---- load generators ----------------------------------------------------------
 
@@ -346,19 +351,23 @@ overhead_http() { # SCENARIO(http|https) URL PORT
       if [ $mode = agent ]; then
         agent_start "$WORK/agent-$sc-$r.log" --open-port "$P_HTTP-$P_HTTPS" --prometheus-port $P_PROM
         m0=$(prom $metric "$lbl"); l0=$(prom sonde_events_lost_total)
-        c0=$(ticks "$AGENT_PID")
+        c0=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b0"
       fi
       s0=$(ticks "$NGINX_WORKER")
       wrk_run "$url" "$SAT_S"
       s1=$(ticks "$NGINX_WORKER")
       if [ $mode = agent ]; then
-        c1=$(ticks "$AGENT_PID"); sleep 0.6; m1=$(prom $metric "$lbl")
+        c1=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b1"
+        sleep 0.6; m1=$(prom $metric "$lbl")
       fi
       rate_run "$sc" "$port" "$rate" "$RATE_S"
       if [ $mode = agent ]; then
-        c2=$(ticks "$AGENT_PID"); sleep 0.6
+        c2=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b2"; sleep 0.6
         m2=$(prom $metric "$lbl"); l1=$(prom sonde_events_lost_total)
         agent_stop
+        addv "${sc}_bpfns" "$(bpf_per "$WORK/b0" "$WORK/b1" "$W_REQ")"
+        addv "${sc}_bpfns_rate" "$(bpf_per "$WORK/b1" "$WORK/b2" "$R_OK")"
+        bpf_breakdown "$WORK/b0" "$WORK/b1" "$W_REQ" "$OUT/bpf_${sc}.txt"
         addv "${sc}_cpu1k" "$(calc "($c1 - $c0) / $TICK / $W_REQ * 1000")"
         addv "${sc}_cpu1k_rate" "$(calc "($c2 - $c1) / $TICK / $R_OK * 1000")"
         addv "${sc}_seen" "$(calc "($m1 - $m0) / $W_REQ")"
@@ -388,6 +397,8 @@ report_overhead() { # SCENARIO RATE
   emit "${sc}_rate_p99_ratio" b/a $(ratios "${V[${sc}_bare_rp99]:-}" "${V[${sc}_agent_rp99]:-}")
   emit "${sc}_agent_cpu_per_1k" cpu-s/1k-req ${V[${sc}_cpu1k]:-}
   emit "${sc}_agent_cpu_per_1k_rate" cpu-s/1k-req ${V[${sc}_cpu1k_rate]:-}
+  emit "${sc}_bpf_ns_per_req" ns ${V[${sc}_bpfns]:-}
+  emit "${sc}_bpf_ns_per_req_rate" ns ${V[${sc}_bpfns_rate]:-}
   emit "${sc}_server_cpu_ratio" b/a $(ratios "${V[${sc}_bare_srvcpu]:-}" "${V[${sc}_agent_srvcpu]:-}")
   emit "${sc}_seen" fraction ${V[${sc}_seen]:-}
   emit "${sc}_seen_rate" fraction ${V[${sc}_seen_rate]:-}
@@ -427,13 +438,14 @@ overhead_redis() {
       if [ $mode = agent ]; then
         agent_start "$WORK/agent-redis-$r.log" --open-port $P_REDIS --prometheus-port $P_PROM
         m0=$(prom sonde_spans_total); l0=$(prom sonde_events_lost_total); c0=$(ticks "$AGENT_PID")
+        bpf_snap "$AGENT_PID" "$WORK/b0"
       fi
       s0=$(ticks "$REDIS_PID")
       rb_run "$n" set,get 1
       req1=$B_REQ
       s1=$(ticks "$REDIS_PID")
       if [ $mode = agent ]; then
-        c1=$(ticks "$AGENT_PID"); sleep 0.7; m1=$(prom sonde_spans_total)
+        c1=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b1"; sleep 0.7; m1=$(prom sonde_spans_total)
       fi
       addv "redis_set_${mode}_rps" "$B_SET_RPS"; addv "redis_get_${mode}_rps" "$B_GET_RPS"
       addv "redis_set_${mode}_p50" "$B_SET_P50"; addv "redis_set_${mode}_p99" "$B_SET_P99"
@@ -445,17 +457,23 @@ overhead_redis() {
       reqp=$B_REQ
       s2=$(ticks "$REDIS_PID")
       if [ $mode = agent ]; then
-        c2=$(ticks "$AGENT_PID"); sleep 0.7; m2=$(prom sonde_spans_total)
+        c2=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b2"; sleep 0.7; m2=$(prom sonde_spans_total)
       fi
       addv "redis_pipe_${mode}_rps" "$B_GET_RPS"
       addv "redis_pipe_${mode}_p50" "$B_GET_P50"; addv "redis_pipe_${mode}_p99" "$B_GET_P99"
       addv "redis_pipe_${mode}_srvcpu" "$(calc "($s2 - $s1) / $TICK / $reqp * 1000")"
       note "redis rep $r $mode: GET -P $REDIS_PIPE ${B_GET_RPS}/s (p99 ${B_GET_P99}us)"
-      if [ $mode = agent ]; then c2=$(ticks "$AGENT_PID"); fi
+      if [ $mode = agent ]; then c2=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b2"; fi
       rate_run resp $P_REDIS "$rate" "$RATE_S"
       if [ $mode = agent ]; then
-        c3=$(ticks "$AGENT_PID"); sleep 0.7; m3=$(prom sonde_spans_total); l1=$(prom sonde_events_lost_total)
+        c3=$(ticks "$AGENT_PID"); bpf_snap "$AGENT_PID" "$WORK/b3"
+        sleep 0.7; m3=$(prom sonde_spans_total); l1=$(prom sonde_events_lost_total)
         agent_stop
+        addv redis_bpfns "$(bpf_per "$WORK/b0" "$WORK/b1" "$req1")"
+        addv redis_pipe_bpfns "$(bpf_per "$WORK/b1" "$WORK/b2" "$reqp")"
+        addv redis_bpfns_rate "$(bpf_per "$WORK/b2" "$WORK/b3" "$R_OK")"
+        bpf_breakdown "$WORK/b0" "$WORK/b1" "$req1" "$OUT/bpf_redis.txt"
+        bpf_breakdown "$WORK/b1" "$WORK/b2" "$reqp" "$OUT/bpf_redis_pipe.txt"
         addv redis_cpu1k "$(calc "($c1 - $c0) / $TICK / $req1 * 1000")"
         addv redis_pipe_cpu1k "$(calc "($c2 - $c1) / $TICK / $reqp * 1000")"
         addv redis_cpu1k_rate "$(calc "($c3 - $c2) / $TICK / $R_OK * 1000")"
@@ -484,6 +502,9 @@ overhead_redis() {
   emit redis_agent_cpu_per_1k cpu-s/1k-req ${V[redis_cpu1k]:-}
   emit redis_pipe_agent_cpu_per_1k cpu-s/1k-req ${V[redis_pipe_cpu1k]:-}
   emit redis_agent_cpu_per_1k_rate cpu-s/1k-req ${V[redis_cpu1k_rate]:-}
+  emit redis_set_bpf_ns_per_req ns ${V[redis_bpfns]:-}
+  emit redis_pipe_bpf_ns_per_req ns ${V[redis_pipe_bpfns]:-}
+  emit redis_bpf_ns_per_req_rate ns ${V[redis_bpfns_rate]:-}
   emit redis_server_cpu_ratio b/a $(ratios "${V[redis_bare_srvcpu]:-}" "${V[redis_agent_srvcpu]:-}")
   emit redis_pipe_server_cpu_ratio b/a $(ratios "${V[redis_pipe_bare_srvcpu]:-}" "${V[redis_pipe_agent_srvcpu]:-}")
   emit redis_seen fraction ${V[redis_seen]:-}
@@ -693,31 +714,34 @@ table() {
   echo
   if [ -n "${MED[http_tput_ratio]:-}${MED[https_tput_ratio]:-}${MED[redis_get_tput_ratio]:-}" ]; then
   echo "1. Overhead on a real server (b = sonde watching, a = not; ratios b/a)"
-  printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %10s %7s  %s\n' scenario "bare rps" "tput" "p50" "p99" "rate/s" "p50" "p99" "agent CPU" "server CPU" "lost" "agent saw"
-  printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %10s %7s  %s\n' "" "(sat.)" "b/a" "b/a" "b/a" "(fixed)" "b/a" "b/a" "s/1k req" "b/a" "events" ""
+  printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %8s %10s %7s  %s\n' scenario "bare rps" "tput" "p50" "p99" "rate/s" "p50" "p99" "agent CPU" "BPF" "server CPU" "lost" "agent saw"
+  printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %8s %10s %7s  %s\n' "" "(sat.)" "b/a" "b/a" "b/a" "(fixed)" "b/a" "b/a" "s/1k req" "ns/req" "b/a" "events" ""
   for sc in http https; do
     skip $sc && continue
     [ -n "${MED[${sc}_tput_ratio]:-}" ] || continue
     label="nginx $sc"
-    printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %10s %7s  %s\n' "$label" "$(fk "${MED[${sc}_bare_rps]}")" \
+    printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %8s %10s %7s  %s\n' "$label" "$(fk "${MED[${sc}_bare_rps]}")" \
       "$(f2 "${MED[${sc}_tput_ratio]}")" "$(f2 "${MED[${sc}_sat_p50_ratio]}")" "$(f2 "${MED[${sc}_sat_p99_ratio]}")" \
       "${MED[${sc}_rate]}" "$(f2 "${MED[${sc}_rate_p50_ratio]}")" "$(f2 "${MED[${sc}_rate_p99_ratio]}")" \
-      "$(f3 "${MED[${sc}_agent_cpu_per_1k]}")" "$(f2 "${MED[${sc}_server_cpu_ratio]}")" "${MED[${sc}_events_lost]}" \
+      "$(f3 "${MED[${sc}_agent_cpu_per_1k]}")" "$(fk "${MED[${sc}_bpf_ns_per_req]:-}")" \
+      "$(f2 "${MED[${sc}_server_cpu_ratio]}")" "${MED[${sc}_events_lost]}" \
       "$(seen_flag "${MED[${sc}_seen]}")"
   done
   if ! skip redis && [ -n "${MED[redis_get_tput_ratio]:-}" ]; then
     for t in set get pipe; do
-      local rp50=- rp99=- rr=- cpu=- scpu=- lost=- seen="" label="redis ${t^^}"
+      local rp50=- rp99=- rr=- cpu=- bns=- scpu=- lost=- seen="" label="redis ${t^^}"
       case $t in
         get) rr=${MED[redis_rate]}; rp50=$(f2 "${MED[redis_rate_p50_ratio]}"); rp99=$(f2 "${MED[redis_rate_p99_ratio]}") ;;
         set) cpu=$(f3 "${MED[redis_agent_cpu_per_1k]}"); scpu=$(f2 "${MED[redis_server_cpu_ratio]}")
+             bns=$(fk "${MED[redis_set_bpf_ns_per_req]:-}")
              lost=${MED[redis_events_lost]}; seen=$(seen_flag "${MED[redis_seen]}") ;;
         pipe) label="redis GET -P$REDIS_PIPE"; cpu=$(f3 "${MED[redis_pipe_agent_cpu_per_1k]}")
+             bns=$(fk "${MED[redis_pipe_bpf_ns_per_req]:-}")
              scpu=$(f2 "${MED[redis_pipe_server_cpu_ratio]}"); seen=$(seen_flag "${MED[redis_pipe_seen]}") ;;
       esac
-      printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %10s %7s  %s\n' "$label" "$(fk "${MED[redis_${t}_bare_rps]}")" \
+      printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %8s %10s %7s  %s\n' "$label" "$(fk "${MED[redis_${t}_bare_rps]}")" \
         "$(f2 "${MED[redis_${t}_tput_ratio]}")" "$(f2 "${MED[redis_${t}_sat_p50_ratio]}")" "$(f2 "${MED[redis_${t}_sat_p99_ratio]}")" \
-        "$rr" "$rp50" "$rp99" "$cpu" "$scpu" "$lost" "$seen"
+        "$rr" "$rp50" "$rp99" "$cpu" "$bns" "$scpu" "$lost" "$seen"
     done
     echo "   (redis SET/GET: one command per round trip, the client saturates first; -P$REDIS_PIPE: pipelined, redis-server saturates)"
   fi
@@ -730,6 +754,12 @@ table() {
     printf '     %-12s %s / %s / %s\n' "redis GET" "$(rng redis_get_tput_ratio)" "$(rng redis_get_sat_p99_ratio)" "$(rng redis_rate_p99_ratio)"
     printf '     %-12s %s / %s / -\n' "redis -P$REDIS_PIPE" "$(rng redis_pipe_tput_ratio)" "$(rng redis_pipe_sat_p99_ratio)"
   fi
+  echo "   BPF ns per request, program by program (last repetition, at saturation; ns/req, runs/req):"
+  local f
+  for f in http https redis redis_pipe; do
+    [ -s "$OUT/bpf_$f.txt" ] || continue
+    printf '     %-11s %s\n' "$f" "$(awk '$2 >= 5 { printf "%s%s %s (%s)", (n++ ? ", " : ""), $1, $2, $3 }' "$OUT/bpf_$f.txt")"
+  done
   echo
   fi
   if ! skip node && [ -n "${MED[node_sonde_tput_ratio]:-}" ]; then
@@ -748,13 +778,20 @@ table() {
     echo "3. Parser speed (same corpus; ours / reference)"
     printf '   %-16s %10s %12s | %10s %12s | %6s   %s\n' corpus "ours MB/s" "ours msg/s" "ref MB/s" "ref msg/s" ratio reference
     local p ref
-    for p in http_req http_resp resp_cmd resp_reply; do
+    for p in http_req http_resp resp_cmd resp_reply h2_grpc h2_get; do
       [ -n "${MED[parse_${p}_ratio]:-}" ] || continue
-      case $p in http_*) ref="http-parser 2.9" ;; *) ref="hiredis reader" ;; esac
+      case $p in http_*) ref="http-parser 2.9" ;; h2_*) ref="nghttp2 server session" ;; *) ref="hiredis reader" ;; esac
       printf '   %-16s %10s %12s | %10s %12s | %6s   %s\n' "$p" "$(fk "${MED[parse_${p}_ours_mbps]}")" \
         "$(fk "${MED[parse_${p}_ours_msgs]}")" "$(fk "${MED[parse_${p}_ref_mbps]}")" "$(fk "${MED[parse_${p}_ref_msgs]}")" \
         "$(f2 "${MED[parse_${p}_ratio]}")" "$ref"
     done
+    echo
+  fi
+  if ! skip sql && [ -n "${MED[sql_pgbench_prepared_ratio]:-}" ]; then
+    echo "6. PostgreSQL: pgbench -S -M prepared, 4 clients (server and client watched)"
+    printf '   tps watched/bare %s (%s; %s tps bare);  operations seen per transaction %s (2 = client + server);  BPF %s ns per transaction\n' \
+      "$(f2 "${MED[sql_pgbench_prepared_ratio]}")" "$(rng sql_pgbench_prepared_ratio)" "$(fk "${MED[sql_pgbench_prepared_tps_bare]}")" \
+      "$(f2 "${MED[sql_pgbench_prepared_ops_per_txn]}")" "$(fk "${MED[sql_pgbench_prepared_bpf_ns_per_txn]:-}")"
     echo
   fi
   if ! skip pipeline && [ -n "${MED[pipeline_events_per_s]:-}" ]; then
@@ -785,6 +822,11 @@ build_tools() {
     say "bench: cannot build parse_http (libhttp-parser-dev missing?); HTTP parser rows skipped"
     rm -f "$BIN/parse_http"
   fi
+  if ! cc $cf -I"$SRC/plugins/grpc" -I"$SRC/bench" -o "$BIN/parse_h2" "$SRC/bench/parse_h2.c" \
+       "$SRC/plugins/grpc/h2_frame.c" "$SRC/plugins/grpc/hpack.c" "$SRC/plugins/grpc/h2_conn.c" -lnghttp2; then
+    say "bench: cannot build parse_h2 (libnghttp2-dev missing?); HTTP/2 parser rows skipped"
+    rm -f "$BIN/parse_h2"
+  fi
   if ! cc $cf -I"$SRC/plugins/redis" -o "$BIN/parse_resp" "$SRC/bench/parse_resp.c" \
        "$SRC/plugins/redis/resp.c" "$SRC/plugins/redis/resp_stream.c" -lhiredis; then
     say "bench: cannot build parse_resp (libhiredis-dev missing?); RESP parser rows skipped"
@@ -807,6 +849,7 @@ main() {
     CPU_LOAD=0; note "one CPU only: nothing is pinned apart"
   fi
   build_tools || { echo "bench: cannot build the load generators" >&2; exit 1; }
+  bpf_stats_on || note "kernel.bpf_stats_enabled cannot be set: no BPF ns per request"
   LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
   note "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r); load average $LOAD0"
   note "reps=$REPS quick=$QUICK saturation ${SAT_S}s, fixed rate ${RATE_S}s; wrk -t1 -c$WRK_CONNS; CPU$CPU_SRV: server + agent, CPU$CPU_LOAD: load"
@@ -840,6 +883,11 @@ main() {
   if ! skip parse; then
     [ -x "$BIN/parse_http" ] && absorb < <(taskset -c $CPU_LOAD "$BIN/parse_http" "$PARSE_S" "$REPS")
     [ -x "$BIN/parse_resp" ] && absorb < <(taskset -c $CPU_LOAD "$BIN/parse_resp" "$PARSE_S" "$REPS")
+    [ -x "$BIN/parse_h2" ] && absorb < <(taskset -c $CPU_LOAD "$BIN/parse_h2" "$PARSE_S" "$REPS")
+  fi
+  section sql
+  if ! skip sql; then
+    absorb < <(SQL_BENCH_REPS=$REPS SQL_BENCH_SECONDS=$SAT_S "$SRC/bench/sql_pgbench.sh" "$BUILD" 2>&1)
   fi
   section footprint
   skip footprint || section_footprint

@@ -28,6 +28,8 @@ CLIENTS=${SQL_BENCH_CLIENTS:-4}
 PORT=15432
 WORK=$(mktemp -d /tmp/sonde-sqlbench.XXXXXX)
 PG_PID=
+# shellcheck source=bench/bpf_stats.sh
+. "$SRC/bench/bpf_stats.sh"
 
 [ "$(id -u)" = 0 ] || { echo "sql_pgbench: needs root (eBPF)" >&2; exit 77; }
 for b in "$SONDE" "$PGBIN/postgres" pgbench taskset runuser; do
@@ -37,6 +39,7 @@ done
 cleanup() {
   [ -n "$PG_PID" ] && kill "$PG_PID" 2>/dev/null && wait "$PG_PID" 2>/dev/null
   rm -rf "$WORK"
+  bpf_stats_restore
 }
 trap cleanup EXIT
 
@@ -63,12 +66,15 @@ run() {
     taskset -c 0 "$SONDE" --print none -v --open-port $PORT --pid $cl >"$WORK/agent.log" 2>&1 &
     agent=$!
     for _ in $(seq 1 150); do grep -q ready "$WORK/agent.log" && break; sleep 0.1; done
+    bpf_snap $agent "$WORK/b0"
     echo go >"$WORK/go"
     wait $cl
+    bpf_snap $agent "$WORK/b1"
     kill -TERM $agent; wait $agent
     # operations the plugin saw per transaction pgbench made (2: client + server)
     sed -n 's/.*\[sql\] info: \([0-9]*\) operations.*/\1/p' "$WORK/agent.log" >"$WORK/ops"
     sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out" >"$WORK/txns"
+    bpf_per "$WORK/b0" "$WORK/b1" "$(cat "$WORK/txns")" >"$WORK/bpfns"
   else
     taskset -c 1 pgbench -h 127.0.0.1 -p $PORT -U postgres -n -S -M $MODE -c $CLIENTS -j 1 -T $SECS \
       postgres >"$out" 2>&1
@@ -76,11 +82,13 @@ run() {
   sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -1
 }
 
-bare=() watched=() ratios=() perop=()
+bpf_stats_on || echo "# kernel.bpf_stats_enabled cannot be set: no BPF ns per transaction"
+bare=() watched=() ratios=() perop=() bpfns=()
 for i in $(seq 1 "$REPS"); do
   if [ $((i % 2)) = 1 ]; then b=$(run bare); w=$(run watched); else w=$(run watched); b=$(run bare); fi
   bare+=("$b") watched+=("$w")
   perop+=("$(awk -v o="$(cat "$WORK/ops")" -v t="$(cat "$WORK/txns")" 'BEGIN { printf "%.3f", (t > 0 ? o / t : 0) }')")
+  bpfns+=("$(cat "$WORK/bpfns")")
   ratios+=("$(awk -v w="$w" -v b="$b" 'BEGIN { printf "%.3f", (b > 0 ? w / b : 0) }')")
 done
 
@@ -89,4 +97,5 @@ join() { local IFS=,; echo "$*"; }
 echo "BENCH sql_pgbench_${MODE}_tps_bare $(median "${bare[@]}") tps raw=$(join "${bare[@]}")"
 echo "BENCH sql_pgbench_${MODE}_tps_watched $(median "${watched[@]}") tps raw=$(join "${watched[@]}")"
 echo "BENCH sql_pgbench_${MODE}_ops_per_txn $(median "${perop[@]}") operations raw=$(join "${perop[@]}")"
+echo "BENCH sql_pgbench_${MODE}_bpf_ns_per_txn $(median "${bpfns[@]}") ns raw=$(join "${bpfns[@]}")"
 echo "BENCH sql_pgbench_${MODE}_ratio $(median "${ratios[@]}") watched/bare raw=$(join "${ratios[@]}")"

@@ -382,17 +382,22 @@ static __always_inline int exe_suffix_match(const char *name, int len)
 	return 0;
 }
 
-/* exec: every process (rare, and discovery matches exe/cmdline on it). */
+/* exec: a watched process became another program, or (with exe_path
+ * selectors) a program that may match started. Other execs on the host are
+ * none of our business: no record, no wake-up. */
 SEC("tracepoint/sched/sched_process_exec")
 int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32, cpu = bpf_get_smp_processor_id();
-	struct sonde_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
+	struct sonde_scratch *s;
 	struct sonde_ev_exec *ev;
 	int len;
 
+	if (!exec_adopt && !sonde_pid_flags(tgid))
+		return 0;
+	s = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!s)
 		return 0;
 	ev = (struct sonde_ev_exec *)s->raw;
@@ -425,6 +430,9 @@ int sched_process_exec(struct trace_event_raw_sched_process_exec *ctx)
 			sonde_count(SONDE_CNT_EXEC_ADOPTED);
 		}
 	}
+	/* A path whose ending no selector has cannot match one. */
+	if (!sonde_pid_flags(tgid))
+		return 0;
 	sonde_output(tgid, ev, sizeof(*ev), 1);
 	return 0;
 }

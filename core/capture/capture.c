@@ -234,8 +234,13 @@ static int capture_on_record(void *ctx, void *data, size_t len)
 		return 0;
 	c->delivered++;
 	rc = c->cb ? c->cb(c->ctx, data, len) : 0;
-	if (!rc)
+	if (!rc) {
+		if (c->slice && c->delivered >= c->slice) {
+			c->more = true;
+			return -EAGAIN; /* this record is consumed; the rest waits */
+		}
 		return 0;
+	}
 	c->stopped = true;
 	c->stop_rc = rc;
 	return -ECANCELED;
@@ -638,16 +643,28 @@ int capture_poll(struct capture *c, int timeout_ms)
 		return -EINVAL;
 	c->delivered = 0;
 	c->stopped = false;
+	c->more = false;
 	rc = ring_buffer__poll(c->rb, timeout_ms);
 	/* Wake-ups are batched: drain what arrived without one. */
-	if (rc >= 0 && !c->stopped)
+	if (rc >= 0 && !c->stopped && !c->more)
 		rc = ring_buffer__consume(c->rb);
 	tls_poll(c);
 	if (c->stopped)
 		return c->stop_rc < 0 ? c->stop_rc : c->delivered;
-	if (rc < 0)
+	if (rc < 0 && !c->more)
 		return rc;
 	return c->delivered;
+}
+
+void capture_set_slice(struct capture *c, int records)
+{
+	if (c)
+		c->slice = records > 0 ? records : 0;
+}
+
+bool capture_more(const struct capture *c)
+{
+	return c && c->more;
 }
 
 static int capture_sum(int map_fd, uint32_t slot, uint64_t *vals, int ncpu, uint64_t *out)

@@ -104,6 +104,11 @@ int capture_proc_dropped(struct capture *c, uint32_t tgid, uint64_t *records, ui
 /* Wait up to timeout_ms for records and deliver them. Returns the number of
  * records delivered, or a negative errno. */
 int capture_poll(struct capture *c, int timeout_ms);
+/* Deliver at most `records` per capture_poll() (0: everything waiting), so
+ * the caller can give the CPU back between slices. */
+void capture_set_slice(struct capture *c, int records);
+/* The last capture_poll() stopped at the slice with records still waiting. */
+bool capture_more(const struct capture *c);
 
 int capture_stats(struct capture *c, struct capture_stats *out);
 

@@ -34,6 +34,8 @@ struct capture {
 	struct sonde_exe_suffix suffixes[SONDE_EXE_SUFFIX_MAX];
 	uint32_t n_suffixes;
 	int delivered;  /* records handed to cb during this capture_poll() */
+	int slice;      /* at most this many records per capture_poll() (0: all) */
+	bool more;      /* the last capture_poll() stopped at the slice */
 	int stop_rc;    /* what cb returned when it asked to stop */
 	bool stopped;
 };
