@@ -100,6 +100,15 @@ struct {
 	__type(value, struct sonde_budget);
 } sonde_budget SEC(".maps");
 
+/* tid -> runtime context (a goroutine id ...), kept by runtime plugins'
+ * BPF programs (sdk/include/sonde/bpf.h declares it the same way). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_thread_ctx SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SONDE_EXE_SUFFIX_MAX);
@@ -275,6 +284,8 @@ static __always_inline void sonde_emit_conn(__u32 type, __u32 tgid, __u32 tid, _
 	ev->gen = gen;
 	ev->t = *t;
 	ev->role = role;
+	if (role == SONDE_EV_ROLE_UNKNOWN)
+		ev->cflags = SONDE_EVC_MIDSTREAM;
 	if (t->family == SONDE_AF_UNIX && sk && type == SONDE_EV_CONN_OPEN) {
 		sonde_unix_path(sk, ev->unix_path, &server_end);
 		if (role == SONDE_EV_ROLE_UNKNOWN)
@@ -501,6 +512,13 @@ static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 
 	ev->source = source;
 	ev->flags = flags;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	ev->ctx = 0;
+	if (sonde_pid_flags(tgid) & SONDE_PID_CONTEXTS) {
+		__u64 *k = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
+
+		if (k)
+			ev->ctx = *k;
+	}
 	return ev;
 }
 

@@ -88,13 +88,17 @@ struct sonde_ev_conn {
 	__u64 gen;    /* 0 for LISTEN */
 	struct sonde_tuple t; /* AF_UNIX: family only, ports 0 */
 	__u8 role;    /* enum sonde_ev_role */
-	__u8 pad[7];
+	__u8 cflags;  /* SONDE_EVC_* (was padding: 0 in older recordings) */
+	__u8 pad[6];
 	/* Appended (older recordings end above): for AF_UNIX, the path of the
 	 * socket's server end (the bound name of this or the peer socket);
 	 * "@name" for the abstract namespace; "" when unnamed. */
 	char unix_path[SONDE_UNIX_PATH_MAX];
 	__u32 pad2;
 };
+#define SONDE_EVC_MIDSTREAM (1u << 0) /* first seen at a read/write, not at
+                                        accept/connect (open before capture) */
+
 /* The size of the record before unix_path was appended. */
 #define SONDE_EV_CONN_V1_SIZE 80
 
@@ -108,8 +112,12 @@ struct sonde_ev_data {
 	__u8 source;   /* enum sonde_ev_source */
 	__u8 flags;    /* SONDE_EVF_* */
 	__u8 pad[5];
+	__u64 ctx;     /* the thread's runtime context (sonde_thread_ctx), 0: none.
+	                  Added in recording version 2 (version 1 records lack it) */
 	__u8 data[];   /* cap_len bytes */
 };
+/* Where data[] started before ctx was added (recording version 1). */
+#define SONDE_EV_DATA_V1_SIZE 56
 
 struct sonde_ev_proc {
 	struct sonde_ev_hdr h; /* tgid = the process; for FORK, the child */
@@ -149,6 +157,8 @@ enum sonde_counter {
 #define SONDE_PID_PROVISIONAL (1u << 1) /* exec'd, matches an exe suffix, user
                                            space has not decided yet */
 #define SONDE_PID_TLS (1u << 2)         /* TLS-library uprobes attached */
+#define SONDE_PID_CONTEXTS (1u << 3)    /* a runtime plugin keeps sonde_thread_ctx
+                                           current: stamp data with it */
 #define SONDE_PID_CAPTURE (SONDE_PID_WATCHED | SONDE_PID_PROVISIONAL)
 
 /* The per-connection control word user space writes (sonde_ctl: an mmap'ed

@@ -21,7 +21,10 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include <sonde/plugin.h>
+
 #include "capture/capture.h"
+#include "sonde_events.h"
 #include "config/config.h"
 #include "export/otlp.h"
 #include "export/print.h"
@@ -150,6 +153,72 @@ static void publish_self_metrics(struct agent *a)
 	                  (double)conns_count(pipeline_conns(a->pl)));
 }
 
+/* --- what runtime plugins get from the host, provided here ------------------- */
+
+static int rt_bpf_load(void *ctx, const char *name, const void *obj, size_t len, void **out,
+                       char *err, size_t errlen)
+{
+	struct agent *a = ctx;
+
+	return capture_obj_load(a->cap, name, obj, len, (struct capture_obj **)out, err, errlen);
+}
+
+static int rt_bpf_uprobe(void *ctx, void *obj, const struct sonde_uprobe_opts *o)
+{
+	(void)ctx;
+	return capture_obj_uprobe(obj, o->pid, o->prog, o->path, o->symbol, o->offset,
+	                          o->retprobe != 0, o->cookie);
+}
+
+static int rt_bpf_map_fd(void *ctx, void *obj, const char *map)
+{
+	(void)ctx;
+	return capture_obj_map_fd(obj, map);
+}
+
+static void rt_bpf_detach_pid(void *ctx, void *obj, uint32_t pid)
+{
+	(void)ctx;
+	capture_obj_detach_pid(obj, pid);
+}
+
+static void rt_bpf_free(void *ctx, void *obj)
+{
+	(void)ctx;
+	capture_obj_free(obj);
+}
+
+static int rt_process_set(void *ctx, uint32_t pid, uint32_t flags)
+{
+	struct agent *a = ctx;
+
+	if (!(flags & SONDE_PROCESS_CONTEXTS))
+		return 0;
+	return capture_pid_set(a->cap, pid, SONDE_PID_CONTEXTS, 0);
+}
+
+static struct sonde_conn *rt_conn_lookup(void *ctx, uint32_t pid, uint32_t fd)
+{
+	struct agent *a = ctx;
+
+	return a->pl ? conns_lookup_fd(pipeline_conns(a->pl), pid, fd) : NULL;
+}
+
+static void install_runtime(struct agent *a)
+{
+	struct host_runtime_ops ops = {.ctx = a, .conn_lookup = rt_conn_lookup};
+
+	if (a->cap) {
+		ops.bpf_load = rt_bpf_load;
+		ops.bpf_uprobe = rt_bpf_uprobe;
+		ops.bpf_map_fd = rt_bpf_map_fd;
+		ops.bpf_detach_pid = rt_bpf_detach_pid;
+		ops.bpf_free = rt_bpf_free;
+		ops.process_set = rt_process_set;
+	}
+	host_set_runtime(a->host, &ops);
+}
+
 static int on_record(void *ctx, const void *rec, size_t len)
 {
 	return pipeline_handle(ctx, rec, len);
@@ -158,7 +227,7 @@ static int on_record(void *ctx, const void *rec, size_t len)
 static int run_live(struct agent *a)
 {
 	struct plugin_registry *plugins = host_plugins(a->host);
-	uint64_t start = now_ns(CLOCK_MONOTONIC), last_pub = 0, last_scan = start;
+	uint64_t start = now_ns(CLOCK_MONOTONIC), last_pub = 0, last_scan = start, next_timer = 0;
 	struct procs *procs = pipeline_procs(a->pl);
 
 	procs_scan(procs);
@@ -172,6 +241,12 @@ static int run_live(struct agent *a)
 			break;
 		}
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
+		uint64_t wall = now_ns(CLOCK_REALTIME);
+
+		if (next_timer && wall >= next_timer)
+			next_timer = host_timers_run(a->host, wall);
+		else if (!next_timer)
+			next_timer = host_timers_run(a->host, wall);
 		/* Housekeeping twice a second, not per wake-up: under load the
 		 * ring buffer wakes us thousands of times a second. */
 		if (now - last_pub > 500000000ULL) {
@@ -283,6 +358,12 @@ static void shutdown_all(struct agent *a)
 	if (a->cap) {
 		if (a->pl)
 			pipeline_set_capture(a->pl, NULL);
+		/* Plugins' BPF objects go before the capture object they share
+		 * maps with. */
+		if (a->host) {
+			host_clear_runtime_objects(a->host);
+			host_set_runtime(a->host, NULL);
+		}
 		capture_close(a->cap);
 		a->cap = NULL;
 	}
@@ -358,6 +439,9 @@ static int run(struct agent *a)
 	po.cap = a->cap;
 	po.replay = cfg->replay_path != NULL;
 	po.mono_to_real = clock_offset();
+	/* Runtime plugins' calls need the capture and the pipeline: install
+	 * them before the pipeline announces the first process. */
+	install_runtime(a);
 	a->pl = pipeline_new(&po, err, sizeof(err));
 	if (!a->pl) {
 		fprintf(stderr, "sonde: %s\n", err);

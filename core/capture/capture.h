@@ -113,4 +113,16 @@ int capture_stats(struct capture *c, struct capture_stats *out);
 int capture_tls_attach(struct capture *c, uint32_t tgid);
 void capture_tls_detach(struct capture *c, uint32_t tgid);
 
+/* Runtime plugins' BPF objects (plugin_bpf.c): load with the host's shared
+ * maps reused, attach uprobes (per pid, or every process for pid 0), give
+ * map fds. Errors are negative errnos; load explains in err. */
+struct capture_obj;
+int capture_obj_load(struct capture *c, const char *name, const void *bytes, size_t len,
+                     struct capture_obj **out, char *err, size_t errlen);
+int capture_obj_uprobe(struct capture_obj *o, uint32_t pid, const char *prog, const char *path,
+                       const char *symbol, uint64_t offset, bool retprobe, uint64_t cookie);
+void capture_obj_detach_pid(struct capture_obj *o, uint32_t pid);
+int capture_obj_map_fd(struct capture_obj *o, const char *map);
+void capture_obj_free(struct capture_obj *o);
+
 #endif

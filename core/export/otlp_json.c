@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "export/otlp_pb.h"
+#include "telemetry/metrics.h"
 #include "base/hex.h"
 #include "base/utf8.h"
 
@@ -190,6 +191,22 @@ static json_t *span_json(const struct span *s, bool *ok)
 		set(j, "endTimeUnixNano", u64_str(s->end_unix_ns), ok);
 	if (s->attrs.n)
 		set(j, "attributes", attrs_json(&s->attrs, ok), ok);
+	if (s->n_links) {
+		json_t *links = json_array();
+
+		for (uint32_t i = 0; i < s->n_links; i++) {
+			json_t *l = json_object();
+
+			set(l, "traceId", hex_id(s->links[i].trace_id, 16), ok);
+			set(l, "spanId", hex_id(s->links[i].span_id, 8), ok);
+			set(l, "flags", json_integer(s->links[i].trace_flags |
+			                             OTLP_SPAN_FLAGS_HAS_IS_REMOTE |
+			                             (s->links[i].remote ? OTLP_SPAN_FLAGS_IS_REMOTE : 0)),
+			    ok);
+			push(links, l, ok);
+		}
+		set(j, "links", links, ok);
+	}
 	if (s->status > 0 || (s->status_msg && *s->status_msg)) {
 		st = json_object();
 		if (s->status_msg && *s->status_msg)
@@ -284,6 +301,24 @@ static json_t *hpoint_json(const struct otlp_hpoint *p, bool *ok)
 	return j;
 }
 
+static json_t *npoint_json(const struct otlp_hpoint *p, bool *ok)
+{
+	json_t *j = json_object(), *attrs = json_array();
+
+	for (size_t i = 0; i < p->n_attrs; i++)
+		push(attrs, str_attr_json(p->keys[i], p->values[i], ok), ok);
+	if (p->n_attrs)
+		set(j, "attributes", attrs, ok);
+	else
+		json_decref(attrs);
+	if (p->start_ns)
+		set(j, "startTimeUnixNano", u64_str(p->start_ns), ok);
+	if (p->time_ns)
+		set(j, "timeUnixNano", u64_str(p->time_ns), ok);
+	set(j, "asDouble", dbl(p->sum), ok);
+	return j;
+}
+
 char *otlp_json_metrics(const struct otlp_mbatch *b)
 {
 	json_t *root = json_object(), *rms = json_array();
@@ -310,10 +345,17 @@ char *otlp_json_metrics(const struct otlp_mbatch *b)
 			for (; i < n && b->pts[ord[i]].res == res &&
 			       strcmp(b->pts[ord[i]].name, head->name) == 0;
 			     i++)
-				push(dps, hpoint_json(&b->pts[ord[i]], &ok), &ok);
+				push(dps, head->kind == METRIC_HISTOGRAM ? hpoint_json(&b->pts[ord[i]], &ok)
+				                                         : npoint_json(&b->pts[ord[i]], &ok),
+				     &ok);
 			set(h, "dataPoints", dps, &ok);
-			set(h, "aggregationTemporality", json_integer(b->temporality), &ok);
-			set(m, "histogram", h, &ok);
+			set(h, "aggregationTemporality",
+			    json_integer(head->kind == METRIC_UPDOWN ? OTLP_TEMPORALITY_CUMULATIVE
+			                                             : b->temporality),
+			    &ok);
+			if (head->kind == METRIC_SUM)
+				set(h, "isMonotonic", json_true(), &ok);
+			set(m, head->kind == METRIC_HISTOGRAM ? "histogram" : "sum", h, &ok);
 			push(metrics, m, &ok);
 		}
 		set(sm, "metrics", metrics, &ok);

@@ -244,6 +244,7 @@ static int point_copy(struct otlp_hpoint *d, const struct hist_point *p, uint64_
 {
 	size_t nb = p->n_bounds;
 
+	d->kind = p->kind;
 	d->name = strdup(p->name ? p->name : "");
 	d->unit = dup_or_null(p->unit);
 	d->description = dup_or_null(p->description);
@@ -414,6 +415,12 @@ static int delta_apply(struct otlp_delta *d, const struct hist_point *p, struct 
 
 	if (!key)
 		return -ENOMEM;
+	/* An up-down counter stays cumulative under a delta preference, as
+	 * the OpenTelemetry SDKs do (its value, not its changes, is the point). */
+	if (p->kind == METRIC_UPDOWN) {
+		free(key);
+		return 1;
+	}
 	e = delta_get(d, key, len, &fresh);
 	if (!e)
 		return -ENOMEM;

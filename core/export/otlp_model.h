@@ -35,6 +35,7 @@ struct metrics;
 /* One histogram data point, copied out of the registry. All strings and
  * arrays are owned by the batch. */
 struct otlp_hpoint {
+	int kind;               /* enum metric_kind: histogram, sum, up-down sum */
 	char *name, *unit, *description;
 	size_t res;             /* index into otlp_mbatch.res */
 	size_t n_attrs;         /* present attributes only */

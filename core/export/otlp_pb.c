@@ -21,6 +21,7 @@
 #include "base/utf8.h"
 #include "export/otlp_model.h"
 #include "export/otlp_pb.h"
+#include "telemetry/metrics.h"
 
 #ifndef SONDE_VERSION
 #define SONDE_VERSION "unknown"
@@ -309,6 +310,17 @@ static void pb_span(struct otlp_buf *b, const struct span *s)
 	put_fixed64(b, 7, s->start_unix_ns);
 	put_fixed64(b, 8, s->end_unix_ns);
 	pb_attrs(b, 9, &s->attrs);
+	/* Link { trace_id = 1; span_id = 2; flags = 6 } */
+	for (uint32_t i = 0; i < s->n_links; i++) {
+		const struct span_link *l = &s->links[i];
+		size_t lm = msg_begin(b, 13);
+
+		put_bytes(b, 1, l->trace_id, sizeof(l->trace_id));
+		put_bytes(b, 2, l->span_id, sizeof(l->span_id));
+		put_fixed32(b, 6, l->trace_flags | OTLP_SPAN_FLAGS_HAS_IS_REMOTE |
+		                      (l->remote ? OTLP_SPAN_FLAGS_IS_REMOTE : 0));
+		msg_end(b, lm);
+	}
 	if (s->status > 0 || (s->status_msg && *s->status_msg)) {
 		st = msg_begin(b, 15);
 		put_string(b, 2, s->status_msg);
@@ -400,13 +412,30 @@ static void pb_hpoint(struct otlp_buf *b, const struct otlp_hpoint *p)
 	msg_end(b, m);
 }
 
+/* NumberDataPoint { attributes = 7; start_time_unix_nano = 2;
+ *                   time_unix_nano = 3; as_double = 4 } */
+static void pb_npoint(struct otlp_buf *b, const struct otlp_hpoint *p)
+{
+	size_t m = msg_begin(b, 1);
+
+	put_fixed64(b, 2, p->start_ns);
+	put_fixed64(b, 3, p->time_ns);
+	put_double(b, 4, p->sum);
+	for (size_t i = 0; i < p->n_attrs; i++)
+		pb_str_attr(b, 7, p->keys[i], p->values[i]);
+	msg_end(b, m);
+}
+
 /* ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1 }
  * ResourceMetrics { resource = 1; repeated ScopeMetrics scope_metrics = 2;
  *                   schema_url = 3 }
  * ScopeMetrics { scope = 1; repeated Metric metrics = 2; schema_url = 3 }
- * Metric { name = 1; description = 2; unit = 3; Histogram histogram = 9 }
+ * Metric { name = 1; description = 2; unit = 3; Sum sum = 7;
+ *          Histogram histogram = 9 }
  * Histogram { repeated HistogramDataPoint data_points = 1;
- *             aggregation_temporality = 2 } */
+ *             aggregation_temporality = 2 }
+ * Sum { repeated NumberDataPoint data_points = 1; aggregation_temporality = 2;
+ *       is_monotonic = 3 } */
 int otlp_pb_metrics(const struct otlp_mbatch *b, struct otlp_buf *out)
 {
 	size_t *ord = otlp_point_order(b);
@@ -430,10 +459,18 @@ int otlp_pb_metrics(const struct otlp_mbatch *b, struct otlp_buf *out)
 			put_string(out, 1, head->name);
 			put_string(out, 2, head->description);
 			put_string(out, 3, head->unit);
-			h = msg_begin(out, 9);
-			for (; i < n && otlp_point_same_group(&b->pts[ord[i]], head); i++)
-				pb_hpoint(out, &b->pts[ord[i]]);
-			put_uvarint_field(out, 2, (uint64_t)b->temporality);
+			h = msg_begin(out, head->kind == METRIC_HISTOGRAM ? 9 : 7);
+			for (; i < n && otlp_point_same_group(&b->pts[ord[i]], head); i++) {
+				if (head->kind == METRIC_HISTOGRAM)
+					pb_hpoint(out, &b->pts[ord[i]]);
+				else
+					pb_npoint(out, &b->pts[ord[i]]);
+			}
+			put_uvarint_field(out, 2, head->kind == METRIC_UPDOWN
+			                                  ? (uint64_t)OTLP_TEMPORALITY_CUMULATIVE
+			                                  : (uint64_t)b->temporality);
+			if (head->kind == METRIC_SUM)
+				put_uvarint_field(out, 3, 1);
 			msg_end(out, h);
 			msg_end(out, mm);
 		}

@@ -206,6 +206,25 @@ static char *format_json(const struct span *s)
 	    obj_set(o, "resource", resource_json(s->res)) < 0 ||
 	    obj_set(o, "scope", json_str_safe(scope)) < 0)
 		goto out;
+	if (s->n_links) {
+		json_t *links = json_array();
+
+		for (uint32_t i = 0; links && i < s->n_links; i++) {
+			char lt[33], ls[17];
+			json_t *l = json_object();
+
+			hex_encode(s->links[i].trace_id, 16, lt);
+			hex_encode(s->links[i].span_id, 8, ls);
+			if (!l || obj_set(l, "trace_id", json_string(lt)) < 0 ||
+			    obj_set(l, "span_id", json_string(ls)) < 0 ||
+			    json_array_append_new(links, l) < 0) {
+				json_decref(l);
+				break;
+			}
+		}
+		if (obj_set(o, "links", links) < 0)
+			goto out;
+	}
 	dump = json_dumps(o, JSON_COMPACT);
 	if (!dump)
 		goto out;

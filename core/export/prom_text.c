@@ -404,6 +404,16 @@ static char *point_body(const char *name, const struct hist_point *p, const char
 	return buf;
 }
 
+static char *sum_body(const char *name, const struct hist_point *p, const char *labels)
+{
+	char *buf = NULL, num[64];
+
+	fmt_double(p->sum, num, sizeof(num));
+	if (asprintf(&buf, labels[0] ? "%s{%s} %s\n" : "%s%s %s\n", name, labels, num) < 0)
+		return NULL;
+	return buf;
+}
+
 static void on_hist(void *ctx, const struct hist_point *p)
 {
 	struct prom_walk *w = ctx;
@@ -417,7 +427,16 @@ static void on_hist(void *ctx, const struct hist_point *p)
 		w->cur = NULL;
 		if (prom_metric_name(p->name, p->unit, name, sizeof(name)) < 0)
 			return;
-		w->cur = family_add(w, name, "histogram", p->description);
+		/* OpenTelemetry -> Prometheus: a monotonic sum is a counter named
+		 * ..._total, an up-down sum a gauge. */
+		if (p->kind == METRIC_SUM && strlen(name) + 6 < sizeof(name) &&
+		    (strlen(name) < 6 || strcmp(name + strlen(name) - 6, "_total")))
+			strcat(name, "_total");
+		w->cur = family_add(w, name,
+		                    p->kind == METRIC_SUM      ? "counter"
+		                    : p->kind == METRIC_UPDOWN ? "gauge"
+		                                               : "histogram",
+		                    p->description);
 		if (!w->cur) {
 			w->err = -ENOMEM;
 			return;
@@ -426,7 +445,10 @@ static void on_hist(void *ctx, const struct hist_point *p)
 	if (!w->cur)
 		return;
 	labels = point_labels(p);
-	body = labels ? point_body(w->cur->name, p, labels) : NULL;
+	if (labels && p->kind != METRIC_HISTOGRAM)
+		body = sum_body(w->cur->name, p, labels);
+	else
+		body = labels ? point_body(w->cur->name, p, labels) : NULL;
 	if (!body || series_add(w->cur, labels, body)) {
 		free(labels);
 		free(body);

@@ -34,6 +34,7 @@ struct host *host_new(const struct host_opts *o)
 	if (!h->opts.max_open_spans)
 		h->opts.max_open_spans = DEFAULT_MAX_OPEN_SPANS;
 	hmap_init(&h->active);
+	hmap_init(&h->procs);
 	tracer_init(h);
 	sdk_api_init(h, &h->api);
 	plugins_init(&h->plugins, &h->api);
@@ -46,6 +47,7 @@ void host_free(struct host *h)
 	if (!h)
 		return;
 	plugins_free(&h->plugins);
+	runtime_free(h);
 	sdk_api_fini(h);
 	tracer_fini(h);
 	hmap_free(&h->active);
@@ -118,6 +120,12 @@ struct sonde_conn *host_conn_new(struct host *h, const struct host_conn_desc *d)
 	c->host = h;
 	c->info = d->info;
 	c->info.struct_size = sizeof(c->info);
+	c->unix_path = strdup(d->info.unix_path ? d->info.unix_path : "");
+	if (!c->unix_path) {
+		free(c);
+		return NULL;
+	}
+	c->info.unix_path = c->unix_path;
 	c->res = d->res ? resource_ref(d->res) : NULL;
 	c->svc = d->svc;
 	c->held_tail = &c->held;
@@ -163,7 +171,25 @@ void host_conn_close(struct sonde_conn *c, uint64_t ts_unix_ns)
 	owner_close(c, ts_unix_ns);
 	free_held(c);
 	resource_unref(c->res);
+	free(c->unix_path);
 	free(c);
+}
+
+int host_conn_capture(struct sonde_conn *c, struct sonde_capture_policy *out)
+{
+	if (!c->policy_dirty)
+		return 0;
+	*out = c->policy;
+	c->policy_dirty = false;
+	return 1;
+}
+
+void host_set_runtime(struct host *h, const struct host_runtime_ops *ops)
+{
+	if (ops)
+		h->rt = *ops;
+	else
+		memset(&h->rt, 0, sizeof(h->rt));
 }
 
 void host_conn_set_identity(struct sonde_conn *c, const char *service_name, const char *exe_name,

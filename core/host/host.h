@@ -91,9 +91,10 @@ unsigned host_conn_open_spans(const struct sonde_conn *c);
 /* --- connections (the struct sonde_conn plugins see) ----------------------- */
 
 struct host_conn_desc {
-	struct sonde_conn_info info;     /* copied; the two strings must stay valid
-	                                    while the connection lives (or until
-	                                    host_conn_set_identity replaces them) */
+	struct sonde_conn_info info;     /* copied; service_name and exe_name must
+	                                    stay valid while the connection lives
+	                                    (or until host_conn_set_identity
+	                                    replaces them); unix_path is copied */
 	struct resource *res;            /* referenced; may be NULL */
 	const struct service_cfg *svc;   /* enablement and settings; NULL = all */
 };
@@ -118,6 +119,44 @@ int host_conn_assign(struct sonde_conn *c, const char *proto);
 /* One protocol's detect() answer for a chunk (tests). */
 int host_detect(struct host *h, const char *proto, const struct sonde_conn_info *ci,
                 const struct sonde_chunk *ch);
+
+/* The capture policy the owner asked for with conn_set_capture, if it
+ * changed since the last call (1), else 0. */
+int host_conn_capture(struct sonde_conn *c, struct sonde_capture_policy *out);
+
+/* --- what the host needs from around it ------------------------------------
+ * Runtime plugins load BPF objects, attach uprobes, flag processes and find
+ * connections by (pid, fd): things only the layers around the host can do.
+ * The agent installs these; without them (replays, tests) the calls answer
+ * SONDE_ERR_UNSUPPORTED or NULL. */
+struct host_runtime_ops {
+	void *ctx;
+	int (*bpf_load)(void *ctx, const char *name, const void *obj, size_t len, void **out,
+	                char *err, size_t errlen);
+	int (*bpf_uprobe)(void *ctx, void *obj, const struct sonde_uprobe_opts *o);
+	int (*bpf_map_fd)(void *ctx, void *obj, const char *map);
+	void (*bpf_detach_pid)(void *ctx, void *obj, uint32_t pid);
+	void (*bpf_free)(void *ctx, void *obj);
+	int (*process_set)(void *ctx, uint32_t pid, uint32_t flags);
+	struct sonde_conn *(*conn_lookup)(void *ctx, uint32_t pid, uint32_t fd);
+};
+void host_set_runtime(struct host *h, const struct host_runtime_ops *ops);
+/* Free the plugins' BPF objects now (before the capture they share maps
+ * with goes away). */
+void host_clear_runtime_objects(struct host *h);
+
+/* Processes (runtime plugins' process_new / process_gone). The host keeps
+ * the list so a plugin loaded later hears about processes already there. */
+void host_process_new(struct host *h, const struct sonde_process_info *pi);
+void host_process_gone(struct host *h, uint32_t pid);
+
+/* A record of a type >= SONDE_RECORD_PLUGIN_FIRST: to the plugin that
+ * claimed it. 1 if one did. */
+int host_record(struct host *h, const void *rec, size_t len);
+
+/* Run the plugins' timers that are due at now; returns when the next one
+ * is due (unix ns), 0 when none. */
+uint64_t host_timers_run(struct host *h, uint64_t now_unix_ns);
 
 /* Parse a W3C traceparent; 0 on success. Exposed for tests. */
 int traceparent_parse(const char *s, size_t len, uint8_t trace_id[16], uint8_t span_id[8],

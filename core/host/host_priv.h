@@ -28,6 +28,9 @@ struct held_chunk {
 struct sonde_conn {
 	struct host *host;
 	struct sonde_conn_info info;
+	char *unix_path;           /* info.unix_path's storage */
+	struct sonde_capture_policy policy;
+	bool policy_dirty;
 	struct resource *res;
 	const struct service_cfg *svc;
 	enum host_conn_state state;
@@ -56,6 +59,9 @@ struct sonde_span {
 	unsigned n_metrics;
 	uint32_t tid;
 	bool active;                      /* registered in host->active */
+	bool counted;                     /* counted in its thread's open servers */
+	uint32_t ctx_pid;                 /* the runtime context it is active for */
+	uint64_t ctx_key;
 };
 
 struct sonde_metric {
@@ -67,6 +73,48 @@ struct sonde_metric {
 	char **keys;
 	size_t n_keys;
 	double scale;          /* seconds -> the histogram's unit (1, 1e3 for ms, ...) */
+	bool monotonic;        /* a counter: values must be >= 0 */
+};
+
+/* A thread's open server spans: the latest, and how many are open. */
+struct tid_state {
+	struct sonde_span *span;
+	unsigned n_open;
+};
+
+/* A runtime context (pid, key): where it came from and its active span. */
+struct ctx_entry {
+	uint32_t pid;
+	uint32_t used;
+	uint64_t key;
+	uint64_t parent;           /* 0: none */
+	struct sonde_span *active; /* the server span it serves, or NULL */
+};
+
+struct host_proc {
+	struct sonde_process_info pi;
+	char *exe_path, *service_name;
+};
+
+struct sonde_timer {
+	struct sonde_timer *next;
+	struct sonde_plugin_handle *owner;
+	uint64_t due, period;
+	sonde_timer_fn fn;
+	void *arg;
+	bool dead;
+};
+
+struct sonde_bpf {
+	struct sonde_bpf *next;
+	struct host *host;
+	struct sonde_plugin_handle *owner;
+	void *obj;                 /* the runtime ops' object */
+};
+
+struct record_claim {
+	uint32_t first, count;
+	struct sonde_plugin_handle *owner;
 };
 
 struct host {
@@ -84,13 +132,37 @@ struct host {
 	struct sonde_span *free_head, *free_tail; /* recycled span slots */
 	size_t n_free;
 	uint8_t detect_buf[HOST_HOLD_MAX_BYTES]; /* held bytes, joined for detect() */
+	struct host_runtime_ops rt;
+	struct hmap procs;                 /* pid -> struct host_proc */
+	struct ctx_entry *ctxs;            /* open addressing on (pid, key) */
+	size_t n_ctxs, cap_ctxs;
+	struct sonde_timer *timers;        /* sorted by due */
+	bool timers_running;
+	struct sonde_bpf *bpfs;
+	struct record_claim claims[32];
+	size_t n_claims;
 };
+
+/* runtime.c */
+void runtime_plugin_loaded(struct host *h, struct sonde_plugin_handle *p);
+void runtime_plugin_unloading(struct host *h, struct sonde_plugin_handle *p);
+void runtime_free(struct host *h);
+struct ctx_entry *ctx_find(struct host *h, uint32_t pid, uint64_t key, bool create);
+void ctx_forget_span(struct host *h, struct sonde_span *sp);
+void runtime_ctx_del(struct host *h, struct ctx_entry *e);
+struct sonde_timer *runtime_timer_start(struct host *h, struct sonde_plugin_handle *owner,
+                                        uint64_t now, uint64_t delay, uint64_t period,
+                                        sonde_timer_fn fn, void *arg);
+void runtime_timer_stop(struct host *h, struct sonde_timer *t);
+int runtime_claim(struct host *h, struct sonde_plugin_handle *owner, uint32_t first,
+                  uint32_t count);
+int runtime_bpf_load(struct host *h, struct sonde_plugin_handle *owner,
+                     const struct sonde_bpf_opts *o, struct sonde_bpf **out);
 
 /* tracer.c */
 void tracer_init(struct host *h);
 void tracer_fini(struct host *h);
-struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum sonde_span_kind kind,
-                                uint64_t start_unix_ns);
+struct sonde_span *tracer_start(struct sonde_conn *c, const struct sonde_span_opts *o);
 void tracer_end(struct sonde_span *sp, uint64_t end_unix_ns);
 /* by_host: the host abandons it (counted in spans_dropped); else the
  * plugin asked (span_drop). */

@@ -7,6 +7,7 @@
  * plugin file contains can make the agent exit.
  */
 #define _GNU_SOURCE
+#include "host/host_priv.h"
 #include "host/loader.h"
 
 #include <dirent.h>
@@ -255,6 +256,8 @@ static int adopt(struct plugin_registry *r, struct sonde_plugin_handle *h,
 	h->loaded = true;
 	h->reason[0] = 0;
 	register_protos(r, h);
+	if (r->owner)
+		runtime_plugin_loaded(r->owner, h);
 	return SONDE_OK;
 }
 
@@ -454,6 +457,8 @@ void plugins_free(struct plugin_registry *r)
 {
 	for (size_t i = 0; i < r->n_files; i++) {
 		struct sonde_plugin_handle *h = r->files[i];
+		if (h->loaded && r->owner)
+			runtime_plugin_unloading(r->owner, h);
 		if (h->loaded && h->desc->fini)
 			h->desc->fini(h->state);
 		if (h->dl)

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "host/host_priv.h"
@@ -124,9 +126,55 @@ static const struct sonde_conn_info *h_conn_info(struct sonde_conn *conn)
 static struct sonde_span *h_span_start(struct sonde_conn *conn, const char *name,
                                        enum sonde_span_kind kind, uint64_t start_unix_ns)
 {
+	struct sonde_span_opts o = {.struct_size = sizeof(o), .kind = kind, .name = name,
+	                            .start_unix_ns = start_unix_ns};
+
 	if (!conn)
 		return NULL;
-	return tracer_start(conn, name, kind, start_unix_ns);
+	return tracer_start(conn, &o);
+}
+
+/* 1.1: options read up to the caller's struct_size. */
+static struct sonde_span *h_span_start_v2(struct sonde_conn *conn, const struct sonde_span_opts *uo)
+{
+	struct sonde_span_opts o = {0};
+
+	if (!conn || !uo || uo->struct_size < offsetof(struct sonde_span_opts, flags)) {
+		if (conn)
+			conn->host->n.api_misuse++;
+		return NULL;
+	}
+	memcpy(&o, uo, uo->struct_size < sizeof(o) ? uo->struct_size : sizeof(o));
+	o.struct_size = sizeof(o);
+	return tracer_start(conn, &o);
+}
+
+static int h_span_context(struct sonde_span *sp, struct sonde_span_context *out)
+{
+	if (!(sp = tracer_live(sp)) || !out || out->struct_size < sizeof(*out))
+		return SONDE_ERR_INVAL;
+	memcpy(out->trace_id, sp->s->trace_id, 16);
+	memcpy(out->span_id, sp->s->span_id, 8);
+	out->trace_flags = sp->s->trace_flags;
+	out->remote = 0;
+	return SONDE_OK;
+}
+
+static int h_span_add_link(struct sonde_span *sp, const struct sonde_span_context *ctx)
+{
+	struct span_link l = {0};
+
+	if (!(sp = tracer_live(sp)))
+		return SONDE_ERR_INVAL;
+	if (!ctx || ctx->struct_size < offsetof(struct sonde_span_context, reserved)) {
+		sp->host->n.api_misuse++;
+		return SONDE_ERR_INVAL;
+	}
+	memcpy(l.trace_id, ctx->trace_id, 16);
+	memcpy(l.span_id, ctx->span_id, 8);
+	l.trace_flags = ctx->trace_flags;
+	l.remote = ctx->remote != 0;
+	return span_add_link(sp->s, &l) ? SONDE_ERR_LIMIT : SONDE_OK;
 }
 
 static void h_span_set_name(struct sonde_span *sp, const char *name)
@@ -232,7 +280,10 @@ static void h_span_drop(struct sonde_span *sp)
 
 static bool desc_valid(const struct sonde_histogram_desc *d)
 {
-	if (!d || !d->name || d->struct_size < sizeof(*d) || d->n_attr_keys > 16 ||
+	/* A 1.0 description ends after n_attr_keys: later minors may append. */
+	if (!d || !d->name ||
+	    d->struct_size < offsetof(struct sonde_histogram_desc, n_attr_keys) + sizeof(size_t) ||
+	    d->n_attr_keys > 16 ||
 	    (d->n_bounds && !d->bounds) || (d->n_attr_keys && !d->attr_keys))
 		return false;
 	for (size_t i = 1; i < d->n_bounds; i++)
@@ -322,6 +373,227 @@ static void h_hist_record(struct sonde_metric *m, struct sonde_conn *conn, doubl
 		                    (const char *const *)m->keys, attr_values);
 }
 
+/* --- 1.1: counters -------------------------------------------------------------- */
+
+static struct sonde_metric *h_counter_register(struct sonde_plugin_handle *self,
+                                               const struct sonde_counter_desc *d)
+{
+	struct host *h = host_of(self);
+	struct sonde_metric *m;
+
+	if (!h)
+		return NULL;
+	if (!d || !d->name || d->struct_size < offsetof(struct sonde_counter_desc, n_attr_keys) +
+	                                            sizeof(size_t) ||
+	    d->n_attr_keys > 16 || (d->n_attr_keys && !d->attr_keys)) {
+		h->n.api_misuse++;
+		return NULL;
+	}
+	for (m = h->metrics; m; m = m->next)
+		if (!strcmp(m->name, d->name))
+			return m;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->host = h;
+	m->h = metrics_sum(h->opts.metrics, d->name, d->unit ? d->unit : "", d->description,
+	                   !d->up_down, d->attr_keys, d->n_attr_keys);
+	m->name = strdup(d->name);
+	m->keys = calloc(d->n_attr_keys + 1, sizeof(char *));
+	if (!m->h || !m->name || !m->keys)
+		goto fail;
+	for (size_t i = 0; i < d->n_attr_keys; i++) {
+		if (!(m->keys[i] = (char *)intern(d->attr_keys[i])))
+			goto fail;
+		m->n_keys = i + 1;
+	}
+	m->scale = 1;
+	m->monotonic = !d->up_down;
+	m->owner = self;
+	m->next = h->metrics;
+	h->metrics = m;
+	return m;
+fail:
+	metric_free(m);
+	return NULL;
+}
+
+static void h_counter_add(struct sonde_metric *m, struct sonde_conn *conn, double value,
+                          const char *const *attr_values)
+{
+	if (!m)
+		return;
+	if (m->monotonic && value < 0) {
+		m->host->n.api_misuse++;
+		return;
+	}
+	h_hist_record(m, conn, value, attr_values);
+}
+
+/* --- 1.1: timers, capture policy, runtime plugins ------------------------------- */
+
+static uint64_t wall_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static struct sonde_timer *h_timer_start(struct sonde_plugin_handle *self, uint64_t delay_ns,
+                                         uint64_t period_ns, sonde_timer_fn fn, void *arg)
+{
+	struct host *h = host_of(self);
+
+	if (!h || !fn) {
+		if (h)
+			h->n.api_misuse++;
+		return NULL;
+	}
+	return runtime_timer_start(h, self, wall_ns(), delay_ns, period_ns, fn, arg);
+}
+
+static void h_timer_stop(struct sonde_timer *t)
+{
+	if (t && t->owner && t->owner->reg)
+		runtime_timer_stop(t->owner->reg->owner, t);
+}
+
+static int h_conn_set_capture(struct sonde_conn *c, const struct sonde_capture_policy *p)
+{
+	struct sonde_capture_policy n = {0};
+
+	if (!c || !p || p->struct_size < offsetof(struct sonde_capture_policy, skip_to) +
+	                                      sizeof(p->skip_to)) {
+		if (c)
+			c->host->n.api_misuse++;
+		return SONDE_ERR_INVAL;
+	}
+	memcpy(&n, p, sizeof(n));
+	n.struct_size = sizeof(n);
+	if (n.cap > 16384)
+		n.cap = 16384;
+	c->policy = n;
+	c->policy_dirty = true;
+	/* Without a kernel side (replays) the policy changes nothing. */
+	return c->host->rt.bpf_load ? SONDE_OK : SONDE_ERR_UNSUPPORTED;
+}
+
+static struct sonde_conn *h_conn_lookup(struct sonde_plugin_handle *self, uint32_t pid,
+                                        uint32_t fd)
+{
+	struct host *h = host_of(self);
+
+	return h && h->rt.conn_lookup ? h->rt.conn_lookup(h->rt.ctx, pid, fd) : NULL;
+}
+
+static int h_conn_inject(struct sonde_conn *c, const struct sonde_chunk *in)
+{
+	struct sonde_chunk ch = {0};
+
+	if (!c || !in || in->struct_size < offsetof(struct sonde_chunk, tid) + sizeof(in->tid) ||
+	    (in->len && !in->data)) {
+		if (c)
+			c->host->n.api_misuse++;
+		return SONDE_ERR_INVAL;
+	}
+	memcpy(&ch, in, in->struct_size < sizeof(ch) ? in->struct_size : sizeof(ch));
+	ch.struct_size = sizeof(ch);
+	if (ch.orig_len < ch.len)
+		ch.orig_len = ch.len;
+	if (!SONDE_HAS_FIELD(in, struct sonde_chunk, source) || in->source == SONDE_SRC_SOCKET)
+		ch.source = SONDE_SRC_RUNTIME;
+	/* A 1.0 owner only knows conn_info.tls for "this is plaintext of an
+	 * encrypted connection". */
+	c->info.tls = 1;
+	host_conn_data(c, &ch);
+	return SONDE_OK;
+}
+
+static int h_bpf_load(struct sonde_plugin_handle *self, const struct sonde_bpf_opts *o,
+                      struct sonde_bpf **out)
+{
+	struct host *h = host_of(self);
+
+	if (!h || !o || !out || o->struct_size < offsetof(struct sonde_bpf_opts, obj_len) +
+	                                         sizeof(size_t) || !o->obj) {
+		if (h)
+			h->n.api_misuse++;
+		return SONDE_ERR_INVAL;
+	}
+	return runtime_bpf_load(h, self, o, out);
+}
+
+static int h_bpf_uprobe(struct sonde_bpf *b, const struct sonde_uprobe_opts *uo)
+{
+	struct sonde_uprobe_opts o = {0};
+	int rc;
+
+	if (!b || !uo || uo->struct_size < offsetof(struct sonde_uprobe_opts, reserved))
+		return SONDE_ERR_INVAL;
+	memcpy(&o, uo, uo->struct_size < sizeof(o) ? uo->struct_size : sizeof(o));
+	if (!b->host->rt.bpf_uprobe)
+		return SONDE_ERR_UNSUPPORTED;
+	rc = b->host->rt.bpf_uprobe(b->host->rt.ctx, b->obj, &o);
+	return rc ? (rc == -ENOENT ? SONDE_ERR_NOENT : SONDE_ERR_IO) : SONDE_OK;
+}
+
+static int h_bpf_map_fd(struct sonde_bpf *b, const char *map)
+{
+	int fd;
+
+	if (!b || !map)
+		return SONDE_ERR_INVAL;
+	if (!b->host->rt.bpf_map_fd)
+		return SONDE_ERR_UNSUPPORTED;
+	fd = b->host->rt.bpf_map_fd(b->host->rt.ctx, b->obj, map);
+	return fd >= 0 ? fd : SONDE_ERR_NOENT;
+}
+
+static int h_records_claim(struct sonde_plugin_handle *self, uint32_t first, uint32_t count)
+{
+	struct host *h = host_of(self);
+
+	return h ? runtime_claim(h, self, first, count) : SONDE_ERR_INVAL;
+}
+
+static void h_context_link(struct sonde_plugin_handle *self, uint32_t pid, uint64_t child,
+                           uint64_t parent)
+{
+	struct host *h = host_of(self);
+	struct ctx_entry *e;
+
+	if (!h || !child || child == parent)
+		return;
+	e = ctx_find(h, pid, child, true);
+	if (e)
+		e->parent = parent;
+}
+
+static void h_context_end(struct sonde_plugin_handle *self, uint32_t pid, uint64_t key)
+{
+	struct host *h = host_of(self);
+	struct ctx_entry *e = h ? ctx_find(h, pid, key, false) : NULL;
+
+	/* A context that still serves a request keeps its entry until the
+	 * span ends; only its link goes. */
+	if (e && !e->active)
+		runtime_ctx_del(h, e);
+	else if (e)
+		e->parent = 0;
+}
+
+static int h_process_set(struct sonde_plugin_handle *self, uint32_t pid, uint32_t flags)
+{
+	struct host *h = host_of(self);
+
+	if (!h)
+		return SONDE_ERR_INVAL;
+	if (!h->rt.process_set)
+		return SONDE_ERR_UNSUPPORTED;
+	return h->rt.process_set(h->rt.ctx, pid, flags) ? SONDE_ERR_IO : SONDE_OK;
+}
+
 void sdk_api_init(struct host *h, struct sonde_host_api *api)
 {
 	(void)h;
@@ -346,6 +618,24 @@ void sdk_api_init(struct host *h, struct sonde_host_api *api)
 	api->span_drop = h_span_drop;
 	api->histogram_register = h_hist_register;
 	api->histogram_record = h_hist_record;
+	/* 1.1 */
+	api->span_start_v2 = h_span_start_v2;
+	api->span_context = h_span_context;
+	api->span_add_link = h_span_add_link;
+	api->counter_register = h_counter_register;
+	api->counter_add = h_counter_add;
+	api->timer_start = h_timer_start;
+	api->timer_stop = h_timer_stop;
+	api->conn_set_capture = h_conn_set_capture;
+	api->conn_lookup = h_conn_lookup;
+	api->conn_inject = h_conn_inject;
+	api->bpf_load = h_bpf_load;
+	api->bpf_uprobe = h_bpf_uprobe;
+	api->bpf_map_fd = h_bpf_map_fd;
+	api->records_claim = h_records_claim;
+	api->context_link = h_context_link;
+	api->context_end = h_context_end;
+	api->process_set = h_process_set;
 }
 
 void sdk_api_fini(struct host *h)

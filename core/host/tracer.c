@@ -91,6 +91,11 @@ void tracer_init(struct host *h)
 
 void tracer_fini(struct host *h)
 {
+	uint64_t key;
+	void *val;
+
+	for (size_t it = 0; hmap_next(&h->active, &it, &key, &val);)
+		free(val);
 	struct sonde_span *sp = h->free_head, *n;
 
 	for (; sp; sp = n) {
@@ -182,31 +187,102 @@ static void list_del(struct sonde_span *sp)
 
 /* --- building ------------------------------------------------------------------ */
 
-static void set_parent(struct host *h, struct sonde_span *sp, enum sonde_span_kind kind)
+static void copy_parent(struct span *s, const struct span *p)
+{
+	memcpy(s->trace_id, p->trace_id, 16);
+	memcpy(s->parent_span_id, p->span_id, 8);
+	s->trace_flags = p->trace_flags;
+}
+
+/* The active span of a runtime context, or of the nearest one up its
+ * links (a goroutine's creator, an async resource's trigger). */
+static struct sonde_span *ctx_active(struct host *h, uint32_t pid, uint64_t key)
+{
+	for (int depth = 0; key && depth < 64; depth++) {
+		struct ctx_entry *e = ctx_find(h, pid, key, false);
+
+		if (!e)
+			return NULL;
+		if (e->active)
+			return e->active;
+		key = e->parent;
+	}
+	return NULL;
+}
+
+/* The host's own guess for a client span: the server span open on the
+ * same thread, but only when it is the only one open there (a thread
+ * serving several requests at once, an event loop, is ambiguous). */
+static struct sonde_span *thread_parent(struct host *h, const struct sonde_span *sp)
+{
+	struct tid_state *ts = sp->tid ? hmap_get(&h->active, sp->tid) : NULL;
+
+	if (!ts || ts->n_open != 1 || !ts->span || ts->span->conn == sp->conn)
+		return NULL;
+	return ts->span;
+}
+
+static void set_parent(struct host *h, struct sonde_span *sp, const struct sonde_span_opts *o)
 {
 	struct span *s = sp->s;
 	struct sonde_span *parent = NULL;
+	bool child_kind = o->kind == SONDE_SPAN_CLIENT || o->kind == SONDE_SPAN_PRODUCER ||
+	                  o->kind == SONDE_SPAN_INTERNAL;
 
-	if (kind == SONDE_SPAN_CLIENT || kind == SONDE_SPAN_PRODUCER || kind == SONDE_SPAN_INTERNAL) {
-		parent = hmap_get(&h->active, sp->tid);
-		if (parent && parent->conn == sp->conn)
-			parent = NULL;
+	if (o->parent && o->parent->state == SPAN_OPEN && o->parent->host == h)
+		parent = o->parent;
+	if (!parent && o->parent_ctx) {
+		memcpy(s->trace_id, o->parent_ctx->trace_id, 16);
+		memcpy(s->parent_span_id, o->parent_ctx->span_id, 8);
+		s->trace_flags = o->parent_ctx->trace_flags;
+		s->remote_parent = o->parent_ctx->remote;
+		return;
 	}
-	if (parent) {
-		memcpy(s->trace_id, parent->s->trace_id, 16);
-		memcpy(s->parent_span_id, parent->s->span_id, 8);
-		s->trace_flags = parent->s->trace_flags;
-	} else {
+	if (!parent && child_kind && o->context)
+		parent = ctx_active(h, sp->conn->info.pid, o->context);
+	if (!parent && child_kind && !o->context && !(o->flags & SONDE_SPAN_NO_PARENT))
+		parent = thread_parent(h, sp);
+	if (parent)
+		copy_parent(s, parent->s);
+	else
 		rand_bytes(h, s->trace_id, 16);
-	}
-	if ((kind == SONDE_SPAN_SERVER || kind == SONDE_SPAN_CONSUMER) && sp->tid) {
-		hmap_put(&h->active, sp->tid, sp);
-		sp->active = true;
-	}
 }
 
-struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum sonde_span_kind kind,
-                                uint64_t start_unix_ns)
+/* A server span becomes the active span of its runtime context, or of its
+ * thread (counted among the thread's open server spans). */
+static void make_active(struct host *h, struct sonde_span *sp, const struct sonde_span_opts *o)
+{
+	struct tid_state *ts;
+
+	if (o->kind != SONDE_SPAN_SERVER && o->kind != SONDE_SPAN_CONSUMER)
+		return;
+	if (o->context) {
+		struct ctx_entry *e = ctx_find(h, sp->conn->info.pid, o->context, true);
+
+		if (e) {
+			e->active = sp;
+			sp->ctx_pid = sp->conn->info.pid;
+			sp->ctx_key = o->context;
+		}
+		return;
+	}
+	if (!sp->tid || (o->flags & SONDE_SPAN_NOT_ACTIVE))
+		return;
+	ts = hmap_get(&h->active, sp->tid);
+	if (!ts) {
+		ts = calloc(1, sizeof(*ts));
+		if (!ts || hmap_put(&h->active, sp->tid, ts)) {
+			free(ts);
+			return;
+		}
+	}
+	ts->span = sp;
+	ts->n_open++;
+	sp->active = true;
+	sp->counted = true;
+}
+
+struct sonde_span *tracer_start(struct sonde_conn *c, const struct sonde_span_opts *o)
 {
 	struct host *h = c->host;
 	struct sonde_span *sp;
@@ -220,10 +296,10 @@ struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum son
 	s = span_new();
 	if (!sp || !s)
 		goto fail;
-	span_set_name(s, name ? name : "");
-	s->kind = kind;
-	s->start_unix_ns = start_unix_ns;
-	s->end_unix_ns = start_unix_ns;
+	span_set_name(s, o->name ? o->name : "");
+	s->kind = o->kind;
+	s->start_unix_ns = o->start_unix_ns;
+	s->end_unix_ns = o->start_unix_ns;
 	s->trace_flags = 1; /* sampled: sonde exports everything it sees */
 	s->res = c->res ? resource_ref(c->res) : NULL;
 	if (c->owner) {
@@ -240,7 +316,8 @@ struct sonde_span *tracer_start(struct sonde_conn *c, const char *name, enum son
 	sp->conn = c;
 	sp->tid = h->cur_tid;
 	s->tid = sp->tid;
-	set_parent(h, sp, kind);
+	set_parent(h, sp, o);
+	make_active(h, sp, o);
 	list_add(sp);
 	if (h->obs.span_started)
 		h->obs.span_started(h->obs.ctx, s);
@@ -255,9 +332,20 @@ fail:
 static void detach(struct sonde_span *sp)
 {
 	struct host *h = sp->host;
+	struct tid_state *ts;
 
-	if (sp->active && hmap_get(&h->active, sp->tid) == sp)
-		hmap_del(&h->active, sp->tid);
+	if (sp->counted && (ts = hmap_get(&h->active, sp->tid))) {
+		if (ts->span == sp)
+			ts->span = NULL;
+		if (ts->n_open)
+			ts->n_open--;
+		if (!ts->n_open) {
+			hmap_del(&h->active, sp->tid);
+			free(ts);
+		}
+	}
+	if (sp->ctx_key)
+		ctx_forget_span(h, sp);
 	list_del(sp);
 }
 

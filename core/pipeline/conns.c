@@ -29,12 +29,15 @@ struct flow {
 	bool tls;                  /* plaintext arrives from TLS uprobes */
 	bool seen_data;            /* a chunk went to the host already */
 	uint32_t ctl;              /* SONDE_CTL_* flags written to the kernel */
+	uint32_t cap;              /* the owner's payload cap (0: global) */
+	uint64_t skip[2];          /* the owner's skip positions */
 };
 
 struct conns {
 	struct host *host;
 	struct capture *cap;       /* the kernel's control words; NULL in replays */
 	struct hmap flows;         /* gen -> struct flow */
+	struct hmap by_fd;         /* tgid << 32 | fd -> struct flow (the current one) */
 	struct conns_counters n;
 };
 
@@ -47,6 +50,7 @@ struct conns *conns_new(struct host *h, struct capture *cap)
 	cs->host = h;
 	cs->cap = cap;
 	hmap_init(&cs->flows);
+	hmap_init(&cs->by_fd);
 	return cs;
 }
 
@@ -61,6 +65,7 @@ void conns_free(struct conns *cs)
 		return;
 	conns_close_all(cs, 0);
 	hmap_free(&cs->flows);
+	hmap_free(&cs->by_fd);
 	free(cs);
 }
 
@@ -81,7 +86,22 @@ static void flow_ctl(struct conns *cs, struct flow *f, uint32_t flags)
 	if (!cs->cap || (f->ctl | flags) == f->ctl)
 		return;
 	f->ctl |= flags;
-	capture_conn_ctl(cs->cap, f->gen, f->ctl, 0, 0, 0);
+	capture_conn_ctl(cs->cap, f->gen, f->ctl, f->cap, f->skip[0], f->skip[1]);
+}
+
+/* What the owning plugin asked for (SDK conn_set_capture), to the kernel. */
+static void flow_policy(struct conns *cs, struct flow *f)
+{
+	struct sonde_capture_policy p;
+
+	if (!host_conn_capture(f->hc, &p) || !cs->cap)
+		return;
+	if (p.flags & SONDE_CAPTURE_MUTE)
+		f->ctl |= SONDE_CTL_MUTE;
+	f->cap = p.cap;
+	f->skip[0] = p.skip_to[0];
+	f->skip[1] = p.skip_to[1];
+	capture_conn_ctl(cs->cap, f->gen, f->ctl, f->cap, f->skip[0], f->skip[1]);
 }
 
 static enum sonde_role infer_role(const struct proc *p, uint16_t lport)
@@ -92,9 +112,16 @@ static enum sonde_role infer_role(const struct proc *p, uint16_t lport)
 	return SONDE_ROLE_CLIENT;
 }
 
+static uint64_t fd_key(uint32_t tgid, uint32_t fd)
+{
+	return (uint64_t)tgid << 32 | fd;
+}
+
 static void flow_free(struct conns *cs, struct flow *f, uint64_t ts)
 {
 	hmap_del(&cs->flows, f->gen);
+	if (hmap_get(&cs->by_fd, fd_key(f->tgid, f->fd)) == f)
+		hmap_del(&cs->by_fd, fd_key(f->tgid, f->fd));
 	host_conn_close(f->hc, ts);
 	free(f);
 }
@@ -128,8 +155,17 @@ void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p
 	switch (ev->role) {
 	case SONDE_EV_ROLE_SERVER: d.info.role = SONDE_ROLE_SERVER; break;
 	case SONDE_EV_ROLE_CLIENT: d.info.role = SONDE_ROLE_CLIENT; break;
-	default: d.info.role = infer_role(p, ev->t.lport); break;
+	default:
+		d.info.role = infer_role(p, ev->t.lport);
+		d.info.flags |= SONDE_CONN_ROLE_INFERRED;
+		break;
 	}
+	/* First seen at a read or write, not at accept/connect: the kernel side
+	 * met it mid-life (a unix socket's role still comes from its name). */
+	if (ev->role == SONDE_EV_ROLE_UNKNOWN || (ev->cflags & SONDE_EVC_MIDSTREAM))
+		d.info.flags |= SONDE_CONN_MIDSTREAM;
+	d.info.transport = ev->t.family == AF_UNIX ? SONDE_TRANSPORT_UNIX : SONDE_TRANSPORT_TCP;
+	d.info.unix_path = ev->t.family == AF_UNIX ? ev->unix_path : "";
 	d.res = p->res;
 	d.svc = p->svc ? p->svc->cfg : NULL;
 	f = calloc(1, sizeof(*f));
@@ -144,6 +180,7 @@ void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p
 		free(f);
 		return;
 	}
+	hmap_put(&cs->by_fd, fd_key(f->tgid, f->fd), f);
 	cs->n.opened++;
 }
 
@@ -202,6 +239,13 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 	ch.tid = ev->h.tid;
 	if ((ev->flags & SONDE_EVF_TRUNCATED) || ev->cap_len < ev->len)
 		ch.flags |= SONDE_CHUNK_TRUNCATED;
+	if (ev->flags & SONDE_EVF_SKIPPED)
+		ch.flags |= SONDE_CHUNK_SKIPPED;
+	if (ev->flags & SONDE_EVF_NOBUF)
+		ch.flags |= SONDE_CHUNK_NOBUF;
+	ch.pos = ev->pos;
+	ch.source = src ? SONDE_SRC_TLS : SONDE_SRC_SOCKET;
+	ch.context = ev->ctx;
 	if (f->pos_known[src][dir] && ev->pos != f->next_pos[src][dir]) {
 		ch.flags |= SONDE_CHUNK_GAP;
 		cs->n.gaps++;
@@ -214,6 +258,15 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 	 * up): the kernel stops sending it. */
 	if (host_conn_state(f->hc) == HOST_CONN_IGNORED)
 		flow_ctl(cs, f, SONDE_CTL_MUTE);
+	else
+		flow_policy(cs, f);
+}
+
+struct sonde_conn *conns_lookup_fd(struct conns *cs, uint32_t tgid, uint32_t fd)
+{
+	struct flow *f = hmap_get(&cs->by_fd, fd_key(tgid, fd));
+
+	return f ? f->hc : NULL;
 }
 
 /* Apply fn to every flow of tgid (collected first: fn may delete). */

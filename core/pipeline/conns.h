@@ -20,6 +20,7 @@
 
 struct capture;
 struct host;
+struct sonde_conn;
 struct proc;
 struct conns;
 
@@ -47,6 +48,9 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns);
 void conns_renew_proc(struct conns *cs, const struct proc *p);
 void conns_close_all(struct conns *cs, uint64_t ts_unix_ns);
+
+/* The host connection process tgid has on fd now, or NULL. */
+struct sonde_conn *conns_lookup_fd(struct conns *cs, uint32_t tgid, uint32_t fd);
 
 size_t conns_count(const struct conns *cs);
 const struct conns_counters *conns_counters(const struct conns *cs);

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sonde/plugin.h>
+
+#include "host/host.h"
 #include "pipeline/conns.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/procs.h"
@@ -19,6 +22,7 @@ struct pipeline {
 	struct conns *conns;
 	struct record_writer *rec;
 	struct pipeline_counters n;
+	uint64_t next_timer;       /* replay: when the host's next timer is due */
 };
 
 /* --- the process table tells us ---------------------------------------------- */
@@ -39,9 +43,24 @@ static void write_meta(struct pipeline *pl, const struct proc *p)
 	record_write(pl->rec, &m, sizeof(m));
 }
 
+static void process_info(const struct proc *p, struct sonde_process_info *pi, uint32_t flags)
+{
+	memset(pi, 0, sizeof(*pi));
+	pi->struct_size = sizeof(*pi);
+	pi->pid = p->tgid;
+	pi->exe_path = p->exe_path ? p->exe_path : "";
+	pi->service_name = p->res ? p->res->service_name : p->exe_name;
+	pi->flags = flags;
+}
+
 static void on_proc_new(void *ctx, struct proc *p)
 {
-	write_meta(ctx, p);
+	struct pipeline *pl = ctx;
+	struct sonde_process_info pi;
+
+	write_meta(pl, p);
+	process_info(p, &pi, p->existed ? SONDE_PROC_EXISTED : 0);
+	host_process_new(pl->o.host, &pi);
 }
 
 static void on_proc_renew(void *ctx, struct proc *p)
@@ -57,6 +76,7 @@ static void on_proc_gone(void *ctx, struct proc *p)
 	struct pipeline *pl = ctx;
 
 	conns_close_proc(pl->conns, p->tgid, 0);
+	host_process_gone(pl->o.host, p->tgid);
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */
@@ -173,6 +193,13 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 	if (len < sizeof(*h))
 		return 0;
 	pl->n.records++;
+	/* A replay runs the plugins' timers on the recording's own clock. */
+	if (pl->o.replay && h->ts_ns) {
+		uint64_t ts = h->ts_ns + pl->o.mono_to_real;
+
+		if (!pl->next_timer || ts >= pl->next_timer)
+			pl->next_timer = host_timers_run(pl->o.host, ts);
+	}
 	record_write(pl->rec, rec, len);
 	switch (h->type) {
 	case SONDE_EV_DATA:
@@ -203,6 +230,8 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 			procs_on_listen(pl->procs, cev);
 		break;
 	default:
+		if (h->type >= SONDE_RECORD_PLUGIN_FIRST)
+			host_record(pl->o.host, rec, len);
 		break;
 	}
 	return 0;

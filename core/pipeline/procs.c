@@ -36,6 +36,7 @@ struct procs {
 	size_t n_services;
 	struct hmap procs;    /* tgid -> struct proc */
 	char hostname[256];
+	bool starting;        /* the process being watched was seen starting */
 };
 
 /* --- listening sockets: inode -> port, from /proc/net/tcp{,6} -------- */
@@ -388,6 +389,7 @@ static struct proc *proc_new(struct procs *ps, uint32_t tgid, struct service *sv
 	p->tgid = tgid;
 	p->svc = svc;
 	p->exe_path = exe;
+	p->existed = !ps->starting;
 	const char *base = exe ? strrchr(exe, '/') : NULL;
 	if (ps->replay || !read_comm(tgid, p->exe_name, sizeof(p->exe_name)))
 		snprintf(p->exe_name, sizeof(p->exe_name), "%s", base ? base + 1 : exe ? exe : "unknown");
@@ -653,7 +655,9 @@ void procs_on_exec(struct procs *ps, const struct sonde_ev_exec *ev)
 		exe = strndup(ev->filename, sizeof(ev->filename));
 	for (size_t i = 0; exe && i < ps->n_services; i++) {
 		if (service_matches(&ps->services[i], pid, exe, NULL, 0)) {
+			ps->starting = true;
 			watch_as(ps, pid, &ps->services[i], gone ? exe : NULL, ev->p.comm);
+			ps->starting = false;
 			free(exe);
 			return;
 		}
@@ -678,7 +682,9 @@ void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev)
 			capture_unwatch(ps->cap, ev->h.tgid);
 		return;
 	}
+	ps->starting = true;
 	child = procs_watch(ps, ev->h.tgid, parent->svc);
+	ps->starting = false;
 	if (child && parent && !child->n_listen) {
 		/* Forked workers share the parent's listening sockets. */
 		memcpy(child->listen_ports, parent->listen_ports, sizeof(parent->listen_ports));

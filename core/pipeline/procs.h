@@ -40,6 +40,7 @@ struct proc {
 	char *exe_path;
 	uint16_t listen_ports[PROC_MAX_LISTEN];
 	unsigned n_listen;
+	bool existed;        /* found running (scan, listen), not seen starting */
 };
 
 /* Told about every change, on the pipeline's thread. on_gone runs before

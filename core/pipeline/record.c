@@ -22,6 +22,21 @@ struct record_writer {
 
 #define RECORD_MAX_LEN (sizeof(struct sonde_ev_data) + SONDE_MAX_PAYLOAD + 64)
 
+/* A version-1 DATA record has no ctx field: shift its payload up and zero
+ * ctx, so readers only ever see the current layout. */
+static size_t upgrade_v1(uint8_t *buf, size_t len)
+{
+	struct sonde_ev_hdr *h = (void *)buf;
+	size_t grow = sizeof(struct sonde_ev_data) - SONDE_EV_DATA_V1_SIZE;
+
+	if (h->type != SONDE_EV_DATA || len < SONDE_EV_DATA_V1_SIZE)
+		return len;
+	memmove(buf + sizeof(struct sonde_ev_data), buf + SONDE_EV_DATA_V1_SIZE,
+	        len - SONDE_EV_DATA_V1_SIZE);
+	memset(buf + SONDE_EV_DATA_V1_SIZE, 0, grow);
+	return len + grow;
+}
+
 struct record_writer *record_create(const char *path, int64_t mono_to_real, char *err,
                                     size_t errlen)
 {
@@ -93,7 +108,7 @@ int record_read(const char *path, int64_t *mono_to_real,
 		snprintf(err, errlen, "%s: not a sonde recording (bad magic)", path);
 		goto out;
 	}
-	if (h.version != RECORD_VERSION || h.size < sizeof(h)) {
+	if (h.version < 1 || h.version > RECORD_VERSION || h.size < sizeof(h)) {
 		snprintf(err, errlen, "%s: recording version %u, this sonde reads %u", path,
 		         h.version, RECORD_VERSION);
 		goto out;
@@ -118,7 +133,7 @@ int record_read(const char *path, int64_t *mono_to_real,
 			snprintf(err, errlen, "%s: record %ld is truncated", path, n);
 			goto out;
 		}
-		cb(ctx, buf, len);
+		cb(ctx, buf, h.version == 1 ? upgrade_v1(buf, len) : len);
 	}
 	ret = 0;
 out:

@@ -23,7 +23,7 @@
 #include "sonde_events.h"
 
 #define RECORD_MAGIC "SONDEREC"
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2 /* 2: DATA records carry ctx; version 1 files still read */
 
 /* Meta record written once per process into recordings (type >= 100 never
  * comes from the kernel). */

@@ -59,6 +59,7 @@ struct series {
 
 struct metric_hist {
 	struct metrics *m;
+	enum metric_kind kind;
 	char *name, *unit, *description;
 	double *bounds;
 	size_t n_bounds;
@@ -186,6 +187,11 @@ void metrics_free(struct metrics *m)
 	free(m);
 }
 
+static bool hist_same_kind(const struct metric_hist *h, enum metric_kind kind)
+{
+	return h->kind == kind;
+}
+
 static bool hist_same_shape(const struct metric_hist *h, const char *unit,
                             const double *bounds, size_t n_bounds,
                             const char *const *keys, size_t n_keys)
@@ -255,10 +261,10 @@ fail:
 	return NULL;
 }
 
-struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char *unit,
-                                 const char *description, const double *bounds,
-                                 size_t n_bounds, const char *const *attr_keys,
-                                 size_t n_attr_keys)
+static struct metric_hist *metric_get(struct metrics *m, enum metric_kind kind, const char *name,
+                                      const char *unit, const char *description,
+                                      const double *bounds, size_t n_bounds,
+                                      const char *const *attr_keys, size_t n_attr_keys)
 {
 	struct metric_hist *h = NULL, **grown;
 
@@ -268,7 +274,8 @@ struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char
 	for (size_t i = 0; i < m->n_hists; i++) {
 		if (strcmp(m->hists[i]->name, name) != 0)
 			continue;
-		if (hist_same_shape(m->hists[i], unit, bounds, n_bounds, attr_keys, n_attr_keys))
+		if (hist_same_kind(m->hists[i], kind) &&
+		    hist_same_shape(m->hists[i], unit, bounds, n_bounds, attr_keys, n_attr_keys))
 			h = m->hists[i];
 		goto out;
 	}
@@ -282,11 +289,30 @@ struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char
 		m->cap_hists = ncap;
 	}
 	h = hist_create(m, name, unit, description, bounds, n_bounds, attr_keys, n_attr_keys);
-	if (h)
+	if (h) {
+		h->kind = kind;
 		m->hists[m->n_hists++] = h;
+	}
 out:
 	pthread_mutex_unlock(&m->lock);
 	return h;
+}
+
+struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char *unit,
+                                 const char *description, const double *bounds,
+                                 size_t n_bounds, const char *const *attr_keys,
+                                 size_t n_attr_keys)
+{
+	return metric_get(m, METRIC_HISTOGRAM, name, unit, description, bounds, n_bounds, attr_keys,
+	                  n_attr_keys);
+}
+
+struct metric_hist *metrics_sum(struct metrics *m, const char *name, const char *unit,
+                                const char *description, bool monotonic,
+                                const char *const *attr_keys, size_t n_attr_keys)
+{
+	return metric_get(m, monotonic ? METRIC_SUM : METRIC_UPDOWN, name, unit, description, NULL, 0,
+	                  attr_keys, n_attr_keys);
 }
 
 /* ---- series --------------------------------------------------------- */
@@ -439,6 +465,11 @@ void metrics_hist_record(struct metric_hist *h, const struct resource *res,
 	s = series_get(h, res, attr_values);
 	if (!s)
 		goto out; /* out of memory: the point is lost */
+	if (h->kind != METRIC_HISTOGRAM) {
+		s->count++;
+		s->sum += value;
+		goto out;
+	}
 	s->buckets[bucket_index(h->bounds, h->n_bounds, value)]++;
 	if (!s->count || value < s->min)
 		s->min = value;
@@ -547,6 +578,7 @@ void metrics_foreach_hist(struct metrics *m,
 				.service = s->service,
 				.overflow = s->overflow,
 				.hist_index = i,
+				.kind = h->kind,
 			};
 			cb(ctx, &p);
 		}
@@ -581,6 +613,7 @@ void metrics_foreach_hist_desc(struct metrics *m,
 	for (size_t i = 0; i < m->n_hists; i++) {
 		const struct metric_hist *h = m->hists[i];
 		struct hist_desc d = {
+			.kind = h->kind,
 			.name = h->name, .unit = h->unit, .description = h->description,
 			.n_bounds = h->n_bounds, .bounds = h->bounds,
 			.n_keys = h->n_keys, .keys = (const char *const *)h->keys,

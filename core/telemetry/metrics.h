@@ -21,6 +21,14 @@ struct metrics;
 struct metric_hist;
 struct resource;
 
+/* A metric is a histogram, or a sum of the values added (a counter): the
+ * same series machinery, a different aggregation. */
+enum metric_kind {
+	METRIC_HISTOGRAM = 0,
+	METRIC_SUM = 1,     /* monotonic counter */
+	METRIC_UPDOWN = 2,  /* up-down counter */
+};
+
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 
@@ -30,6 +38,13 @@ struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char
                                  const char *description, const double *bounds,
                                  size_t n_bounds, const char *const *attr_keys,
                                  size_t n_attr_keys);
+
+/* Register, or find by name, a counter (monotonic) or up-down counter.
+ * Recorded with metrics_hist_record: each value is added to the series' sum
+ * (count counts the additions). */
+struct metric_hist *metrics_sum(struct metrics *m, const char *name, const char *unit,
+                                const char *description, bool monotonic,
+                                const char *const *attr_keys, size_t n_attr_keys);
 
 /* Record one value. attr_values[i] belongs to attr_keys[i] (NULL = absent).
  * `res` (may be NULL) is the resource the point belongs to. Series are kept
@@ -65,6 +80,7 @@ struct hist_point {
 	const char *service;            /* the series' service name (NULL: none) */
 	bool overflow;                  /* the cardinality-overflow series */
 	size_t hist_index;              /* which histogram, in registration order */
+	enum metric_kind kind;          /* sums: only sum (and count) mean anything */
 };
 void metrics_foreach_hist(struct metrics *m,
                           void (*cb)(void *ctx, const struct hist_point *p), void *ctx);
@@ -72,6 +88,7 @@ void metrics_foreach_hist(struct metrics *m,
 /* Walk every registered histogram's description (series or not), in
  * registration order, under the registry lock. */
 struct hist_desc {
+	enum metric_kind kind;
 	const char *name, *unit, *description;
 	size_t n_bounds;
 	const double *bounds;

@@ -260,5 +260,20 @@ void span_unref(struct span *s)
 		return;
 	attr_list_free(&s->attrs);
 	resource_unref(s->res);
+	free(s->links);
 	free(s);
+}
+
+int span_add_link(struct span *s, const struct span_link *l)
+{
+	struct span_link *n;
+
+	if (s->n_links >= 128)
+		return -ENOSPC;
+	n = realloc(s->links, (s->n_links + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n[s->n_links++] = *l;
+	s->links = n;
+	return 0;
 }

@@ -70,6 +70,15 @@ struct resource {
 struct resource *resource_ref(struct resource *r);
 void resource_unref(struct resource *r);
 
+/* A link to another span (batch receive, fan-in, a trace continued across
+ * an asynchronous hop). */
+struct span_link {
+	uint8_t trace_id[16];
+	uint8_t span_id[8];
+	uint8_t trace_flags;
+	bool remote;
+};
+
 struct span {
 	int refs;
 	uint8_t trace_id[16];
@@ -87,7 +96,12 @@ struct span {
 	struct resource *res;
 	char scope[32];            /* instrumentation scope: plugin name */
 	uint32_t tid;              /* thread that read or wrote the request */
+	struct span_link *links;   /* n_links entries, heap (freed with the span) */
+	uint32_t n_links;
 };
+
+/* Append a link (copied). 0 or -ENOMEM; at most 128 per span (-ENOSPC). */
+int span_add_link(struct span *s, const struct span_link *l);
 
 /* A new span (refs 1, everything else zero). */
 struct span *span_new(void);

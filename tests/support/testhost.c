@@ -28,6 +28,8 @@ enum th_conn_state { TC_OPEN = 0, TC_CLOSED, TC_GIVEN_UP };
 struct th_conn {
 	struct th_host *h;
 	struct sonde_conn *hc;
+	uint32_t pid, fd;
+	bool has_fd;
 	char *service_name, *exe_name;
 	uint64_t last_ts;
 	enum th_conn_state st;
@@ -240,6 +242,19 @@ static void on_point(void *ctx, const char *name, double value, const struct spa
 
 /* --- lifetime ------------------------------------------------------------------- */
 
+static struct sonde_conn *rt_lookup(void *ctx, uint32_t pid, uint32_t fd)
+{
+	struct th_host *h = ctx;
+
+	for (size_t i = 0; i < h->n_conns; i++) {
+		struct th_conn *c = h->conns[i];
+
+		if (c->hc && c->has_fd && c->pid == pid && c->fd == fd)
+			return c->hc;
+	}
+	return NULL;
+}
+
 struct th_host *th_new(void)
 {
 	struct th_host *h = xcalloc(1, sizeof(*h));
@@ -260,6 +275,7 @@ struct th_host *th_new(void)
 	if (!h->host)
 		abort();
 	host_set_observer(h->host, &obs);
+	host_set_runtime(h->host, &(struct host_runtime_ops){.ctx = h, .conn_lookup = rt_lookup});
 	h->sink = (struct span_sink){.name = "testhost", .emit = on_ended, .ctx = h};
 	host_add_sink(h->host, &h->sink);
 	return h;
@@ -501,6 +517,7 @@ struct th_conn *th_conn_open(struct th_host *h, const struct sonde_conn_info *ci
 	svc = ci->service_name ? ci->service_name : "svc";
 	c = xcalloc(1, sizeof(*c));
 	c->h = h;
+	c->pid = ci->pid;
 	c->service_name = xstrdup(svc);
 	c->exe_name = xstrdup(ci->exe_name ? ci->exe_name : svc);
 	h->conns = realloc(h->conns, (h->n_conns + 1) * sizeof(*h->conns));
@@ -567,6 +584,39 @@ void th_conn_close(struct th_conn *c, uint64_t ts)
 int th_conn_given_up(const struct th_conn *c)
 {
 	return c->st == TC_GIVEN_UP;
+}
+
+/* --- runtime plugins ---------------------------------------------------------- */
+
+void th_conn_set_fd(struct th_conn *c, uint32_t fd)
+{
+	c->fd = fd;
+	c->has_fd = true;
+}
+
+int th_plugin_record(struct th_host *h, const void *rec, size_t len)
+{
+	return h->host ? host_record(h->host, rec, len) : 0;
+}
+
+void th_process_new(struct th_host *h, uint32_t pid, const char *exe_path)
+{
+	struct sonde_process_info pi = {.struct_size = sizeof(pi), .pid = pid,
+	                                .exe_path = exe_path, .service_name = "svc"};
+
+	if (h->host)
+		host_process_new(h->host, &pi);
+}
+
+void th_process_gone(struct th_host *h, uint32_t pid)
+{
+	if (h->host)
+		host_process_gone(h->host, pid);
+}
+
+uint64_t th_run_timers(struct th_host *h, uint64_t now_unix_ns)
+{
+	return h->host ? host_timers_run(h->host, now_unix_ns) : 0;
 }
 
 /* --- reading back ------------------------------------------------------------------ */

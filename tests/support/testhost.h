@@ -156,6 +156,20 @@ void th_conn_close(struct th_conn *c, uint64_t ts);
 /* 1 after the plugin answered SONDE_ERR_PROTO (the host gave it up). */
 int th_conn_given_up(const struct th_conn *c);
 
+/* --- Runtime plugins (SDK 1.1) ------------------------------------------------
+ * The harness plays the pipeline's part: it knows which fd a connection is
+ * on (for host->conn_lookup), passes records a plugin's BPF programs would
+ * write (to the plugin that claimed their type), announces processes, and
+ * runs timers on the clock the test gives. There is no kernel: bpf_load and
+ * process_set answer SONDE_ERR_UNSUPPORTED. */
+void th_conn_set_fd(struct th_conn *c, uint32_t fd);
+/* 1 if a plugin claimed the record's type. */
+int th_plugin_record(struct th_host *h, const void *rec, size_t len);
+void th_process_new(struct th_host *h, uint32_t pid, const char *exe_path);
+void th_process_gone(struct th_host *h, uint32_t pid);
+/* Run the timers due at now; returns when the next is due (0: none). */
+uint64_t th_run_timers(struct th_host *h, uint64_t now_unix_ns);
+
 /* --- Reading back ----------------------------------------------------------- */
 
 size_t th_n_spans(const struct th_host *h);           /* all, start order */

@@ -1,0 +1,200 @@
+/*
+ * sql_internal.h - what the PostgreSQL and MySQL halves of the sql plugin
+ * share: the plugin state, prepared-statement records, span helpers and
+ * counters. Not part of the plugin's ABI: the agent only ever sees
+ * sonde_plugin_entry(). Unit tests and fuzz harnesses link these sources
+ * directly and read the counters through sql_debug_totals().
+ *
+ * The one idea: a protocol decoder decides WHEN an operation starts and
+ * ends and what the server said; everything about HOW it becomes a span
+ * (name, attributes, metric, late start when the host refuses a span) is
+ * here, once, for both protocols.
+ */
+#ifndef SONDE_SQL_INTERNAL_H
+#define SONDE_SQL_INTERNAL_H
+
+#include <sonde/plugin.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sql_sanitize.h"
+
+/* ---- counters ----------------------------------------------------------------- */
+
+struct sql_stats {
+	uint64_t ops;            /* operations seen (statements, executes) */
+	uint64_t spans;          /* spans ended */
+	uint64_t errors;         /* of which: with an error from the server */
+	uint64_t dropped;        /* operations that got no span (loss, close, overflow) */
+	uint64_t unmatched;      /* responses with nothing pending */
+	uint64_t sync_lost;      /* times a direction lost its place */
+	uint64_t resyncs;        /* times a direction found a boundary again */
+	uint64_t dark_done;      /* responses finished from their tail after a loss */
+	uint64_t ended_unseen;   /* responses whose end was never seen (ended at next request) */
+	uint64_t unknown_stmt;   /* executes of statements prepared before we joined */
+	uint64_t stmt_evicted;   /* prepared statements forgotten (per-connection bound) */
+	uint64_t not_run;        /* statements skipped by the server after an error */
+	uint64_t split_mismatch; /* multi-statement strings whose results did not match */
+	uint64_t unanswered;     /* executions the server never answered before ReadyForQuery */
+	uint64_t tls;            /* connections that switched to TLS */
+	uint64_t compressed;     /* MySQL connections with compression (not followed) */
+	uint64_t given_up;       /* connections given up (replication, GSS encryption, ...) */
+	uint64_t span_limit;     /* span_start returned NULL at the operation's start */
+	uint64_t late_spans;     /* of which: started at the end instead */
+	uint64_t cancels;        /* PostgreSQL CancelRequest connections */
+	uint64_t auth_failed;    /* connections refused at start-up */
+};
+
+void sql_stats_add(struct sql_stats *to, const struct sql_stats *from);
+
+/* Totals of the most recently initialised plugin instance, added when each
+ * connection closes. For tests only. */
+const struct sql_stats *sql_debug_totals(void);
+
+/* ---- the plugin ---------------------------------------------------------------------- */
+
+#define SQL_QUERY_DEFAULT 4096u  /* bytes of query text copied per message */
+#define SQL_QUERY_MIN 256u
+#define SQL_QUERY_MAX_CFG 65536u
+#define SQL_PREPARED_DEFAULT 256u /* prepared statements remembered per connection */
+#define SQL_MAX_PENDING 4096u     /* operations awaiting their response per connection */
+#define SQL_MAX_PARTS 64u         /* statements split out of one query string */
+
+#define SQL_SERVERS 64 /* MySQL-protocol servers remembered (MariaDB or MySQL) */
+
+struct sql_plugin {
+	const struct sonde_host_api *host;
+	struct sonde_plugin_handle *self;
+	struct sonde_metric *duration; /* db.client.operation.duration */
+	struct sql_stats tot;
+	uint8_t logged_compress;       /* "compression is on" said once */
+	struct {
+		char addr[48];
+		uint16_t port;
+		uint8_t mariadb;
+	} servers[SQL_SERVERS];
+	unsigned servers_next;
+};
+
+/* Per-connection settings read at conn_open. */
+struct sql_settings {
+	uint8_t query_text;      /* export db.query.text (default on: it is sanitised) */
+	uint32_t query_max;      /* bytes of query text copied */
+	uint32_t prepared_max;   /* prepared statements remembered */
+};
+
+void sql_settings_read(struct sql_plugin *pl, struct sonde_conn *conn, struct sql_settings *s);
+
+/* ---- statements -------------------------------------------------------------------------- */
+
+/* What is known about one statement text: shared (reference counted)
+ * between a prepared statement, the portals bound to it and the
+ * operations executing it. */
+struct sql_stmt {
+	uint32_t refs;
+	struct sql_class cls;
+	char *text;            /* sanitised db.query.text, or NULL */
+	uint64_t raw_hash;     /* hash of the raw text (never exported): the same
+	                          text parsed again reuses this record */
+	uint32_t raw_len;
+	uint8_t raw_complete;
+	uint8_t raw_bs;        /* the escaping mode it was read with */
+};
+
+/* Is st the record of exactly this raw text? */
+int sql_stmt_same(const struct sql_stmt *st, enum sql_backslash bs, const char *in, size_t n,
+                  int complete);
+
+/* Sanitise and classify; text kept only when with_text. NULL on ENOMEM. */
+struct sql_stmt *sql_stmt_new(enum sql_dialect d, enum sql_backslash bs, const char *in,
+                              size_t n, int complete, int with_text);
+struct sql_stmt *sql_stmt_ref(struct sql_stmt *st);
+void sql_stmt_unref(struct sql_stmt *st);
+
+/* A bounded map from a statement key (MySQL statement id, or PostgreSQL
+ * statement/portal name) to a statement. Open addressing; at the bound the
+ * least recently used entry is evicted (counted). */
+struct sql_map_ent {
+	uint64_t hash;
+	char *name;            /* PostgreSQL names; NULL for ids */
+	uint32_t name_len;
+	uint64_t used;         /* LRU clock */
+	struct sql_stmt *st;
+};
+
+struct sql_map {
+	struct sql_map_ent *e;
+	uint32_t cap, n, max;
+	uint64_t clock;
+};
+
+void sql_map_init(struct sql_map *m, uint32_t max);
+void sql_map_free(struct sql_map *m);
+void sql_map_clear(struct sql_map *m);
+/* Takes a new reference to st. Returns 1 if an entry was evicted, 0, or -1. */
+int sql_map_put(struct sql_map *m, uint64_t id, const char *name, size_t name_len,
+                struct sql_stmt *st);
+/* Borrowed pointer, or NULL. */
+struct sql_stmt *sql_map_get(struct sql_map *m, uint64_t id, const char *name, size_t name_len);
+void sql_map_del(struct sql_map *m, uint64_t id, const char *name, size_t name_len);
+
+/* ---- connections and spans -------------------------------------------------------------------- */
+
+/* What both protocols keep about a connection for its spans. */
+struct sql_conn {
+	struct sql_plugin *pl;
+	struct sonde_conn *conn;
+	uint64_t conn_id;
+	enum sonde_role role;
+	const char *system;      /* "postgresql", "mysql", "mariadb" */
+	char ns[SQL_COLL_MAX];   /* db.namespace, "" unknown */
+	char local_addr[48], peer_addr[48];
+	uint16_t local_port, peer_port;
+	uint16_t family;
+	struct sql_settings set;
+	struct sql_stats st;
+};
+
+void sql_conn_init(struct sql_conn *sc, struct sql_plugin *pl, struct sonde_conn *conn,
+                   const struct sonde_conn_info *ci, const char *system);
+/* Log the counters (debug) and add them to the totals. */
+void sql_conn_fini(struct sql_conn *sc);
+
+/* One operation becoming one span. */
+struct sql_op {
+	struct sonde_span *span;
+	struct sql_stmt *st;     /* reference, or NULL (statement unknown) */
+	uint64_t start_ns;
+	uint8_t late;            /* the host refused the span at start: try at the end */
+	uint8_t active;
+};
+
+/* How an operation ended. Fields left at their zero value are not known. */
+struct sql_result {
+	const char *status_code; /* db.response.status_code (SQLSTATE, MySQL error number) */
+	const char *error_type;  /* error.type */
+	int64_t returned_rows;   /* -1 unknown */
+	int64_t affected_rows;   /* -1 unknown */
+	const char *op;          /* operation learnt from the response (WITH -> SELECT) */
+};
+
+void sql_result_init(struct sql_result *r);
+
+/* Start op for statement st (may be NULL) at ts; takes a reference. */
+void sql_op_start(struct sql_conn *sc, struct sql_op *op, struct sql_stmt *st, uint64_t ts);
+/* End the op's span at ts with what the server said (r may be NULL). */
+void sql_op_end(struct sql_conn *sc, struct sql_op *op, uint64_t ts, const struct sql_result *r);
+/* Abandon the op (no span), counted as dropped. */
+void sql_op_drop(struct sql_conn *sc, struct sql_op *op);
+
+/* Config helpers. */
+int sql_config_bool(struct sql_plugin *pl, struct sonde_conn *conn, const char *key, int dflt);
+long sql_config_long(struct sql_plugin *pl, struct sonde_conn *conn, const char *key, long dflt,
+                     long min, long max);
+
+/* The two protocols (pg.c, mysql.c). */
+extern const struct sonde_protocol sql_pg_protocol;
+extern const struct sonde_protocol sql_mysql_protocol;
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * mysql_fuzz.c - libFuzzer harness for the sql plugin's `mysql` protocol
+ * (MySQL, MariaDB): the packet decoder, the packet layouts, the boundary
+ * checks and the whole protocol behind the fake host.
+ *
+ * The one idea: one input is read three ways. (1) The bytes go through the
+ * packet decoder whole and byte by byte (also in by-command copy mode);
+ * both must give the same packets. (2) The packet layouts (greeting,
+ * handshake, OK, ERR) and the boundary checks read the bytes and must stay
+ * inside them. (3) The bytes are cut into chunks of a connection: byte 0
+ * picks the role and settings, then each chunk is a 2-byte header (bit 0
+ * direction, bit 1 GAP, bit 2 TRUNCATED, bit 3 "TLS plaintext from now
+ * on", bits 4-7 how much was cut off; then a length byte) and its data.
+ * After the connection closes no span may be open, no host call misused,
+ * and no metric point without its span.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sonde/plugin.h>
+
+#include "fake_host.h"
+#include "mysql_wire.h"
+
+const struct sonde_plugin *sonde_plugin_entry(void);
+
+#define MAX_PKTS 512
+
+struct run {
+	int n;
+	uint32_t len[MAX_PKTS], copied[MAX_PKTS], sum[MAX_PKTS];
+	uint8_t seq[MAX_PKTS], cont[MAX_PKTS];
+};
+
+static void decode(int by_cmd, const uint8_t *p, size_t n, size_t step, struct run *out)
+{
+	struct my_stream s;
+	size_t off = 0;
+
+	memset(out, 0, sizeof(*out));
+	my_stream_init(&s);
+	s.next_want = 40;
+	s.text_want = 300;
+	s.by_cmd = (uint8_t)by_cmd;
+	while (off < n) {
+		size_t end = step && off + step < n ? off + step : n;
+
+		while (off < end) {
+			struct my_pkt k;
+			int done;
+			size_t r = my_stream_feed(&s, p + off, end - off, 0, &k, &done);
+
+			if (r == 0 && !done)
+				__builtin_trap(); /* no progress */
+			off += r;
+			if (done && out->n < MAX_PKTS) {
+				uint32_t h = 0;
+
+				if (k.copied > k.len)
+					__builtin_trap();
+				for (uint32_t i = 0; i < k.copied; i++)
+					h = h * 31 + k.body[i];
+				out->len[out->n] = k.len;
+				out->copied[out->n] = k.copied;
+				out->sum[out->n] = h;
+				out->seq[out->n] = k.seq;
+				out->cont[out->n] = k.cont;
+			}
+			out->n += done;
+		}
+	}
+	my_stream_free(&s);
+}
+
+static void check_decoder(const uint8_t *p, size_t n)
+{
+	static struct run whole, bytes;
+	struct my_greeting g;
+	struct my_handshake hs;
+	struct my_ok ok;
+	uint16_t code;
+	char state[6];
+	int end;
+	long t;
+
+	for (int by_cmd = 0; by_cmd < 2; by_cmd++) {
+		decode(by_cmd, p, n, 0, &whole);
+		decode(by_cmd, p, n, 1, &bytes);
+		if (memcmp(&whole, &bytes, sizeof(whole)) != 0)
+			__builtin_trap();
+	}
+	my_parse_greeting(p, n, &g);
+	if (my_parse_handshake(p, n, 0, &hs) == 0 && hs.db &&
+	    (hs.db < p || hs.db + hs.db_len > p + n))
+		__builtin_trap();
+	for (int session = 0; session < 2; session++)
+		if (my_parse_ok(p, n, session, &ok) == 0 && ok.schema &&
+		    (ok.schema < p || ok.schema + ok.schema_len > p + n))
+			__builtin_trap();
+	my_parse_err(p, n, &code, state);
+	my_chain(p, n, &end);
+	t = my_tail_end(p, n);
+	if (t >= (long)n)
+		__builtin_trap();
+}
+
+static void run_plugin(const uint8_t *p, size_t n)
+{
+	struct fake_host *h = fake_host_new();
+	struct sonde_conn_info ci;
+	struct fake_conn *c;
+	uint64_t ts = 1000;
+	size_t off = 1;
+	uint8_t cfg = p[0];
+
+	if (cfg & 4) {
+		const char *v[] = { "false" };
+
+		fake_host_set_config(h, NULL, "query_text", v, 1);
+	}
+	if (cfg & 8)
+		fake_host_set_span_limit(h, 2);
+	if (cfg & 16) {
+		const char *v[] = { "16" };
+
+		fake_host_set_config(h, NULL, "max_prepared", v, 1);
+	}
+	if (fake_host_load(h, sonde_plugin_entry(), "mysql") != SONDE_OK)
+		__builtin_trap();
+	fake_conn_info_init(&ci, (enum sonde_role)(cfg % 3));
+	fake_host_detect(h, &ci, SONDE_DIR_EGRESS, p + 1, n - 1);
+	fake_host_detect(h, &ci, SONDE_DIR_INGRESS, p + 1, n - 1);
+	c = fake_conn_open(h, &ci);
+	if (!c)
+		__builtin_trap();
+	while (off + 2 <= n && !fake_conn_given_up(c)) {
+		uint8_t fl = p[off];
+		size_t len = p[off + 1];
+		struct sonde_chunk ch = { 0 };
+
+		off += 2;
+		if (len > n - off)
+			len = n - off;
+		if (fl & 8) {
+			struct sonde_conn_info *info = (struct sonde_conn_info *)fake_host_api(h)->conn_info(
+				(struct sonde_conn *)c);
+
+			info->tls = 1;
+		}
+		ch.dir = (fl & 1) ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
+		ch.ts_unix_ns = ts;
+		ch.data = p + off;
+		ch.len = len;
+		ch.orig_len = len;
+		if (fl & 2)
+			ch.flags |= SONDE_CHUNK_GAP;
+		if (fl & 4) {
+			ch.flags |= SONDE_CHUNK_TRUNCATED;
+			ch.orig_len = len + 1 + (size_t)(fl >> 4) * 997;
+		}
+		ch.tid = 7;
+		fake_conn_feed_chunk(c, &ch);
+		off += len;
+		ts += 1 + (fl >> 5) * 1000;
+	}
+	fake_conn_close(c, ts);
+	if (fake_host_n_open(h) != 0 || fake_host_misuse(h) != 0)
+		__builtin_trap();
+	if (fake_host_n_records(h) > fake_host_n_ended(h))
+		__builtin_trap();
+	fake_host_free(h);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	check_decoder(data, size);
+	if (size > 0)
+		run_plugin(data, size);
+	return 0;
+}

@@ -1,0 +1,1406 @@
+/*
+ * pg_plugin_test.c - the `postgresql` protocol of the sql plugin
+ * (plugins/sql/pg.c) driven through the fake host (tests/support), chunk by
+ * chunk, the way the agent drives it.
+ *
+ * The one idea: sessions recorded from PostgreSQL 15 (psql, pgbench -M
+ * extended, pgbench -M prepared; through a logging TCP proxy) and messages
+ * built here for what a recording cannot show (pipelines, errors in the
+ * extended protocol, lost bytes, TLS) are fed in, whole, split at every
+ * byte, and byte by byte; the spans, their attributes and the counters are
+ * read back. Every test ends with nothing open and no misuse of the host.
+ */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sonde/plugin.h>
+
+#include "fake_host.h"
+#include "sql_internal.h"
+
+const struct sonde_plugin *sonde_plugin_entry(void);
+
+#define FE 0
+#define BE 1
+
+struct vec {
+	int side;
+	size_t len;
+	const char *data;
+};
+
+/* ---- recorded sessions (PostgreSQL 15.18, Debian 12) ---------------------- */
+
+/* pg_psql: 10 chunks */
+static const struct vec pg_psql[] = {
+	{ FE, 8, "\x00\x00\x00\x08\x04\xd2\x16/" },
+	{ BE, 1, "N" },
+	{ FE, 63, "\x00\x00\x00?\x00\x03\x00\x00user\x00postgres\x00""database\x00postgres\x00""applicatio"
+	  "n_name\x00psql\x00\x00" },
+	{ BE, 414, "R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x1a""application_name\x00psql\x00S\x00\x00"
+	  "\x00\x19""client_encoding\x00UTF8\x00S\x00\x00\x00\x17""DateStyle\x00ISO, MDY\x00S\x00"
+	  "\x00\x00&default_transaction_read_only\x00off\x00S\x00\x00\x00\x17in_hot_standby\x00"
+	  "off\x00S\x00\x00\x00\x19integer_datetimes\x00on\x00S\x00\x00\x00\x1bIntervalStyle\x00"
+	  "postgres\x00S\x00\x00\x00\x14is_superuser\x00on\x00S\x00\x00\x00\x19server_encoding\x00"
+	  "UTF8\x00S\x00\x00\x00""2server_version\x00""15.18 (Debian 15.18-0+deb12u1)\x00S\x00\x00"
+	  "\x00#session_authorization\x00postgres\x00S\x00\x00\x00#standard_conforming_strings\x00"
+	  "on\x00S\x00\x00\x00\x15TimeZone\x00""Etc/UTC\x00K\x00\x00\x00\x0c\x00\x00\x1f\x8c\xa2"
+	  "\x0a\x87\xa7Z\x00\x00\x00\x05I" },
+	{ FE, 41, "Q\x00\x00\x00(SELECT name FROM users WHERE id = 1\x00" },
+	{ BE, 66, "T\x00\x00\x00\x1d\x00\x01name\x00\x00\x00@\x00\x00\x02\x00\x00\x00\x19\xff\xff\xff\xff\xff"
+	  "\xff\x00\x00""D\x00\x00\x00\x0f\x00\x01\x00\x00\x00\x05""aliceC\x00\x00\x00\x0dSELEC"
+	  "T 1\x00Z\x00\x00\x00\x05I" },
+	{ FE, 26, "Q\x00\x00\x00\x19SELECT * FROM nosuch\x00" },
+	{ BE, 106, "E\x00\x00\x00iSERROR\x00VERROR\x00""C42P01\x00Mrelation \"nosuch\" does not exist\x00P1"
+	  "5\x00""Fparse_relation.c\x00L1392\x00RparserOpenTable\x00\x00" },
+	{ BE, 6, "Z\x00\x00\x00\x05I" },
+	{ FE, 5, "X\x00\x00\x00\x04" },
+};
+
+/* pg_extended: 9 chunks */
+static const struct vec pg_extended[] = {
+	{ FE, 8, "\x00\x00\x00\x08\x04\xd2\x16/" },
+	{ BE, 1, "N" },
+	{ FE, 66, "\x00\x00\x00""B\x00\x03\x00\x00user\x00postgres\x00""database\x00postgres\x00""applicat"
+	  "ion_name\x00pgbench\x00\x00" },
+	{ BE, 417, "R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x1d""application_name\x00pgbench\x00S\x00"
+	  "\x00\x00\x19""client_encoding\x00UTF8\x00S\x00\x00\x00\x17""DateStyle\x00ISO, MDY\x00"
+	  "S\x00\x00\x00&default_transaction_read_only\x00off\x00S\x00\x00\x00\x17in_hot_standb"
+	  "y\x00off\x00S\x00\x00\x00\x19integer_datetimes\x00on\x00S\x00\x00\x00\x1bIntervalSty"
+	  "le\x00postgres\x00S\x00\x00\x00\x14is_superuser\x00on\x00S\x00\x00\x00\x19server_enc"
+	  "oding\x00UTF8\x00S\x00\x00\x00""2server_version\x00""15.18 (Debian 15.18-0+deb12u1)\x00"
+	  "S\x00\x00\x00#session_authorization\x00postgres\x00S\x00\x00\x00#standard_conforming"
+	  "_strings\x00on\x00S\x00\x00\x00\x15TimeZone\x00""Etc/UTC\x00K\x00\x00\x00\x0c\x00\x00"
+	  "\x1f\x9dn\xf8\\,Z\x00\x00\x00\x05I" },
+	{ FE, 108, "P\x00\x00\x00=\x00SELECT abalance FROM pgbench_accounts WHERE aid = $1;\x00\x00\x00""B\x00"
+	  "\x00\x00\x17\x00\x00\x00\x00\x00\x01\x00\x00\x00\x05""40855\x00\x01\x00\x00""D\x00\x00"
+	  "\x00\x06P\x00""E\x00\x00\x00\x09\x00\x00\x00\x00\x00S\x00\x00\x00\x04" },
+	{ BE, 76, "1\x00\x00\x00\x04""2\x00\x00\x00\x04T\x00\x00\x00!\x00\x01""abalance\x00\x00\x00@\x0d\x00"
+	  "\x03\x00\x00\x00\x17\x00\x04\xff\xff\xff\xff\x00\x00""D\x00\x00\x00\x0b\x00\x01\x00\x00"
+	  "\x00\x01""0C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I" },
+	{ FE, 108, "P\x00\x00\x00=\x00SELECT abalance FROM pgbench_accounts WHERE aid = $1;\x00\x00\x00""B\x00"
+	  "\x00\x00\x17\x00\x00\x00\x00\x00\x01\x00\x00\x00\x05""74381\x00\x01\x00\x00""D\x00\x00"
+	  "\x00\x06P\x00""E\x00\x00\x00\x09\x00\x00\x00\x00\x00S\x00\x00\x00\x04" },
+	{ BE, 76, "1\x00\x00\x00\x04""2\x00\x00\x00\x04T\x00\x00\x00!\x00\x01""abalance\x00\x00\x00@\x0d\x00"
+	  "\x03\x00\x00\x00\x17\x00\x04\xff\xff\xff\xff\x00\x00""D\x00\x00\x00\x0b\x00\x01\x00\x00"
+	  "\x00\x01""0C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I" },
+	{ FE, 5, "X\x00\x00\x00\x04" },
+};
+
+/* pg_prepared: 11 chunks */
+static const struct vec pg_prepared[] = {
+	{ FE, 8, "\x00\x00\x00\x08\x04\xd2\x16/" },
+	{ BE, 1, "N" },
+	{ FE, 66, "\x00\x00\x00""B\x00\x03\x00\x00user\x00postgres\x00""database\x00postgres\x00""applicat"
+	  "ion_name\x00pgbench\x00\x00" },
+	{ BE, 417, "R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x1d""application_name\x00pgbench\x00S\x00"
+	  "\x00\x00\x19""client_encoding\x00UTF8\x00S\x00\x00\x00\x17""DateStyle\x00ISO, MDY\x00"
+	  "S\x00\x00\x00&default_transaction_read_only\x00off\x00S\x00\x00\x00\x17in_hot_standb"
+	  "y\x00off\x00S\x00\x00\x00\x19integer_datetimes\x00on\x00S\x00\x00\x00\x1bIntervalSty"
+	  "le\x00postgres\x00S\x00\x00\x00\x14is_superuser\x00on\x00S\x00\x00\x00\x19server_enc"
+	  "oding\x00UTF8\x00S\x00\x00\x00""2server_version\x00""15.18 (Debian 15.18-0+deb12u1)\x00"
+	  "S\x00\x00\x00#session_authorization\x00postgres\x00S\x00\x00\x00#standard_conforming"
+	  "_strings\x00on\x00S\x00\x00\x00\x15TimeZone\x00""Etc/UTC\x00K\x00\x00\x00\x0c\x00\x00"
+	  "\x1f\xa6\xfd. jZ\x00\x00\x00\x05I" },
+	{ FE, 70, "P\x00\x00\x00@P_0\x00SELECT abalance FROM pgbench_accounts WHERE aid = $1;\x00\x00\x00S"
+	  "\x00\x00\x00\x04" },
+	{ BE, 11, "1\x00\x00\x00\x04Z\x00\x00\x00\x05I" },
+	{ FE, 49, "B\x00\x00\x00\x1a\x00P_0\x00\x00\x00\x00\x01\x00\x00\x00\x05""30548\x00\x01\x00\x00""D\x00"
+	  "\x00\x00\x06P\x00""E\x00\x00\x00\x09\x00\x00\x00\x00\x00S\x00\x00\x00\x04" },
+	{ BE, 71, "2\x00\x00\x00\x04T\x00\x00\x00!\x00\x01""abalance\x00\x00\x00@\x0d\x00\x03\x00\x00\x00\x17"
+	  "\x00\x04\xff\xff\xff\xff\x00\x00""D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x01""0C\x00\x00"
+	  "\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I" },
+	{ FE, 49, "B\x00\x00\x00\x1a\x00P_0\x00\x00\x00\x00\x01\x00\x00\x00\x05""51564\x00\x01\x00\x00""D\x00"
+	  "\x00\x00\x06P\x00""E\x00\x00\x00\x09\x00\x00\x00\x00\x00S\x00\x00\x00\x04" },
+	{ BE, 71, "2\x00\x00\x00\x04T\x00\x00\x00!\x00\x01""abalance\x00\x00\x00@\x0d\x00\x03\x00\x00\x00\x17"
+	  "\x00\x04\xff\xff\xff\xff\x00\x00""D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x01""0C\x00\x00"
+	  "\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I" },
+	{ FE, 5, "X\x00\x00\x00\x04" },
+};
+
+
+#define NV(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+struct t {
+	struct fake_host *h;
+	struct fake_conn *c;
+	enum sonde_role role;
+	uint64_t ts;
+};
+
+static struct t setup_cfg(enum sonde_role role, const char *key, const char *val)
+{
+	struct t t;
+	struct sonde_conn_info ci;
+
+	memset(&t, 0, sizeof(t));
+	t.h = fake_host_new();
+	if (key) {
+		const char *v[] = { val };
+
+		ck_assert_int_eq(fake_host_set_config(t.h, NULL, key, v, 1), 0);
+	}
+	ck_assert_int_eq(fake_host_load(t.h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	fake_conn_info_init(&ci, role);
+	if (role == SONDE_ROLE_CLIENT) {
+		ci.local_port = 51000;
+		ci.peer_port = 5432;
+		snprintf(ci.peer_addr, sizeof(ci.peer_addr), "10.0.0.7");
+	} else {
+		ci.local_port = 5432;
+		snprintf(ci.local_addr, sizeof(ci.local_addr), "10.0.0.9");
+	}
+	t.c = fake_conn_open(t.h, &ci);
+	ck_assert_ptr_nonnull(t.c);
+	t.role = role;
+	t.ts = 1000000;
+	return t;
+}
+
+static struct t setup(enum sonde_role role)
+{
+	return setup_cfg(role, NULL, NULL);
+}
+
+static enum sonde_dir dir_of(const struct t *t, int side)
+{
+	int egress = (t->role == SONDE_ROLE_SERVER) == (side == BE);
+
+	return egress ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
+}
+
+/* One chunk; ts moves on by 1000 ns per chunk. */
+static void chunk(struct t *t, int side, const void *p, size_t n)
+{
+	t->ts += 1000;
+	fake_conn_feed(t->c, dir_of(t, side), t->ts, p, n);
+}
+
+/* A chunk of which only `cap` bytes were captured. */
+static void chunk_cut(struct t *t, int side, const void *p, size_t n, size_t cap, uint32_t flags)
+{
+	struct sonde_chunk ch = { 0 };
+
+	t->ts += 1000;
+	ch.dir = dir_of(t, side);
+	ch.ts_unix_ns = t->ts;
+	ch.data = p;
+	ch.len = n < cap ? n : cap;
+	ch.orig_len = n;
+	ch.flags = flags | (ch.len < n ? SONDE_CHUNK_TRUNCATED : 0);
+	fake_conn_feed_chunk(t->c, &ch);
+}
+
+/* Feed a recorded session. split_at: chunk `which` is cut in two at that
+ * byte (0: not cut); step: every chunk is fed in pieces of step bytes. */
+static void play(struct t *t, const struct vec *v, size_t n, size_t which, size_t split_at,
+                 size_t step)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *p = v[i].data;
+		size_t len = v[i].len;
+
+		if (i == which && split_at > 0 && split_at < len) {
+			chunk(t, v[i].side, p, split_at);
+			chunk(t, v[i].side, p + split_at, len - split_at);
+			continue;
+		}
+		if (step) {
+			for (size_t off = 0; off < len; off += step)
+				chunk(t, v[i].side, p + off, len - off < step ? len - off : step);
+			continue;
+		}
+		chunk(t, v[i].side, p, len);
+	}
+}
+
+static struct sql_stats teardown(struct t *t)
+{
+	struct sql_stats st;
+
+	fake_conn_close(t->c, t->ts + 1000);
+	st = *sql_debug_totals();
+	ck_assert_uint_eq(fake_host_n_open(t->h), 0);
+	ck_assert_uint_eq(fake_host_misuse(t->h), 0);
+	fake_host_free(t->h);
+	return st;
+}
+
+static const char *str(const struct fake_span *s, const char *k)
+{
+	const char *v = fake_span_str(s, k);
+
+	return v ? v : "";
+}
+
+static int64_t num(const struct fake_span *s, const char *k)
+{
+	int64_t v;
+
+	return fake_span_int(s, k, &v) == 0 ? v : -1;
+}
+
+/* What a session produced, as one comparable string. */
+static void summary(struct fake_host *h, char *out, size_t cap)
+{
+	size_t off = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < fake_host_n_ended(h) && off < cap; i++) {
+		const struct fake_span *s = fake_host_ended(h, i);
+
+		off += (size_t)snprintf(out + off, cap - off, "%s|%d|%s|%s|%s|%lld;", s->name, s->kind,
+		                        str(s, "db.query.text"), str(s, "error.type"),
+		                        str(s, "db.namespace"),
+		                        (long long)num(s, "db.response.returned_rows"));
+	}
+}
+
+/* ---- message builders --------------------------------------------------------- */
+
+struct msgbuf {
+	uint8_t b[8192];
+	size_t n;
+};
+
+static void put_msg(struct msgbuf *m, char type, const void *body, size_t n)
+{
+	uint32_t len = (uint32_t)n + 4;
+
+	m->b[m->n++] = (uint8_t)type;
+	m->b[m->n++] = (uint8_t)(len >> 24);
+	m->b[m->n++] = (uint8_t)(len >> 16);
+	m->b[m->n++] = (uint8_t)(len >> 8);
+	m->b[m->n++] = (uint8_t)len;
+	if (n)
+		memcpy(m->b + m->n, body, n);
+	m->n += n;
+}
+
+/* body made of NUL-terminated strings, then raw bytes */
+static void put_strs(struct msgbuf *m, char type, int nstr, ...)
+{
+	uint8_t body[4096];
+	size_t n = 0;
+	va_list ap;
+
+	va_start(ap, nstr);
+	for (int i = 0; i < nstr; i++) {
+		const char *s = va_arg(ap, const char *);
+		size_t l = strlen(s) + 1;
+
+		memcpy(body + n, s, l);
+		n += l;
+	}
+	va_end(ap);
+	put_msg(m, type, body, n);
+}
+
+static void put_query(struct msgbuf *m, const char *q)
+{
+	put_strs(m, 'Q', 1, q);
+}
+
+static void put_parse(struct msgbuf *m, const char *name, const char *q)
+{
+	uint8_t body[4096];
+	size_t a = strlen(name) + 1, b = strlen(q) + 1;
+
+	memcpy(body, name, a);
+	memcpy(body + a, q, b);
+	body[a + b] = 0;
+	body[a + b + 1] = 0; /* no parameter types */
+	put_msg(m, 'P', body, a + b + 2);
+}
+
+/* Bind with one text parameter value. */
+static void put_bind(struct msgbuf *m, const char *portal, const char *stmt, const char *param)
+{
+	uint8_t body[4096];
+	size_t n = 0, pl = strlen(param);
+
+	memcpy(body + n, portal, strlen(portal) + 1);
+	n += strlen(portal) + 1;
+	memcpy(body + n, stmt, strlen(stmt) + 1);
+	n += strlen(stmt) + 1;
+	memcpy(body + n, "\0\0\0\1\0\0\0", 7); /* 0 formats, 1 param, length */
+	n += 7;
+	body[n++] = (uint8_t)pl;
+	memcpy(body + n, param, pl);
+	n += pl;
+	memcpy(body + n, "\0\0", 2); /* 0 result formats */
+	n += 2;
+	put_msg(m, 'B', body, n);
+}
+
+static void put_execute(struct msgbuf *m, const char *portal)
+{
+	uint8_t body[300];
+	size_t l = strlen(portal) + 1;
+
+	memcpy(body, portal, l);
+	memset(body + l, 0, 4);
+	put_msg(m, 'E', body, l + 4);
+}
+
+static void put_empty(struct msgbuf *m, char type)
+{
+	put_msg(m, type, NULL, 0);
+}
+
+static void put_ready(struct msgbuf *m)
+{
+	put_msg(m, 'Z', "I", 1);
+}
+
+static void put_error(struct msgbuf *m, const char *sqlstate, const char *text)
+{
+	uint8_t body[1024];
+	size_t n = 0;
+
+	n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "SERROR") + 1;
+	n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "VERROR") + 1;
+	n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "C%s", sqlstate) + 1;
+	n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "M%s", text) + 1;
+	body[n++] = 0;
+	put_msg(m, 'E', body, n);
+}
+
+static void put_row(struct msgbuf *m, const char *val)
+{
+	uint8_t body[1024];
+	size_t l = strlen(val);
+
+	body[0] = 0;
+	body[1] = 1;
+	body[2] = body[3] = body[4] = 0;
+	body[5] = (uint8_t)l;
+	memcpy(body + 6, val, l);
+	put_msg(m, 'D', body, 6 + l);
+}
+
+/* A startup exchange: StartupMessage, and AuthenticationOk...ReadyForQuery. */
+static void startup(struct t *t, const char *db)
+{
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	uint8_t body[256];
+	size_t n = 0;
+
+	memcpy(body, "\0\3\0\0", 4);
+	n = 4;
+	n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "user") + 1;
+	n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "alice") + 1;
+	if (db) {
+		n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "database") + 1;
+		n += (size_t)snprintf((char *)body + n, sizeof(body) - n, "%s", db) + 1;
+	}
+	body[n++] = 0;
+	fe.b[0] = 0;
+	fe.b[1] = 0;
+	fe.b[2] = (uint8_t)((n + 4) >> 8);
+	fe.b[3] = (uint8_t)(n + 4);
+	memcpy(fe.b + 4, body, n);
+	fe.n = n + 4;
+	chunk(t, FE, fe.b, fe.n);
+	put_msg(&be, 'R', "\0\0\0\0", 4);
+	put_strs(&be, 'S', 2, "standard_conforming_strings", "on");
+	put_msg(&be, 'K', "\0\0\0\1\0\0\0\2", 8);
+	put_ready(&be);
+	chunk(t, BE, be.b, be.n);
+}
+
+/* ---- recorded sessions ----------------------------------------------------------- */
+
+START_TEST(test_psql_session)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	const struct fake_span *a, *b;
+	struct sql_stats st;
+
+	play(&t, pg_psql, NV(pg_psql), SIZE_MAX, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	a = fake_host_ended(t.h, 0);
+	b = fake_host_ended(t.h, 1);
+	ck_assert_str_eq(a->name, "SELECT users");
+	ck_assert_int_eq(a->kind, SONDE_SPAN_CLIENT);
+	ck_assert_str_eq(str(a, "db.system"), "postgresql");
+	ck_assert_str_eq(str(a, "db.namespace"), "postgres");
+	ck_assert_str_eq(str(a, "db.operation.name"), "SELECT");
+	ck_assert_str_eq(str(a, "db.collection.name"), "users");
+	ck_assert_str_eq(str(a, "db.query.text"), "SELECT name FROM users WHERE id = ?");
+	ck_assert_str_eq(str(a, "server.address"), "10.0.0.7");
+	ck_assert_int_eq(num(a, "server.port"), 5432);
+	ck_assert_str_eq(str(a, "network.peer.address"), "10.0.0.7");
+	ck_assert_int_eq(num(a, "db.response.returned_rows"), 1);
+	ck_assert_ptr_null(fake_span_attr(a, "error.type"));
+	ck_assert_int_eq(a->status, SONDE_STATUS_UNSET);
+	ck_assert_str_eq(b->name, "SELECT nosuch");
+	ck_assert_str_eq(str(b, "error.type"), "42P01");
+	ck_assert_str_eq(str(b, "db.response.status_code"), "42P01");
+	ck_assert_int_eq(b->status, SONDE_STATUS_ERROR);
+	/* the span ends with ReadyForQuery's chunk, not the ErrorResponse's:
+	 * the error is the end of the statement */
+	ck_assert_uint_lt(b->start_ns, b->end_ns);
+	/* one metric point per client span, with the span's attributes */
+	ck_assert_uint_eq(fake_host_n_records(t.h), 2);
+	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 1), "error.type"), "42P01");
+	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 0), "db.collection.name"), "users");
+	ck_assert_ptr_null(fake_record_val(fake_host_record(t.h, 0), "error.type"));
+	st = teardown(&t);
+	ck_assert_uint_eq(st.spans, 2);
+	ck_assert_uint_eq(st.errors, 1);
+	ck_assert_uint_eq(st.dropped, 0);
+	ck_assert_uint_eq(st.unmatched, 0);
+}
+END_TEST
+
+START_TEST(test_pgbench_extended)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct sql_stats st;
+
+	play(&t, pg_extended, NV(pg_extended), SIZE_MAX, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, i);
+
+		ck_assert_str_eq(s->name, "SELECT pgbench_accounts");
+		ck_assert_str_eq(str(s, "db.query.text"),
+		                 "SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
+		ck_assert_int_eq(num(s, "db.response.returned_rows"), 1);
+	}
+	st = teardown(&t);
+	ck_assert_uint_eq(st.unmatched, 0);
+	ck_assert_uint_eq(st.unknown_stmt, 0);
+}
+END_TEST
+
+START_TEST(test_pgbench_prepared)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct sql_stats st;
+
+	play(&t, pg_prepared, NV(pg_prepared), SIZE_MAX, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	for (size_t i = 0; i < 2; i++)
+		ck_assert_str_eq(str(fake_host_ended(t.h, i), "db.query.text"),
+		                 "SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
+	st = teardown(&t);
+	ck_assert_uint_eq(st.unknown_stmt, 0);
+	ck_assert_uint_eq(st.unmatched, 0);
+}
+END_TEST
+
+/* The same bytes seen from postgres itself: SERVER spans, the server's own
+ * address, and no client metric. */
+START_TEST(test_server_side)
+{
+	struct t t = setup(SONDE_ROLE_SERVER);
+
+	play(&t, pg_psql, NV(pg_psql), SIZE_MAX, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "server.address"), "10.0.0.9");
+	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "server.port"), 5432);
+	ck_assert_uint_eq(fake_host_n_records(t.h), 0);
+	teardown(&t);
+}
+END_TEST
+
+/* The core's role guess may be wrong (a forked backend that did not
+ * accept the socket): the startup packet's direction decides. */
+START_TEST(test_role_from_startup)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+
+	t.role = SONDE_ROLE_SERVER; /* the bytes flow the other way */
+	play(&t, pg_psql, NV(pg_psql), SIZE_MAX, 0, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	teardown(&t);
+}
+END_TEST
+
+static void reference(const struct vec *v, size_t n, char *out, size_t cap)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+
+	play(&t, v, n, SIZE_MAX, 0, 0);
+	summary(t.h, out, cap);
+	teardown(&t);
+}
+
+/* Every chunk cut at every byte, and everything byte by byte, gives what
+ * the whole chunks gave. */
+START_TEST(test_every_split_point)
+{
+	static const struct {
+		const struct vec *v;
+		size_t n;
+	} sessions[] = { { pg_psql, NV(pg_psql) },
+		         { pg_extended, NV(pg_extended) },
+		         { pg_prepared, NV(pg_prepared) } };
+	char want[4096], got[4096];
+	size_t runs = 0;
+
+	for (size_t k = 0; k < NV(sessions); k++) {
+		reference(sessions[k].v, sessions[k].n, want, sizeof(want));
+		ck_assert_uint_gt(strlen(want), 10);
+		for (size_t i = 0; i < sessions[k].n; i++) {
+			for (size_t cut = 1; cut < sessions[k].v[i].len; cut++) {
+				struct t t = setup(SONDE_ROLE_CLIENT);
+
+				play(&t, sessions[k].v, sessions[k].n, i, cut, 0);
+				summary(t.h, got, sizeof(got));
+				ck_assert_msg(!strcmp(want, got), "session %zu chunk %zu cut %zu:\n%s\n%s",
+				              k, i, cut, want, got);
+				teardown(&t);
+				runs++;
+			}
+		}
+		{
+			struct t t = setup(SONDE_ROLE_CLIENT);
+
+			play(&t, sessions[k].v, sessions[k].n, SIZE_MAX, 0, 1);
+			summary(t.h, got, sizeof(got));
+			ck_assert_str_eq(want, got);
+			teardown(&t);
+		}
+	}
+	ck_assert_uint_gt(runs, 1000);
+}
+END_TEST
+
+/* ---- the extended protocol --------------------------------------------------------- */
+
+/* Three cycles pipelined in one write, answered in one write: each Execute
+ * gets the text of its own statement; the second one's Parse fails, so its
+ * Execute carries the error and its Bind is never answered. */
+START_TEST(test_pipelined_extended)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	const struct fake_span *s;
+	struct sql_stats st;
+
+	startup(&t, "shop");
+	put_parse(&fe, "s1", "SELECT * FROM orders WHERE id = $1");
+	put_bind(&fe, "", "s1", "41");
+	put_strs(&fe, 'D', 1, "P");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	put_parse(&fe, "", "SELEC broken $1");
+	put_bind(&fe, "", "", "42");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	put_bind(&fe, "p2", "s1", "43");
+	put_execute(&fe, "p2");
+	put_strs(&fe, 'C', 1, "Pp2");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+
+	put_empty(&be, '1');
+	put_empty(&be, '2');
+	put_empty(&be, 'n');
+	put_strs(&be, 'C', 1, "SELECT 0");
+	put_ready(&be);
+	put_error(&be, "42601", "syntax error at or near \"SELEC\"");
+	put_ready(&be);
+	put_empty(&be, '2');
+	put_row(&be, "x");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_empty(&be, '3');
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	s = fake_host_ended(t.h, 0);
+	ck_assert_str_eq(s->name, "SELECT orders");
+	ck_assert_str_eq(str(s, "db.query.text"), "SELECT * FROM orders WHERE id = $1");
+	ck_assert_int_eq(num(s, "db.response.returned_rows"), 0);
+	s = fake_host_ended(t.h, 1);
+	ck_assert_str_eq(str(s, "error.type"), "42601");
+	ck_assert_str_eq(str(s, "db.query.text"), "SELEC broken $1");
+	ck_assert_str_eq(s->name, "shop"); /* no operation known: the namespace */
+	s = fake_host_ended(t.h, 2);
+	ck_assert_str_eq(s->name, "SELECT orders");
+	ck_assert_int_eq(num(s, "db.response.returned_rows"), 1);
+	ck_assert_str_eq(str(s, "db.namespace"), "shop");
+	st = teardown(&t);
+	ck_assert_uint_eq(st.unmatched, 0);
+	ck_assert_uint_eq(st.dropped, 0);
+}
+END_TEST
+
+/* A statement prepared 1000 times... executed 1000 times: 1000 spans named
+ * from its prepared text. */
+START_TEST(test_prepared_1000)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	size_t n_named = 0;
+
+	startup(&t, "bench");
+	put_parse(&fe, "P_0", "UPDATE accounts SET balance = balance + $1 WHERE id = $2");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	put_empty(&be, '1');
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	for (int i = 0; i < 1000; i++) {
+		char v[16];
+
+		fe.n = be.n = 0;
+		snprintf(v, sizeof(v), "%d", i);
+		put_bind(&fe, "", "P_0", v);
+		put_execute(&fe, "");
+		put_empty(&fe, 'S');
+		chunk(&t, FE, fe.b, fe.n);
+		put_empty(&be, '2');
+		put_strs(&be, 'C', 1, "UPDATE 1");
+		put_ready(&be);
+		chunk(&t, BE, be.b, be.n);
+	}
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1000);
+	for (size_t i = 0; i < 1000; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, i);
+
+		n_named += !strcmp(s->name, "UPDATE accounts") && num(s, "sonde.db.rows_affected") == 1;
+	}
+	ck_assert_uint_eq(n_named, 1000);
+	ck_assert_uint_eq(fake_host_n_records(t.h), 1000);
+	teardown(&t);
+}
+END_TEST
+
+/* PQprepare of a bad statement: no Execute in the cycle, but the error is
+ * not lost. */
+START_TEST(test_parse_error_alone)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	startup(&t, "db");
+	put_parse(&fe, "bad", "SELECT nope FROM t WHERE a = 'v'");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	put_error(&be, "42703", "column \"nope\" does not exist");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "error.type"), "42703");
+	teardown(&t);
+}
+END_TEST
+
+/* A host that refuses spans at the start (its per-connection limit): the
+ * spans are started late, at their end, with the original start time. */
+START_TEST(test_span_limit)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	struct sql_stats st;
+
+	fake_host_set_span_limit(t.h, 1);
+	startup(&t, "db");
+	put_parse(&fe, "", "SELECT 1");
+	for (int i = 0; i < 3; i++) {
+		put_bind(&fe, "", "", "1");
+		put_execute(&fe, "");
+	}
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	put_empty(&be, '1');
+	for (int i = 0; i < 3; i++) {
+		put_empty(&be, '2');
+		put_strs(&be, 'C', 1, "SELECT 1");
+	}
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
+	ck_assert_uint_eq(fake_host_ended(t.h, 2)->start_ns, fake_host_ended(t.h, 0)->start_ns);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.span_limit, 2);
+	ck_assert_uint_eq(st.late_spans, 2);
+}
+END_TEST
+
+/* ---- the simple protocol ------------------------------------------------------------------ */
+
+START_TEST(test_multi_statement)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	const char *names[] = { "BEGIN", "SELECT", "UPDATE users", "COMMIT" };
+	uint64_t prev_end = 0;
+
+	startup(&t, "db");
+	put_query(&fe, "BEGIN; SELECT 1; UPDATE users SET name = 'TOPSECRET' WHERE id = 2; COMMIT");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "BEGIN");
+	chunk(&t, BE, be.b, be.n);
+	be.n = 0;
+	put_row(&be, "1");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	chunk(&t, BE, be.b, be.n);
+	be.n = 0;
+	put_strs(&be, 'C', 1, "UPDATE 1");
+	put_strs(&be, 'C', 1, "COMMIT");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	for (size_t i = 0; i < 4; i++) {
+		const struct fake_span *s = fake_host_ended(t.h, i);
+
+		ck_assert_str_eq(s->name, names[i]);
+		ck_assert(strstr(str(s, "db.query.text"), "TOPSECRET") == NULL);
+		/* each statement starts where the one before it ended */
+		if (i > 0)
+			ck_assert_uint_eq(s->start_ns, prev_end);
+		prev_end = s->end_ns;
+	}
+	ck_assert_str_eq(str(fake_host_ended(t.h, 2), "db.query.text"),
+	                 "UPDATE users SET name = ? WHERE id = ?");
+	ck_assert_int_eq(num(fake_host_ended(t.h, 2), "sonde.db.rows_affected"), 1);
+	teardown(&t);
+}
+END_TEST
+
+/* An error in the middle of a query string: the rest is not run. */
+START_TEST(test_multi_statement_error)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	struct sql_stats st;
+
+	startup(&t, "db");
+	put_query(&fe, "INSERT INTO a VALUES (1); INSERT INTO b VALUES (2); SELECT 3");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "INSERT 0 1");
+	put_error(&be, "23505", "duplicate key value violates unique constraint");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "INSERT a");
+	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "INSERT b");
+	ck_assert_str_eq(str(fake_host_ended(t.h, 1), "error.type"), "23505");
+	st = teardown(&t);
+	ck_assert_uint_eq(st.not_run, 1);
+}
+END_TEST
+
+/* A string that cannot be split (a function body) is one span, ending at
+ * ReadyForQuery; an empty query string is no span at all. */
+START_TEST(test_unsplit_and_empty)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	startup(&t, "db");
+	put_query(&fe, "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END");
+	put_query(&fe, "  -- nothing\n");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "CREATE FUNCTION");
+	put_ready(&be);
+	put_empty(&be, 'I');
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "CREATE");
+	teardown(&t);
+}
+END_TEST
+
+/* A WITH whose main verb lies beyond the copied text: the verb comes from
+ * the command tag. */
+START_TEST(test_with_from_tag)
+{
+	struct t t = setup_cfg(SONDE_ROLE_CLIENT, "max_query_bytes", "256");
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	char q[1024];
+	int n = snprintf(q, sizeof(q), "WITH x AS (SELECT ");
+
+	while (n < 600)
+		n += snprintf(q + n, sizeof(q) - (size_t)n, "a, ");
+	snprintf(q + n, sizeof(q) - (size_t)n, "b FROM t) DELETE FROM u WHERE id IN (SELECT a FROM x)");
+	startup(&t, "db");
+	put_query(&fe, q);
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "DELETE 7");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "DELETE");
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.operation.name"), "DELETE");
+	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 7);
+	ck_assert_uint_le(strlen(str(fake_host_ended(t.h, 0), "db.query.text")), 256);
+	teardown(&t);
+}
+END_TEST
+
+/* standard_conforming_strings=off: a backslash escapes a quote. */
+START_TEST(test_backslash_mode)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	startup(&t, "db");
+	put_strs(&be, 'S', 2, "standard_conforming_strings", "off");
+	chunk(&t, BE, be.b, be.n);
+	put_query(&fe, "SELECT 'a\\' , TOPSECRET' FROM t");
+	chunk(&t, FE, fe.b, fe.n);
+	be.n = 0;
+	put_strs(&be, 'C', 1, "SELECT 0");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.query.text"), "SELECT ? FROM t");
+	teardown(&t);
+}
+END_TEST
+
+/* ---- COPY ------------------------------------------------------------------------------------ */
+
+START_TEST(test_copy_in_truncated)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	static uint8_t data[20000];
+	size_t n = 0;
+	struct sql_stats st;
+
+	startup(&t, "db");
+	put_query(&fe, "COPY items (id, name) FROM STDIN");
+	chunk(&t, FE, fe.b, fe.n);
+	put_msg(&be, 'G', "\0\0\2\0\0\0\0", 7);
+	chunk(&t, BE, be.b, be.n);
+	/* 1000 CopyData messages in one write, of which 4096 bytes captured */
+	for (int i = 0; i < 1000; i++) {
+		char row[32];
+		int l = snprintf(row, sizeof(row), "%d\tsecret%d\n", i, i);
+		uint32_t len = (uint32_t)l + 4;
+
+		data[n++] = 'd';
+		data[n++] = 0;
+		data[n++] = 0;
+		data[n++] = (uint8_t)(len >> 8);
+		data[n++] = (uint8_t)len;
+		memcpy(data + n, row, (size_t)l);
+		n += (size_t)l;
+	}
+	chunk_cut(&t, FE, data, n, 4096, 0);
+	fe.n = 0;
+	put_empty(&fe, 'c');
+	chunk(&t, FE, fe.b, fe.n);
+	be.n = 0;
+	put_strs(&be, 'C', 1, "COPY 1000");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "COPY items");
+	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 1000);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.dropped, 0);
+}
+END_TEST
+
+/* ---- lost bytes ---------------------------------------------------------------------------------- */
+
+/* A big result: rows skipped by count while only bodies are cut; a cut
+ * through headers loses the place, and the chunk ending in ReadyForQuery
+ * finishes the statement from its tail (CommandComplete gives the rows). */
+static void big_result(struct t *t, int last_cut)
+{
+	static struct msgbuf be;
+	struct msgbuf fe = { .n = 0 };
+	char big[3000];
+
+	startup(t, "db");
+	put_query(&fe, "SELECT * FROM big");
+	chunk(t, FE, fe.b, fe.n);
+	be.n = 0;
+	put_msg(&be, 'T', "\0\1x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	memset(big, 'v', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	put_row(&be, "1");
+	chunk_cut(t, BE, be.b, be.n, 4096, 0);
+	/* one DataRow bigger than the capture: skipped by count */
+	be.n = 0;
+	{
+		uint8_t body[2100];
+
+		memset(body, 'v', sizeof(body));
+		body[0] = 0;
+		body[1] = 1;
+		put_msg(&be, 'D', body, sizeof(body));
+	}
+	chunk_cut(t, BE, be.b, be.n, 100, 0);
+	/* many rows in a write cut at 64 bytes: the place is lost */
+	be.n = 0;
+	for (int i = 0; i < 100; i++)
+		put_row(&be, "row-value-0123456789");
+	chunk_cut(t, BE, be.b, be.n, 64, 0);
+	/* the last write: rows, CommandComplete, ReadyForQuery */
+	be.n = 0;
+	for (int i = 0; i < 5; i++)
+		put_row(&be, "row-value-0123456789");
+	put_strs(&be, 'C', 1, "SELECT 107");
+	put_ready(&be);
+	chunk_cut(t, BE, be.b + 7, be.n - 7, last_cut ? 40 : 4096, 0);
+}
+
+START_TEST(test_dark_tail)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct sql_stats st;
+
+	big_result(&t, 0);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "db.response.returned_rows"), 107);
+	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, t.ts);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.sync_lost, 1);
+	ck_assert_uint_eq(st.dark_done, 1);
+}
+END_TEST
+
+/* The last write is cut too: the statement ended before the client's next
+ * request, at the last backend bytes seen; the next one is followed. */
+START_TEST(test_dark_next_request)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	uint64_t last_be;
+	struct sql_stats st;
+
+	big_result(&t, 1);
+	last_be = t.ts;
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	put_query(&fe, "SELECT 1");
+	chunk(&t, FE, fe.b, fe.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, last_be);
+	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.response.returned_rows"));
+	put_row(&be, "1");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.ended_unseen, 1);
+	ck_assert_uint_eq(st.resyncs, 1);
+}
+END_TEST
+
+/* Frontend bytes lost: what was pending cannot be matched any more. */
+START_TEST(test_gap_frontend)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	struct sql_stats st;
+
+	startup(&t, "db");
+	put_query(&fe, "SELECT 1");
+	chunk(&t, FE, fe.b, fe.n);
+	chunk_cut(&t, FE, fe.b, fe.n, fe.n, SONDE_CHUNK_GAP);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1); /* the one after the gap */
+	st = teardown(&t);
+	ck_assert_uint_eq(st.dropped, 1);
+	ck_assert_uint_eq(st.sync_lost, 1);
+}
+END_TEST
+
+/* ---- picked up mid-stream -------------------------------------------------------------------------- */
+
+START_TEST(test_midstream)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	struct sql_stats st;
+
+	/* an answer to something we never saw: ignored */
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	/* a statement prepared before we joined */
+	put_bind(&fe, "", "S_1", "5");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	be.n = 0;
+	put_empty(&be, '2');
+	put_strs(&be, 'C', 1, "UPDATE 3");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	fe.n = be.n = 0;
+	put_query(&fe, "SELECT 2");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	/* no text, no operation: the span is named after the system */
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "postgresql");
+	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.query.text"));
+	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.namespace"));
+	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 3);
+	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "SELECT");
+	st = teardown(&t);
+	ck_assert_uint_eq(st.unknown_stmt, 1);
+}
+END_TEST
+
+/* A forked server process picked up mid-stream: the core guessed CLIENT
+ * (it does not listen), the bytes say it reads frontend messages. */
+START_TEST(test_midstream_role_from_bytes)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	t.role = SONDE_ROLE_SERVER;
+	put_bind(&fe, "", "S_1", "5");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	put_empty(&be, '2');
+	put_row(&be, "1");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "server.address"), "127.0.0.1");
+	teardown(&t);
+}
+END_TEST
+
+/* A Unix domain socket (once the core captures them): no ports, the
+ * socket path as the address, network.transport=unix. */
+START_TEST(test_unix_socket)
+{
+	struct fake_host *h = fake_host_new();
+	struct sonde_conn_info ci;
+	struct fake_conn *c;
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	const struct fake_span *s;
+
+	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ci.family = 1; /* AF_UNIX */
+	ci.local_port = ci.peer_port = 0;
+	ci.local_addr[0] = '\0';
+	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "/run/postgresql/.s.PGSQL.5432");
+	c = fake_conn_open(h, &ci);
+	put_query(&fe, "SELECT 1");
+	fake_conn_feed(c, SONDE_DIR_EGRESS, 1000, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	fake_conn_feed(c, SONDE_DIR_INGRESS, 2000, be.b, be.n);
+	fake_conn_close(c, 3000);
+	ck_assert_uint_eq(fake_host_n_ended(h), 1);
+	s = fake_host_ended(h, 0);
+	ck_assert_str_eq(str(s, "network.transport"), "unix");
+	ck_assert_str_eq(str(s, "server.address"), "/run/postgresql/.s.PGSQL.5432");
+	ck_assert_str_eq(str(s, "network.peer.address"), "/run/postgresql/.s.PGSQL.5432");
+	ck_assert_ptr_null(fake_span_attr(s, "server.port"));
+	ck_assert_ptr_null(fake_span_attr(s, "network.peer.port"));
+	ck_assert_uint_eq(fake_host_n_open(h), 0);
+	fake_host_free(h);
+}
+END_TEST
+
+/* ---- TLS and the other start-up requests ------------------------------------------------------------- */
+
+START_TEST(test_tls)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	static const uint8_t ssl_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+	static const uint8_t hello[] = { 0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5 };
+	struct sonde_conn_info *ci;
+	struct sql_stats st;
+
+	chunk(&t, FE, ssl_req, sizeof(ssl_req));
+	chunk(&t, BE, "S", 1);
+	chunk(&t, FE, hello, sizeof(hello)); /* ciphertext: ignored */
+	chunk(&t, BE, hello, sizeof(hello));
+	/* from here on the core hands the TLS library's plaintext */
+	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
+	ci->tls = 1;
+	startup(&t, "secure");
+	put_query(&fe, "SELECT 1");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.namespace"), "secure");
+	st = teardown(&t);
+	ck_assert_uint_eq(st.tls, 1);
+	ck_assert_uint_eq(st.sync_lost, 0);
+}
+END_TEST
+
+/* The TLS hooks came after the start-up (a client that connected the
+ * moment it started): the plaintext is picked up mid-stream. */
+START_TEST(test_tls_late)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	static const uint8_t ssl_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+	struct sonde_conn_info *ci;
+
+	chunk(&t, FE, ssl_req, sizeof(ssl_req));
+	chunk(&t, BE, "S", 1);
+	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
+	ci->tls = 1;
+	put_query(&fe, "SELECT 1 FROM t");
+	chunk(&t, FE, fe.b, fe.n);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
+	teardown(&t);
+}
+END_TEST
+
+START_TEST(test_gss_encryption_given_up)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	static const uint8_t gss_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30 };
+
+	chunk(&t, FE, gss_req, sizeof(gss_req));
+	chunk(&t, BE, "G", 1);
+	ck_assert_int_eq(fake_conn_given_up(t.c), 1);
+	teardown(&t);
+}
+END_TEST
+
+START_TEST(test_cancel_request)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	static const uint8_t cancel[] = { 0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1, 0, 0, 0, 2 };
+	struct sql_stats st;
+
+	chunk(&t, FE, cancel, sizeof(cancel));
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.cancels, 1);
+}
+END_TEST
+
+START_TEST(test_auth_failure)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf be = { .n = 0 };
+	struct sql_stats st;
+
+	startup(&t, "db"); /* its answer says ok; a second start-up fails */
+	fake_conn_close(t.c, t.ts);
+	{
+		struct sonde_conn_info ci;
+
+		fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+		t.c = fake_conn_open(t.h, &ci);
+	}
+	{
+		static const uint8_t su[] = "\0\0\0\x12\0\3\0\0user\0bob\0\0";
+
+		chunk(&t, FE, su, 0x12);
+	}
+	put_error(&be, "28P01", "password authentication failed for user \"bob\"");
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.auth_failed, 1);
+}
+END_TEST
+
+/* ---- privacy and garbage ---------------------------------------------------------------------------------- */
+
+static int attr_has(const struct fake_span *s, const char *needle)
+{
+	if (strstr(s->name, needle) || (s->status_desc && strstr(s->status_desc, needle)))
+		return 1;
+	for (size_t i = 0; i < s->n_attrs; i++)
+		if (s->attrs[i].type == FAKE_ATTR_STR && strstr(s->attrs[i].s, needle))
+			return 1;
+	return 0;
+}
+
+START_TEST(test_nothing_of_a_value_leaves)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	startup(&t, "db");
+	put_query(&fe, "SELECT * FROM users WHERE pw = 'TOPSECRET1' AND n = 4242424242");
+	put_parse(&fe, "", "SELECT * FROM users WHERE pw = $1");
+	put_bind(&fe, "", "", "TOPSECRET2");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	chunk(&t, FE, fe.b, fe.n);
+	put_error(&be, "22P02", "invalid input syntax: \"TOPSECRET1\" 4242424242");
+	put_ready(&be);
+	put_empty(&be, '1');
+	put_empty(&be, '2');
+	put_row(&be, "TOPSECRET3");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	for (size_t i = 0; i < fake_host_n_spans(t.h); i++) {
+		ck_assert(!attr_has(fake_host_span(t.h, i), "TOPSECRET"));
+		ck_assert(!attr_has(fake_host_span(t.h, i), "4242"));
+		ck_assert(!attr_has(fake_host_span(t.h, i), "alice")); /* the user name */
+	}
+	for (size_t i = 0; i < fake_host_n_records(t.h); i++)
+		for (size_t k = 0; k < fake_host_record(t.h, i)->m->n_keys; k++) {
+			const char *v = fake_host_record(t.h, i)->vals[k];
+
+			ck_assert(!v || !strstr(v, "TOPSECRET"));
+		}
+	teardown(&t);
+}
+END_TEST
+
+START_TEST(test_garbage)
+{
+	unsigned seed = 7;
+
+	for (int round = 0; round < 300; round++) {
+		struct t t = setup(round % 2 ? SONDE_ROLE_CLIENT : SONDE_ROLE_SERVER);
+		uint8_t buf[512];
+
+		if (round % 3 == 0)
+			startup(&t, "db");
+		for (int k = 0; k < 40 && !fake_conn_given_up(t.c); k++) {
+			size_t n = 1 + (seed = seed * 1103515245u + 12345u) % sizeof(buf);
+
+			for (size_t i = 0; i < n; i++) {
+				seed = seed * 1103515245u + 12345u;
+				buf[i] = (uint8_t)(seed >> 16);
+				/* now and then something that looks like a header */
+				if ((seed >> 8) % 17 == 0 && i + 5 < n) {
+					buf[i] = "QPBESDCZTt123IsnEG"[(seed >> 20) % 18];
+					buf[i + 1] = buf[i + 2] = 0;
+					buf[i + 3] = 0;
+					buf[i + 4] = (uint8_t)(4 + (seed >> 24) % 40);
+					i += 4;
+				}
+			}
+			chunk_cut(&t, (seed >> 4) & 1, buf, n + ((seed >> 9) % 3 == 0 ? 300 : 0), n,
+			          (seed >> 11) % 13 == 0 ? SONDE_CHUNK_GAP : 0);
+		}
+		teardown(&t);
+	}
+}
+END_TEST
+
+/* ---- detection ---------------------------------------------------------------------------------------------- */
+
+START_TEST(test_detect)
+{
+	struct fake_host *h = fake_host_new();
+	struct sonde_conn_info ci;
+	struct msgbuf m = { .n = 0 };
+
+	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[0].data, 8),
+	                 SONDE_DETECT_SURE);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[2].data, 63),
+	                 SONDE_DETECT_SURE);
+	/* a startup packet in the "wrong" direction still says PostgreSQL */
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, pg_psql[2].data, 63),
+	                 SONDE_DETECT_SURE);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[2].data, 3),
+	                 SONDE_DETECT_NEED_MORE);
+	put_query(&m, "SELECT 1");
+	ck_assert_int_gt(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), 50);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
+	                 SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "*1\r\n$4\r\nPING\r\n", 14),
+	                 SONDE_DETECT_NO);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "POST /x HTTP/1.1\r\n", 18),
+	                 SONDE_DETECT_NO);
+	/* frontend messages where the role says answers (a forked server) */
+	m.n = 0;
+	put_bind(&m, "", "S_1", "5");
+	put_execute(&m, "");
+	put_empty(&m, 'S');
+	ck_assert_int_gt(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n), 50);
+	/* a MySQL greeting */
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS,
+	                                  "d\0\0\0\x0a""5.5.5-10.11.6-MariaDB\0", 27),
+	                 SONDE_DETECT_NO);
+	/* an answer seen first: wait for a request */
+	m.n = 0;
+	put_strs(&m, 'C', 1, "SELECT 1");
+	put_ready(&m);
+	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n),
+	                 SONDE_DETECT_NEED_MORE);
+	fake_host_free(h);
+}
+END_TEST
+
+Suite *pg_suite(void)
+{
+	Suite *s = suite_create("pg_plugin");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_psql_session);
+	tcase_add_test(tc, test_pgbench_extended);
+	tcase_add_test(tc, test_pgbench_prepared);
+	tcase_add_test(tc, test_server_side);
+	tcase_add_test(tc, test_role_from_startup);
+	tcase_add_test(tc, test_every_split_point);
+	tcase_add_test(tc, test_pipelined_extended);
+	tcase_add_test(tc, test_prepared_1000);
+	tcase_add_test(tc, test_parse_error_alone);
+	tcase_add_test(tc, test_span_limit);
+	tcase_add_test(tc, test_multi_statement);
+	tcase_add_test(tc, test_multi_statement_error);
+	tcase_add_test(tc, test_unsplit_and_empty);
+	tcase_add_test(tc, test_with_from_tag);
+	tcase_add_test(tc, test_backslash_mode);
+	tcase_add_test(tc, test_copy_in_truncated);
+	tcase_add_test(tc, test_dark_tail);
+	tcase_add_test(tc, test_dark_next_request);
+	tcase_add_test(tc, test_gap_frontend);
+	tcase_add_test(tc, test_midstream);
+	tcase_add_test(tc, test_midstream_role_from_bytes);
+	tcase_add_test(tc, test_unix_socket);
+	tcase_add_test(tc, test_tls);
+	tcase_add_test(tc, test_tls_late);
+	tcase_add_test(tc, test_gss_encryption_given_up);
+	tcase_add_test(tc, test_cancel_request);
+	tcase_add_test(tc, test_auth_failure);
+	tcase_add_test(tc, test_nothing_of_a_value_leaves);
+	tcase_add_test(tc, test_garbage);
+	tcase_add_test(tc, test_detect);
+	tcase_set_timeout(tc, 120);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(pg_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
