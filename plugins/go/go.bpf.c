@@ -20,8 +20,8 @@
  *   runtime.newproc1 entry / RETs            creation record {child, parent ctx}
  *   runtime.goexit0(gp)                      exit record
  *   net/http.(*persistConn).roundTrip        request -> the caller's context
- *   net/http.(*Request).write entry / RETs   the writeLoop goroutine works for
- *                                            that caller while it writes
+ *   net/http.(*Request).write entry          the writeLoop goroutine works for
+ *                                            that caller from now on
  *   net/http.(*connReader).backgroundRead    works for the goroutine that
  *                                            started it (the connection's)
  * A goroutine's "context" is its own id unless it is working for another
@@ -469,8 +469,12 @@ int go_http_roundtrip(struct pt_regs *ctx)
 	return 0;
 }
 
-/* (*Request).write(...) entry: if a caller is waiting for this request, the
- * writing goroutine works for it until write returns. */
+/* (*Request).write(...) entry, on a connection's writeLoop goroutine: it
+ * writes this request for the goroutine that asked for it. Only the
+ * headers reach the socket inside write(); writeLoop flushes the rest
+ * after it returns, so the goroutine keeps working for that caller until
+ * it starts on its next request (or exits): its work in between is
+ * waiting for that next request. */
 SEC("uprobe")
 int go_http_write_enter(struct pt_regs *ctx)
 {
@@ -481,35 +485,22 @@ int go_http_write_enter(struct pt_regs *ctx)
 
 	if (!cfg || !(cfg->features & GO_F_HTTP_CLIENT))
 		return 0;
-	rk.id = go_reg(ctx, cfg->reg[GO_R_RW_REQ]);
-	o = bpf_map_lookup_elem(&go_req_origin, &rk);
-	if (!o)
-		return 0;
-	origin = *o;
-	bpf_map_delete_elem(&go_req_origin, &rk);
 	gk.id = go_cur_goid(ctx, cfg);
 	if (!gk.id)
 		return 0;
+	rk.id = go_reg(ctx, cfg->reg[GO_R_RW_REQ]);
+	o = bpf_map_lookup_elem(&go_req_origin, &rk);
+	if (!o) {
+		/* Nobody we know of waits for this one: its own context. */
+		if (bpf_map_delete_elem(&go_override, &gk) == 0)
+			sonde_thread_ctx_set(gk.id);
+		return 0;
+	}
+	origin = *o;
+	bpf_map_delete_elem(&go_req_origin, &rk);
 	bpf_map_update_elem(&go_override, &gk, &origin, BPF_ANY);
 	sonde_thread_ctx_set(origin);
 	go_stat(GO_ST_HTTP_DELEGATE);
-	return 0;
-}
-
-/* ... at each RET: back to its own context. */
-SEC("uprobe")
-int go_http_write_ret(struct pt_regs *ctx)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct go_cfg *cfg = go_cfg_get(tgid);
-	struct go_key gk = { .tgid = tgid };
-
-	if (!cfg || !(cfg->features & GO_F_HTTP_CLIENT))
-		return 0;
-	gk.id = go_cur_goid(ctx, cfg);
-	if (!gk.id || bpf_map_delete_elem(&go_override, &gk))
-		return 0;
-	sonde_thread_ctx_set(go_ctx_of(tgid, gk.id));
 	return 0;
 }
 

@@ -21,7 +21,7 @@
 const char *const go_prog_names[GO_P_COUNT] = {
 	"go_tls_write_enter", "go_tls_write_ret", "go_tls_read_enter", "go_tls_read_ret",
 	"go_execute", "go_newproc_enter", "go_newproc_ret", "go_goexit",
-	"go_http_roundtrip", "go_http_write_enter", "go_http_write_ret", "go_http_bgread",
+	"go_http_roundtrip", "go_http_write_enter", "go_http_bgread",
 };
 
 #define MAX_RETS 32
@@ -308,7 +308,7 @@ static int go_feat_http_client(struct go_insp *s)
 	    go_need_regs(s, sym_names[S_RW], "r", 0, 1, rq))
 		return -1;
 	if (go_add_probe(s, GO_P_HTTP_ROUNDTRIP, rt->addr) ||
-	    go_add_probe(s, GO_P_HTTP_WRITE_ENTER, rw->addr) || go_add_rets(s, rw, GO_P_HTTP_WRITE_RET))
+	    go_add_probe(s, GO_P_HTTP_WRITE_ENTER, rw->addr))
 		return -1;
 	return 0;
 }

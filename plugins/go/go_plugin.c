@@ -54,6 +54,7 @@ struct go_state {
 	const struct sonde_host_api *host;
 	struct sonde_plugin_handle *self;
 	struct sonde_bpf *bpf;      /* NULL: no kernel (replay, tests): records only */
+	int bpf_tried;              /* loaded on the first Go process, once */
 	int cfg_fd, stats_fd;
 	uint32_t rec_base;
 	uint32_t cap;
@@ -62,8 +63,14 @@ struct go_state {
 	size_t ncache;
 	uint32_t *procs;            /* pids with a go_cfgs entry */
 	size_t nprocs;
+	struct sonde_timer *stats_timer;
+	uint64_t kstats[GO_ST_COUNT]; /* the BPF programs' counters, last read */
 	struct go_counters c;
 };
+
+/* The live state, for the unit tests' eyes only (go_plugin.h); the plugin
+ * itself never reads it. */
+static const struct go_state *debug_state;
 
 /* --- bpf(2) map calls on the object's own maps ------------------------------- */
 
@@ -109,6 +116,37 @@ static int64_t go_clock_offset(void)
 	clock_gettime(CLOCK_REALTIME, &r);
 	clock_gettime(CLOCK_MONOTONIC, &m);
 	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000ll + ((int64_t)r.tv_nsec - m.tv_nsec);
+}
+
+/* Sum the BPF programs' per-CPU counters into st->kstats. Read while the
+ * object is loaded (a timer, process_gone), never in fini: the host may
+ * have closed the object by then. */
+static void go_stats_refresh(struct go_state *st)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	uint64_t *v;
+
+	if (st->stats_fd < 0 || ncpu <= 0)
+		return;
+	v = calloc((size_t)ncpu, sizeof(uint64_t));
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < GO_ST_COUNT; i++) {
+		uint64_t sum = 0;
+
+		if (go_map_lookup(st->stats_fd, &i, v))
+			continue;
+		for (long c = 0; c < ncpu; c++)
+			sum += v[c];
+		st->kstats[i] = sum;
+	}
+	free(v);
+}
+
+static void go_stats_tick(void *arg, uint64_t now)
+{
+	(void)now;
+	go_stats_refresh(arg);
 }
 
 /* Does this host offer the 1.1 calls a runtime plugin needs? */
@@ -160,6 +198,9 @@ static int go_claim(struct go_state *st)
 	return -1;
 }
 
+/* The object is loaded when the first Go process shows up (not in init:
+ * the agent installs its BPF calls after plugins load, and a host that
+ * never watches Go need not pay for it). */
 static void go_load_bpf(struct go_state *st)
 {
 	struct sonde_bpf_opts o = {
@@ -168,8 +209,12 @@ static void go_load_bpf(struct go_state *st)
 		.obj = go_bpf_obj_start,
 		.obj_len = (size_t)(go_bpf_obj_end - go_bpf_obj_start),
 	};
-	int rc = st->host->bpf_load(st->self, &o, &st->bpf);
+	int rc;
 
+	if (st->bpf_tried)
+		return;
+	st->bpf_tried = 1;
+	rc = st->host->bpf_load(st->self, &o, &st->bpf);
 	if (rc != SONDE_OK) {
 		st->bpf = NULL;
 		st->host->log(st->self, rc == SONDE_ERR_UNSUPPORTED ? SONDE_LOG_INFO : SONDE_LOG_ERROR,
@@ -182,7 +227,10 @@ static void go_load_bpf(struct go_state *st)
 	if (st->cfg_fd < 0) {
 		st->host->log(st->self, SONDE_LOG_ERROR, "BPF object has no go_cfgs map");
 		st->bpf = NULL;
+		return;
 	}
+	st->stats_timer = st->host->timer_start(st->self, 5000000000ull, 5000000000ull,
+						go_stats_tick, st);
 }
 
 static int go_init(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
@@ -211,28 +259,19 @@ static int go_init(const struct sonde_host_api *host, struct sonde_plugin_handle
 		free(st);
 		return SONDE_ERR_LIMIT;
 	}
-	go_load_bpf(st);
 	*state = st;
+	debug_state = st;
 	return SONDE_OK;
 }
 
 static void go_fini(void *state)
 {
 	struct go_state *st = state;
-	uint64_t k[GO_ST_COUNT] = { 0 };
+	const uint64_t *k;
 
 	if (!st)
 		return;
-	if (st->stats_fd >= 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_CONF);
-		uint64_t *v = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(uint64_t) * 2);
-
-		for (uint32_t i = 0; v && i < GO_ST_COUNT; i++)
-			if (go_map_lookup(st->stats_fd, &i, v) == 0)
-				for (long c = 0; c < ncpu; c++)
-					k[i] += v[c];
-		free(v);
-	}
+	k = st->kstats;
 	st->host->log(st->self, SONDE_LOG_INFO,
 		      "processes %" PRIu64 " instrumented, %" PRIu64 " refused; plaintext records %" PRIu64
 		      " (injected %" PRIu64 ", no connection %" PRIu64 ", lost in the kernel %" PRIu64
@@ -241,8 +280,11 @@ static void go_fini(void *state)
 		      st->c.procs_ok, st->c.procs_refused, st->c.data, st->c.injected, st->c.no_conn,
 		      k[GO_ST_LOST], k[GO_ST_NOCONN], st->c.links, st->c.ends, k[GO_ST_HTTP_DELEGATE],
 		      st->c.bad);
+	/* The timer and the BPF object are the host's and already gone. */
 	free(st->cache);
 	free(st->procs);
+	if (debug_state == st)
+		debug_state = NULL;
 	free(st);
 }
 
@@ -399,10 +441,14 @@ static int go_process_new(void *state, const struct sonde_process_info *pi)
 		return SONDE_OK; /* gone already, or not readable: not ours to say */
 	if (!t->is_go)
 		return SONDE_OK;
+	/* What the binary does not tell (stripped, too old, an unknown layout)
+	 * is said here once, with its reason; NOENT keeps the host from adding
+	 * a second, vaguer line. */
+	if (!t->ok)
+		return go_refuse(st, pi, SONDE_ERR_NOENT, "%s%s", t->why, "");
+	go_load_bpf(st);
 	if (!st->bpf)
 		return go_refuse(st, pi, SONDE_ERR_UNSUPPORTED, "%s%s", "no BPF object loaded", "");
-	if (!t->ok)
-		return go_refuse(st, pi, SONDE_ERR_UNSUPPORTED, "%s%s", t->why, "");
 	if (go_bias(pi->pid, t, &bias))
 		return go_refuse(st, pi, SONDE_ERR_NOENT, "%s%s", "PIE load address not found", "");
 	cfg = t->cfg;
@@ -428,9 +474,9 @@ static int go_process_new(void *state, const struct sonde_process_info *pi)
 	if (cfg.features & GO_F_GOROUTINES)
 		st->host->process_set(st->self, pi->pid, SONDE_PROCESS_CONTEXTS);
 	go_features_str(cfg.features, feats, sizeof(feats));
-	st->host->log(st->self, SONDE_LOG_INFO, "pid %u (%s): %s, %zu probes (%s)%s%s", pi->pid,
-		      go_basename(pi->exe_path), t->version, t->nprobes, feats, t->why[0] ? "; " : "",
-		      t->why);
+	st->host->log(st->self, SONDE_LOG_INFO, "pid %u (%s): %s, %zu probes (%s), records %u..%u%s%s",
+		      pi->pid, go_basename(pi->exe_path), t->version, t->nprobes, feats, st->rec_base,
+		      st->rec_base + GO_REC_COUNT - 1, t->why[0] ? "; " : "", t->why);
 	st->c.procs_ok++;
 	return SONDE_OK;
 }
@@ -439,8 +485,10 @@ static void go_process_gone(void *state, uint32_t pid)
 {
 	struct go_state *st = state;
 
-	if (st && st->cfg_fd >= 0 && go_proc_del(st, pid))
+	if (st && st->cfg_fd >= 0 && go_proc_del(st, pid)) {
 		go_map_delete(st->cfg_fd, &pid);
+		go_stats_refresh(st);
+	}
 }
 
 /* --- records ---------------------------------------------------------------------------- */
@@ -515,14 +563,14 @@ static void go_record(void *state, const void *rec, size_t len)
 	}
 }
 
-const struct go_counters *go_plugin_counters(const void *state)
+const struct go_counters *go_debug_counters(void)
 {
-	return state ? &((const struct go_state *)state)->c : NULL;
+	return debug_state ? &debug_state->c : NULL;
 }
 
-uint32_t go_plugin_rec_base(const void *state)
+uint32_t go_debug_rec_base(void)
 {
-	return state ? ((const struct go_state *)state)->rec_base : 0;
+	return debug_state ? debug_state->rec_base : 0;
 }
 
 static const struct sonde_plugin go_plugin = {

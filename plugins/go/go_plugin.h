@@ -19,8 +19,8 @@ struct go_counters {
 	uint64_t bad;            /* records too short or inconsistent */
 };
 
-/* state: what init() returned. */
-const struct go_counters *go_plugin_counters(const void *state);
-uint32_t go_plugin_rec_base(const void *state);
+/* The plugin loaded last (NULL after its fini). */
+const struct go_counters *go_debug_counters(void);
+uint32_t go_debug_rec_base(void);
 
 #endif /* SONDE_GO_PLUGIN_H */

@@ -295,7 +295,7 @@ static void check_probes(const char *path, const struct go_target *t)
 		{ "crypto/tls.(*Conn).Read", GO_P_TLS_READ_ENTER, GO_P_TLS_READ_RET },
 		{ "crypto/tls.(*Conn).Write", GO_P_TLS_WRITE_ENTER, GO_P_TLS_WRITE_RET },
 		{ "runtime.newproc1", GO_P_NEWPROC_ENTER, GO_P_NEWPROC_RET },
-		{ "net/http.(*Request).write", GO_P_HTTP_WRITE_ENTER, GO_P_HTTP_WRITE_RET },
+		{ "net/http.(*Request).write", GO_P_HTTP_WRITE_ENTER, GO_P_COUNT },
 		{ "runtime.execute", GO_P_EXECUTE, GO_P_COUNT },
 		{ "runtime.goexit0", GO_P_GOEXIT, GO_P_COUNT },
 		{ "net/http.(*persistConn).roundTrip", GO_P_HTTP_ROUNDTRIP, GO_P_COUNT },
