@@ -70,6 +70,24 @@ def https_get(port, path):
         c.close()
 
 
+def https_keepalive(port, paths):
+    """Several requests on one TLS connection, one after the other."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+    try:
+        for p in paths:
+            c.request("GET", p)
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                return r.status, b""
+        return 200, b""
+    finally:
+        c.close()
+
+
 def http_get(port, path):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     try:
@@ -299,6 +317,27 @@ def main():
     print("     " + (tail[-1].strip() if tail else "(no totals line)"))
     check(tail and "no connection 0," in tail[-1] and "bad records 0" in tail[-1],
           "A: no plaintext without its connection, no bad record")
+
+    # --- A2: the same on keep-alive connections (6 connections x 2 requests):
+    # between requests net/http reads the socket from another goroutine
+    # (backgroundRead), which may take the next request's first bytes.
+    port = free_port()
+    agent = Agent("--open-port", str(port), "-v")
+    srv = Proc([server_bin, "-addr", f"127.0.0.1:{port}", "-cert", cert, "-key", key,
+                "-backend", burl, "-sleep", "100ms"])
+    wait_port(port)
+    check(wait_log(agent, f"pid {srv.pid} (tlsserver): go"), "A2: instrumented")
+    pairs = [(f"k{i}a", f"k{i}b") for i in range(1, PARALLEL + 1)]
+    fails = run_parallel(lambda pr: https_keepalive(port, [f"/req/{pr[0]}", f"/req/{pr[1]}?spawn=1"]),
+                         pairs, PARALLEL)
+    check_eq(fails, [], "A2: every keep-alive request answered 200")
+    ids_k = [x for pr in pairs for x in pr]
+    agent.wait_spans(2 * len(ids_k), timeout=15)
+    agent.stop()
+    srv_log = srv.stderr_text()
+    srv.stop()
+    check_eq(count_lines(srv_log, "served id="), len(ids_k), "A2: requests the server logged")
+    check_parenting(agent.spans(), ids_k, "A2")
 
     # --- B: attach to a running Go server -------------------------------------
     port = free_port()
