@@ -40,6 +40,7 @@ struct go_elf {
 	int has_symtab;
 	int has_dwarf;
 	char version[64];
+	char *mem;             /* go_elf_open_mem's copy of the image */
 	struct go_rel *rels;   /* sorted by off; only loaded for a PIE, lazily */
 	size_t nrels;
 	int rels_loaded;
@@ -192,22 +193,11 @@ static void go_probe_sections(struct go_elf *g)
 		go_version_from_symbol(g);
 }
 
-struct go_elf *go_elf_open(const char *path, char *err, size_t errlen)
+/* The part of opening shared by files and memory images. */
+static struct go_elf *go_elf_finish(struct go_elf *g, const char *path, char *err, size_t errlen)
 {
-	struct go_elf *g = calloc(1, sizeof(*g));
 	size_t n;
 
-	if (!g) {
-		go_err(err, errlen, "%s%s", "out of memory", "");
-		return NULL;
-	}
-	elf_version(EV_CURRENT);
-	g->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (g->fd < 0) {
-		go_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	g->e = elf_begin(g->fd, ELF_C_READ_MMAP, NULL);
 	if (!g->e || elf_kind(g->e) != ELF_K_ELF || !gelf_getehdr(g->e, &g->eh)) {
 		go_err(err, errlen, "%s is not an ELF file%s", path, "");
 		goto fail;
@@ -229,6 +219,45 @@ fail:
 	return NULL;
 }
 
+struct go_elf *go_elf_open(const char *path, char *err, size_t errlen)
+{
+	struct go_elf *g = calloc(1, sizeof(*g));
+
+	if (!g) {
+		go_err(err, errlen, "%s%s", "out of memory", "");
+		return NULL;
+	}
+	elf_version(EV_CURRENT);
+	g->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (g->fd < 0) {
+		go_err(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		go_elf_close(g);
+		return NULL;
+	}
+	g->e = elf_begin(g->fd, ELF_C_READ_MMAP, NULL);
+	return go_elf_finish(g, path, err, errlen);
+}
+
+struct go_elf *go_elf_open_mem(const void *image, size_t len, char *err, size_t errlen)
+{
+	struct go_elf *g = calloc(1, sizeof(*g));
+
+	if (!g) {
+		go_err(err, errlen, "%s%s", "out of memory", "");
+		return NULL;
+	}
+	elf_version(EV_CURRENT);
+	g->fd = -1;
+	g->mem = malloc(len ? len : 1);
+	if (!g->mem) {
+		go_elf_close(g);
+		return NULL;
+	}
+	memcpy(g->mem, image, len);
+	g->e = elf_memory(g->mem, len);
+	return go_elf_finish(g, "(memory)", err, errlen);
+}
+
 void go_elf_close(struct go_elf *g)
 {
 	if (!g)
@@ -237,6 +266,7 @@ void go_elf_close(struct go_elf *g)
 		elf_end(g->e);
 	if (g->fd >= 0)
 		close(g->fd);
+	free(g->mem);
 	free(g->rels);
 	free(g);
 }
@@ -318,7 +348,8 @@ uint64_t go_elf_file_offset(const struct go_elf *g, uint64_t vaddr)
 	for (size_t i = 0; i < g->nphdr; i++) {
 		const GElf_Phdr *p = &g->ph[i];
 
-		if ((p->p_flags & PF_X) && vaddr >= p->p_vaddr && vaddr < p->p_vaddr + p->p_filesz)
+		if ((p->p_flags & PF_X) && vaddr >= p->p_vaddr && vaddr < p->p_vaddr + p->p_filesz &&
+		    vaddr - p->p_vaddr + p->p_offset < g->image_len)
 			return vaddr - p->p_vaddr + p->p_offset;
 	}
 	return 0;

@@ -26,6 +26,8 @@ struct go_sym {
 /* Open path (read-only). NULL on failure with the reason in err. Not being
  * ELF is a failure; not being Go is not (go_elf_is_go says). */
 struct go_elf *go_elf_open(const char *path, char *err, size_t errlen);
+/* The same for an image in memory (copied). */
+struct go_elf *go_elf_open_mem(const void *image, size_t len, char *err, size_t errlen);
 void go_elf_close(struct go_elf *g);
 
 /* The libelf handle, for the DWARF reader. */

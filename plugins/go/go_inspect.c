@@ -383,10 +383,26 @@ static int go_preconditions(struct go_insp *s)
 	return 0;
 }
 
+static int go_inspect_elf(struct go_elf *elf, const char *err, struct go_target *t);
+
 int go_inspect(const char *path, struct go_target *t)
 {
-	struct go_insp s = { .t = t };
-	char err[GO_WHY_LEN];
+	char err[GO_WHY_LEN] = "";
+
+	return go_inspect_elf(go_elf_open(path, err, sizeof(err)), err, t);
+}
+
+int go_inspect_mem(const void *image, size_t len, struct go_target *t)
+{
+	char err[GO_WHY_LEN] = "";
+
+	return go_inspect_elf(go_elf_open_mem(image, len, err, sizeof(err)), err, t);
+}
+
+/* Takes elf over (closes it). */
+static int go_inspect_elf(struct go_elf *elf, const char *err, struct go_target *t)
+{
+	struct go_insp s = { .t = t, .elf = elf };
 	int rc = -1;
 
 	memset(t, 0, sizeof(*t));
@@ -394,7 +410,6 @@ int go_inspect(const char *path, struct go_target *t)
 	t->cfg.cap = GO_MAX_PAYLOAD;
 	for (int i = 0; i < S_COUNT; i++)
 		s.syms[i].name = sym_names[i];
-	s.elf = go_elf_open(path, err, sizeof(err));
 	if (!s.elf) {
 		snprintf(t->why, sizeof(t->why), "%s", err);
 		return -1;

@@ -62,6 +62,8 @@ struct go_target {
  * feature is on), -1 otherwise (t->why says why; t->is_go says whether it
  * is Go at all). Never attaches anything. */
 int go_inspect(const char *path, struct go_target *t);
+/* The same for an executable's image in memory (the fuzz harness). */
+int go_inspect_mem(const void *image, size_t len, struct go_target *t);
 
 /* Names of the features in cfg.features, for log lines ("tls goroutines"). */
 void go_features_str(uint32_t features, char *out, size_t len);

@@ -214,7 +214,7 @@ static int u64cmp(const void *x, const void *y)
 
 static int set_has(const struct insn_set *s, uint64_t a)
 {
-	return bsearch(&a, s->a, s->n, sizeof(a), u64cmp) != NULL;
+	return s->n && bsearch(&a, s->a, s->n, sizeof(a), u64cmp) != NULL;
 }
 
 /* objdump's instruction starts and returns; addresses inside "(bad)"
@@ -245,7 +245,8 @@ static void objdump_read(const char *path, struct insn_set *starts, struct insn_
 	pclose(f);
 	qsort(starts->a, starts->n, sizeof(uint64_t), u64cmp);
 	qsort(rets->a, rets->n, sizeof(uint64_t), u64cmp);
-	qsort(bad->a, bad->n, sizeof(uint64_t), u64cmp);
+	if (bad->n)
+		qsort(bad->a, bad->n, sizeof(uint64_t), u64cmp);
 }
 
 static int range_has_bad(const struct insn_set *bad, uint64_t lo, uint64_t hi)
