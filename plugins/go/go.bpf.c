@@ -16,6 +16,8 @@
  * What each program does:
  *   crypto/tls.(*Conn).Write / Read entry  remember {conn, buffer} per goroutine
  *   ... at each RET                         n = result: copy n bytes as a record
+ *   (or only at each RET, reading the arguments from their stack slots
+ *   where DWARF says they are there: "_nx", no entry probe)
  *   runtime.execute(gp)                      sonde_thread_ctx[tid] = gp's context
  *   runtime.newproc1 entry / RETs            creation record {child, parent ctx}
  *   runtime.goexit0(gp)                      exit record
@@ -340,6 +342,44 @@ static __always_inline int go_tls_ret(struct pt_regs *ctx, __u8 dir)
 	return go_emit(cfg, &c, k.id, (__u64)n, fd);
 }
 
+/* A RET whose function's arguments DWARF places in stack slots there: the
+ * receiver and b's data pointer are read at CFA (RSP + 8) + the cookie's
+ * offsets; no entry probe, so a call already blocked when the probes were
+ * attached (a Read waiting for a keep-alive request) is seen too. */
+static __always_inline int go_tls_ret_nx(struct pt_regs *ctx, __u8 dir)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_cfg *cfg = go_cfg_get(tgid);
+	__u64 cookie = bpf_get_attach_cookie(ctx), cfa = ctx->sp + 8, goid;
+	struct go_call c = { .dir = dir };
+	__s64 n;
+	int fd;
+
+	if (!cfg || !(cfg->features & GO_F_TLS))
+		return 0;
+	n = (__s64)go_reg(ctx, cfg->reg[dir ? GO_R_WRITE_N : GO_R_READ_N]);
+	if (n <= 0)
+		return 0;
+	c.conn = go_read_u64(cfa + GO_COOKIE_A(cookie));
+	c.buf = go_read_u64(cfa + GO_COOKIE_B(cookie));
+	c.len = (__u64)n;
+	goid = go_cur_goid(ctx, cfg);
+	if (!c.conn || !c.buf || !goid)
+		return 0;
+	fd = go_conn_fd(cfg, c.conn);
+	if (fd < 0) {
+		go_stat(GO_ST_NOCONN);
+		return 0;
+	}
+	return go_emit(cfg, &c, goid, (__u64)n, fd);
+}
+
+SEC("uprobe")
+int go_tls_read_ret_nx(struct pt_regs *ctx) { return go_tls_ret_nx(ctx, 0); }
+
+SEC("uprobe")
+int go_tls_write_ret_nx(struct pt_regs *ctx) { return go_tls_ret_nx(ctx, 1); }
+
 SEC("uprobe")
 int go_tls_write_enter(struct pt_regs *ctx) { return go_tls_enter(ctx, 1); }
 
@@ -388,26 +428,15 @@ int go_newproc_enter(struct pt_regs *ctx)
 	return 0;
 }
 
-/* ... at each RET: the new g is the result. */
-SEC("uprobe")
-int go_newproc_ret(struct pt_regs *ctx)
+/* The creation record for the g in the result register, made by parent. */
+static __always_inline int go_newproc_done(struct pt_regs *ctx, struct go_cfg *cfg, __u32 tgid,
+					   __u64 parent)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct go_cfg *cfg = go_cfg_get(tgid);
 	struct go_rec_go r = {};
 	struct go_key k = { .tgid = tgid };
-	__u64 *pp, parent;
 
-	if (!cfg || !(cfg->features & GO_F_GOROUTINES))
-		return 0;
-	pp = bpf_map_lookup_elem(&go_newproc, &id);
-	if (!pp)
-		return 0;
-	parent = *pp;
-	bpf_map_delete_elem(&go_newproc, &id);
 	k.id = go_goid_of(cfg, go_reg(ctx, cfg->reg[GO_R_NEWPROC_G]));
-	if (!k.id)
+	if (!k.id || !parent)
 		return 0;
 	bpf_map_update_elem(&go_parents, &k, &parent, BPF_ANY);
 	go_hdr(&r.h, cfg->rec_base + GO_REC_GO_NEW, 0);
@@ -418,6 +447,43 @@ int go_newproc_ret(struct pt_regs *ctx)
 	else
 		go_stat(GO_ST_GO_NEW);
 	return 0;
+}
+
+/* ... at each RET: the new g is the result. */
+SEC("uprobe")
+int go_newproc_ret(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct go_cfg *cfg = go_cfg_get(tgid);
+	__u64 *pp, parent;
+
+	if (!cfg || !(cfg->features & GO_F_GOROUTINES))
+		return 0;
+	pp = bpf_map_lookup_elem(&go_newproc, &id);
+	if (!pp)
+		return 0;
+	parent = *pp;
+	bpf_map_delete_elem(&go_newproc, &id);
+	return go_newproc_done(ctx, cfg, tgid, parent);
+}
+
+/* newproc1's RET where DWARF keeps callergp in a stack slot (go1.19: in
+ * the callee's frame just popped; nothing runs on this stack between the
+ * epilogue and the RET): no entry probe. */
+SEC("uprobe")
+int go_newproc_ret_nx(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct go_cfg *cfg = go_cfg_get(tgid);
+	__u64 cookie = bpf_get_attach_cookie(ctx), parent;
+
+	if (!cfg || !(cfg->features & GO_F_GOROUTINES))
+		return 0;
+	parent = go_goid_of(cfg, go_read_u64(ctx->sp + 8 + GO_COOKIE_A(cookie)));
+	if (!parent)
+		return 0;
+	return go_newproc_done(ctx, cfg, tgid, go_ctx_of(tgid, parent));
 }
 
 /* runtime.goexit0(gp): gp is done. */

@@ -433,3 +433,59 @@ int go_dwarf_param_regs(struct go_dwarf *d, const char *func, const char *param,
 	}
 	return -1;
 }
+
+/* Is the function's frame base the CFA (what Go's compiler always says)?
+ * Go writes it as a one-byte block, which libdw's dwarf_getlocation does
+ * not take for this attribute: read the block. */
+static int go_frame_base_is_cfa(Dwarf_Die *f)
+{
+	Dwarf_Attribute a;
+	Dwarf_Block b;
+
+	if (!dwarf_attr(f, DW_AT_frame_base, &a) || dwarf_formblock(&a, &b))
+		return 0;
+	return b.length == 1 && b.data[0] == DW_OP_call_frame_cfa;
+}
+
+int go_dwarf_param_mem_at(struct go_dwarf *d, const char *func, const char *param,
+			  uint64_t pc, int32_t *cfa_off)
+{
+	struct go_dwarf_entry *e = go_entry(d, func);
+	Dwarf_Die f, p;
+
+	if (!e || !e->func_off || !dwarf_offdie(d->dbg, e->func_off, &f) || dwarf_child(&f, &p) != 0)
+		return -1;
+	do {
+		Dwarf_Attribute a;
+		Dwarf_Op *ops;
+		size_t n;
+		const char *name;
+		int64_t off;
+
+		if (dwarf_tag(&p) != DW_TAG_formal_parameter || !(name = go_die_name(&p)) ||
+		    strcmp(name, param))
+			continue;
+		if (!dwarf_attr(&p, DW_AT_location, &a) ||
+		    dwarf_getlocation_addr(&a, pc, &ops, &n, 1) != 1 || n == 0)
+			return -1;
+		/* The first piece only: "cfa [+k]" or "fbreg k" (frame base = CFA). */
+		if (ops[0].atom == DW_OP_call_frame_cfa) {
+			off = 0;
+			if (n > 1 && ops[1].atom == DW_OP_plus_uconst)
+				off = (int64_t)ops[1].number;
+			else if (n > 1 && ops[1].atom != DW_OP_piece)
+				return -1;
+		} else if (ops[0].atom == DW_OP_fbreg && go_frame_base_is_cfa(&f)) {
+			off = (int64_t)ops[0].number;
+			if (n > 1 && ops[1].atom != DW_OP_piece)
+				return -1;
+		} else {
+			return -1;
+		}
+		if (off < -4096 || off > 4096)
+			return -1;
+		*cfa_off = (int32_t)off;
+		return 0;
+	} while (dwarf_siblingof(&p, &p) == 0);
+	return -1;
+}

@@ -65,6 +65,15 @@ int go_dwarf_params(struct go_dwarf *d, const char *func, struct go_param *out, 
 int go_dwarf_param_regs(struct go_dwarf *d, const char *func, const char *param, int output,
                         int *nregs, uint8_t regs[GO_MAX_PARAM_REGS]);
 
+/* Where an argument's first word is at one instruction of its function,
+ * per the compiler's location list: in memory at the canonical frame
+ * address plus cfa_off (a spill slot; the CFA is the stack pointer before
+ * the call pushed the return address, so at a RET it is RSP + 8). 0, or -1
+ * when DWARF gives no such location there (a register, nothing, or an
+ * expression this reader does not follow). */
+int go_dwarf_param_mem_at(struct go_dwarf *d, const char *func, const char *param,
+                          uint64_t pc, int32_t *cfa_off);
+
 /* DWARF register number (x86-64) -> enum go_reg, or GO_REG_NONE. */
 uint8_t go_dwarf_reg_to_go(unsigned dwreg);
 

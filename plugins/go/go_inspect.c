@@ -22,6 +22,7 @@ const char *const go_prog_names[GO_P_COUNT] = {
 	"go_tls_write_enter", "go_tls_write_ret", "go_tls_read_enter", "go_tls_read_ret",
 	"go_execute", "go_newproc_enter", "go_newproc_ret", "go_goexit",
 	"go_http_roundtrip", "go_http_write_enter", "go_http_bgread",
+	"go_tls_read_ret_nx", "go_tls_write_ret_nx", "go_newproc_ret_nx",
 };
 
 #define MAX_RETS 32
@@ -133,7 +134,7 @@ static int go_need_regs(struct go_insp *s, const char *func, const char *param, 
 	return 0;
 }
 
-static int go_add_probe(struct go_insp *s, enum go_prog p, uint64_t vaddr)
+static int go_add_probe_c(struct go_insp *s, enum go_prog p, uint64_t vaddr, uint64_t cookie)
 {
 	struct go_target *t = s->t;
 	uint64_t off = go_elf_file_offset(s->elf, vaddr);
@@ -145,15 +146,21 @@ static int go_add_probe(struct go_insp *s, enum go_prog p, uint64_t vaddr)
 	t->probes[t->nprobes].prog = p;
 	t->probes[t->nprobes].vaddr = vaddr;
 	t->probes[t->nprobes].offset = off;
+	t->probes[t->nprobes].cookie = cookie;
 	t->nprobes++;
 	return 0;
 }
 
-/* One probe at every RET of the function (decoded from its entry). */
-static int go_add_rets(struct go_insp *s, const struct go_sym *y, enum go_prog p)
+static int go_add_probe(struct go_insp *s, enum go_prog p, uint64_t vaddr)
+{
+	return go_add_probe_c(s, p, vaddr, 0);
+}
+
+/* The RET instructions of a function (decoded from its entry): count, or
+ * -1 with the reason recorded. */
+static int go_rets(struct go_insp *s, const struct go_sym *y, uint32_t rets[MAX_RETS])
 {
 	const uint8_t *code = go_elf_bytes(s->elf, y->addr, y->size);
-	uint32_t rets[MAX_RETS];
 	int n;
 
 	if (!code) {
@@ -166,10 +173,46 @@ static int go_add_rets(struct go_insp *s, const struct go_sym *y, enum go_prog p
 			 n < 0 ? "%s: code could not be decoded" : "%s: too many returns", y->name);
 		return -1;
 	}
+	return n;
+}
+
+/* One probe at every RET of the function. */
+static int go_add_rets(struct go_insp *s, const struct go_sym *y, enum go_prog p)
+{
+	uint32_t rets[MAX_RETS];
+	int n = go_rets(s, y, rets);
+
 	for (int i = 0; i < n; i++)
 		if (go_add_probe(s, p, y->addr + rets[i]))
 			return -1;
-	return 0;
+	return n < 0 ? -1 : 0;
+}
+
+/* "No entry" returns: when DWARF places the named arguments (b may be NULL)
+ * in stack slots at every RET of the function, one probe per RET with
+ * their CFA offsets in the cookie replaces the entry probe: one trap per
+ * call instead of two, and a call already under way when the probes are
+ * attached is still seen. 1 if added, 0 if DWARF does not allow it (the
+ * caller then uses entry + RET), -1 on failure. */
+static int go_add_rets_nx(struct go_insp *s, const struct go_sym *y, enum go_prog p,
+			  const char *a, const char *b)
+{
+	uint32_t rets[MAX_RETS];
+	int32_t oa[MAX_RETS], ob[MAX_RETS];
+	int n = go_rets(s, y, rets);
+
+	if (n < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		ob[i] = 0;
+		if (go_dwarf_param_mem_at(s->dw, y->name, a, y->addr + rets[i], &oa[i]) ||
+		    (b && go_dwarf_param_mem_at(s->dw, y->name, b, y->addr + rets[i], &ob[i])))
+			return 0;
+	}
+	for (int i = 0; i < n; i++)
+		if (go_add_probe_c(s, p, y->addr + rets[i], GO_COOKIE(oa[i], ob[i])))
+			return -1;
+	return 1;
 }
 
 /* --- features ------------------------------------------------------------------ */
@@ -208,10 +251,17 @@ static int go_feat_goroutines(struct go_insp *s)
 	    go_need_regs(s, sym_names[S_NEWPROC1], "callergp", 0, 1, parent) ||
 	    go_need_regs(s, sym_names[S_NEWPROC1], NULL, 1, 1, newg))
 		return -1;
-	if (go_add_probe(s, GO_P_EXECUTE, ex->addr) || go_add_probe(s, GO_P_NEWPROC_ENTER, np->addr) ||
-	    go_add_rets(s, np, GO_P_NEWPROC_RET))
+	if (go_add_probe(s, GO_P_EXECUTE, ex->addr))
 		return -1;
-	return 0;
+	switch (go_add_rets_nx(s, np, GO_P_NEWPROC_RET_NX, "callergp", NULL)) {
+	case 1:
+		return 0;
+	case 0:
+		return go_add_probe(s, GO_P_NEWPROC_ENTER, np->addr) ||
+		       go_add_rets(s, np, GO_P_NEWPROC_RET) ? -1 : 0;
+	default:
+		return -1;
+	}
 }
 
 static int go_feat_goexit(struct go_insp *s)
@@ -283,10 +333,26 @@ static int go_feat_tls(struct go_insp *s)
 	    go_need_regs(s, sym_names[S_TLS_WRITE], "b", 0, 3, wb) ||
 	    go_need_regs(s, sym_names[S_TLS_WRITE], NULL, 1, 1, wn))
 		return -1;
-	if (go_add_probe(s, GO_P_TLS_READ_ENTER, r->addr) || go_add_rets(s, r, GO_P_TLS_READ_RET) ||
-	    go_add_probe(s, GO_P_TLS_WRITE_ENTER, w->addr) || go_add_rets(s, w, GO_P_TLS_WRITE_RET))
+	switch (go_add_rets_nx(s, r, GO_P_TLS_READ_RET_NX, "c", "b")) {
+	case 1:
+		break;
+	case 0:
+		if (go_add_probe(s, GO_P_TLS_READ_ENTER, r->addr) || go_add_rets(s, r, GO_P_TLS_READ_RET))
+			return -1;
+		break;
+	default:
 		return -1;
-	return 0;
+	}
+	/* go1.19 does not keep Write's receiver to its returns: entry + RET. */
+	switch (go_add_rets_nx(s, w, GO_P_TLS_WRITE_RET_NX, "c", "b")) {
+	case 1:
+		return 0;
+	case 0:
+		return go_add_probe(s, GO_P_TLS_WRITE_ENTER, w->addr) ||
+		       go_add_rets(s, w, GO_P_TLS_WRITE_RET) ? -1 : 0;
+	default:
+		return -1;
+	}
 }
 
 static int go_feat_http_client(struct go_insp *s)

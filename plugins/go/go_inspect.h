@@ -34,6 +34,9 @@ enum go_prog {
 	GO_P_HTTP_ROUNDTRIP,
 	GO_P_HTTP_WRITE_ENTER,
 	GO_P_HTTP_BGREAD,
+	GO_P_TLS_READ_RET_NX,  /* Read's RET, arguments from the stack (no entry) */
+	GO_P_TLS_WRITE_RET_NX, /* the same for Write (where DWARF allows) */
+	GO_P_NEWPROC_RET_NX,   /* newproc1's RET, callergp from the stack */
 	GO_P_COUNT,
 };
 
@@ -43,6 +46,7 @@ struct go_probe {
 	enum go_prog prog;
 	uint64_t vaddr;     /* link-time address of the instruction */
 	uint64_t offset;    /* file offset (what the uprobe is attached at) */
+	uint64_t cookie;    /* GO_COOKIE(...) for the _NX programs, else 0 */
 };
 
 /* Everything learned about one executable. */

@@ -398,6 +398,7 @@ static int go_attach(struct go_state *st, uint32_t pid, const char *exe,
 			.prog = go_prog_names[t->probes[i].prog],
 			.path = exe,
 			.offset = t->probes[i].offset,
+			.cookie = t->probes[i].cookie,
 		};
 		int rc = st->host->bpf_uprobe(st->bpf, &o);
 

@@ -48,6 +48,12 @@ enum go_regslot {
 	GO_R_COUNT,
 };
 
+/* The attach cookie of a "no entry" RET probe: two stack offsets from the
+ * canonical frame address (RSP + 8 at a RET), biased to 16 bits each. */
+#define GO_COOKIE(a, b) ((__u64)(__u16)((a) + 0x8000) | (__u64)(__u16)((b) + 0x8000) << 16)
+#define GO_COOKIE_A(c) ((__s32)((c) & 0xffff) - 0x8000)
+#define GO_COOKIE_B(c) ((__s32)(((c) >> 16) & 0xffff) - 0x8000)
+
 /* go_cfg.features */
 #define GO_F_TLS (1u << 0)        /* crypto/tls plaintext */
 #define GO_F_GOROUTINES (1u << 1) /* thread -> goroutine, creation links */

@@ -345,18 +345,35 @@ def main():
                 "-backend", burl, "-sleep", "50ms"])
     wait_port(port)
     https_get(port, "/req/before")  # traffic before the agent exists
+    # A keep-alive connection opened before the agent: its server goroutine
+    # is already blocked in (*tls.Conn).Read when the probes are attached.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    early = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+    early.request("GET", "/req/early0")
+    early.getresponse().read()
     agent = Agent("--open-port", str(port), "-v")
     check(wait_log(agent, f"pid {srv.pid} (tlsserver): go"),
           "B: the plugin instrumented a Go server that ran before the agent")
     ids_b = [f"b{i}" for i in range(1, 5)]
     fails = run_parallel(lambda rid: https_get(port, f"/req/{rid}"), ids_b, 2)
     check_eq(fails, [], "B: requests answered")
-    agent.wait_spans(2 * len(ids_b), timeout=15)
+    for rid in ("early1", "early2"):
+        early.request("GET", f"/req/{rid}")
+        r = early.getresponse()
+        r.read()
+        check_eq(r.status, 200, f"B: request {rid} on the connection opened before the agent")
+    early.close()
+    agent.wait_spans(2 * len(ids_b) + 4, timeout=15)
     agent.stop()
     srv.stop()
     check_parenting([s for s in agent.spans()
-                     if "before" not in (s.get("attributes") or {}).get("url.path", "")],
-                    ids_b, "B")
+                     if (s.get("attributes") or {}).get("url.path", "").rsplit("/", 1)[-1]
+                     .startswith("b")], ids_b, "B")
+    check_parenting([s for s in agent.spans()
+                     if "early" in (s.get("attributes") or {}).get("url.path", "")],
+                    ["early1", "early2"], "B (connection opened before the agent)")
 
     # --- C: a stripped Go binary: one clear line, the generic layer -------------
     port = free_port()
