@@ -228,6 +228,18 @@ static __always_inline int go_conn_fd(const struct go_cfg *cfg, __u64 tconn)
 	return (int)fd;
 }
 
+/* Wake-ups batched like the host's own records (bpf/sonde_conn.bpf.h): the
+ * agent drains the ring at least every 100 ms, so a record only wakes it
+ * when the ring is filling up (more than a sixteenth of it waiting). A
+ * wake-up per record would cost more than everything else a probe does. */
+static __always_inline __u64 go_rb_flags(void)
+{
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > size / 16 ? BPF_RB_FORCE_WAKEUP
+									   : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void go_hdr(struct go_rec_hdr *h, __u32 type, __u32 fd)
 {
 	sonde_hdr_fill((struct sonde_bpf_hdr *)h, type, fd);
@@ -299,7 +311,7 @@ static __always_inline int go_emit(struct go_cfg *cfg, struct go_call *c, __u64 
 		len = 0;
 	rec->cap_len = len;
 	st->pos[dir] += n;
-	if (bpf_ringbuf_output(&events, rec, sizeof(*rec) + len, 0)) {
+	if (bpf_ringbuf_output(&events, rec, sizeof(*rec) + len, go_rb_flags())) {
 		st->lost[dir] = 1;
 		go_stat(GO_ST_LOST);
 		return 0;
@@ -442,7 +454,7 @@ static __always_inline int go_newproc_done(struct pt_regs *ctx, struct go_cfg *c
 	go_hdr(&r.h, cfg->rec_base + GO_REC_GO_NEW, 0);
 	r.goid = k.id;
 	r.parent = parent;
-	if (bpf_ringbuf_output(&events, &r, sizeof(r), 0))
+	if (bpf_ringbuf_output(&events, &r, sizeof(r), go_rb_flags()))
 		go_stat(GO_ST_LOST);
 	else
 		go_stat(GO_ST_GO_NEW);
@@ -505,7 +517,7 @@ int go_goexit(struct pt_regs *ctx)
 	bpf_map_delete_elem(&go_calls, &k);
 	go_hdr(&r.h, cfg->rec_base + GO_REC_GO_END, 0);
 	r.goid = k.id;
-	if (bpf_ringbuf_output(&events, &r, sizeof(r), 0))
+	if (bpf_ringbuf_output(&events, &r, sizeof(r), go_rb_flags()))
 		go_stat(GO_ST_LOST);
 	else
 		go_stat(GO_ST_GO_END);
