@@ -96,6 +96,7 @@ run() {
   fi
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "https://127.0.0.1:$PORT/req/bench" >"$WORK/wrk.out" 2>&1
   if [ -n "$agent" ]; then
+    sleep 0.5 # the agent drains its ring at least every 100 ms, not at exit
     kill -TERM $agent; wait $agent 2>/dev/null
     spans=$(grep -c '"kind":"SERVER"' "$WORK/spans.json")
   fi

@@ -25,6 +25,25 @@ const char *const go_prog_names[GO_P_COUNT] = {
 	"go_tls_read_ret_nx", "go_tls_write_ret_nx", "go_newproc_ret_nx",
 };
 
+uint32_t go_prog_feature(enum go_prog p)
+{
+	switch (p) {
+	case GO_P_TLS_WRITE_ENTER: case GO_P_TLS_WRITE_RET: case GO_P_TLS_READ_ENTER:
+	case GO_P_TLS_READ_RET: case GO_P_TLS_READ_RET_NX: case GO_P_TLS_WRITE_RET_NX:
+		return GO_F_TLS;
+	case GO_P_EXECUTE: case GO_P_NEWPROC_ENTER: case GO_P_NEWPROC_RET: case GO_P_NEWPROC_RET_NX:
+		return GO_F_GOROUTINES;
+	case GO_P_GOEXIT:
+		return GO_F_GOEXIT;
+	case GO_P_HTTP_ROUNDTRIP: case GO_P_HTTP_WRITE_ENTER:
+		return GO_F_HTTP_CLIENT;
+	case GO_P_HTTP_BGREAD:
+		return GO_F_HTTP_BGREAD;
+	default:
+		return 0;
+	}
+}
+
 #define MAX_RETS 32
 
 /* Symbols and DWARF names, by index. */

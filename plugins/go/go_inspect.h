@@ -42,6 +42,9 @@ enum go_prog {
 
 extern const char *const go_prog_names[GO_P_COUNT];
 
+/* The feature (GO_F_*) a program serves. */
+uint32_t go_prog_feature(enum go_prog p);
+
 struct go_probe {
 	enum go_prog prog;
 	uint64_t vaddr;     /* link-time address of the instruction */

@@ -58,6 +58,7 @@ struct go_state {
 	int cfg_fd, stats_fd;
 	uint32_t rec_base;
 	uint32_t cap;
+	uint32_t features;          /* GO_F_* allowed by the settings */
 	int64_t mono_to_real;
 	struct go_cache_ent *cache;
 	size_t ncache;
@@ -183,6 +184,22 @@ static void go_cfg_number(struct go_state *st, const char *key, uint32_t *out, u
 	*out = (uint32_t)n;
 }
 
+/* `goroutines: false`: crypto/tls plaintext only, no goroutine contexts
+ * (4 probe hits per keep-alive HTTPS request instead of about 9; client
+ * spans then only get the host's conservative thread guess). */
+static void go_cfg_goroutines(struct go_state *st)
+{
+	const char *const *v;
+
+	if (st->host->config_get(st->self, NULL, "goroutines", &v) < 1)
+		return;
+	if (!strcmp(v[0], "false") || !strcmp(v[0], "no") || !strcmp(v[0], "0"))
+		st->features = GO_F_TLS;
+	else if (strcmp(v[0], "true") && strcmp(v[0], "yes") && strcmp(v[0], "1"))
+		st->host->log(st->self, SONDE_LOG_WARN, "goroutines: %s is not true or false, ignored",
+			      v[0]);
+}
+
 /* --- init / fini ------------------------------------------------------------------- */
 
 static int go_claim(struct go_state *st)
@@ -253,6 +270,8 @@ static int go_init(const struct sonde_host_api *host, struct sonde_plugin_handle
 	st->cap = GO_MAX_PAYLOAD;
 	st->mono_to_real = go_clock_offset();
 	go_cfg_number(st, "payload_cap", &st->cap, 64, GO_MAX_PAYLOAD);
+	st->features = GO_F_TLS | GO_F_GOROUTINES | GO_F_GOEXIT | GO_F_HTTP_CLIENT | GO_F_HTTP_BGREAD;
+	go_cfg_goroutines(st);
 	if (go_claim(st)) {
 		host->log(self, SONDE_LOG_ERROR, "no free record-type range (tried 1100..%u)",
 			  1100 + 100 * (GO_REC_BASES - 1));
@@ -389,7 +408,7 @@ static int go_proc_del(struct go_state *st, uint32_t pid)
 /* Attach every probe of t to pid. 0, or the error of the first that failed
  * (its name in *failed). */
 static int go_attach(struct go_state *st, uint32_t pid, const char *exe,
-		     const struct go_target *t, const char **failed)
+		     const struct go_target *t, uint32_t features, const char **failed)
 {
 	for (size_t i = 0; i < t->nprobes; i++) {
 		struct sonde_uprobe_opts o = {
@@ -400,7 +419,11 @@ static int go_attach(struct go_state *st, uint32_t pid, const char *exe,
 			.offset = t->probes[i].offset,
 			.cookie = t->probes[i].cookie,
 		};
-		int rc = st->host->bpf_uprobe(st->bpf, &o);
+		int rc;
+
+		if (!(go_prog_feature(t->probes[i].prog) & features))
+			continue;
+		rc = st->host->bpf_uprobe(st->bpf, &o);
 
 		if (rc != SONDE_OK) {
 			*failed = o.prog;
@@ -431,6 +454,7 @@ static int go_process_new(void *state, const struct sonde_process_info *pi)
 	const char *failed = "";
 	struct go_cfg cfg;
 	char exe[64], feats[128], errs[64];
+	size_t nprobes = 0;
 	uint64_t bias;
 	int rc;
 
@@ -455,6 +479,9 @@ static int go_process_new(void *state, const struct sonde_process_info *pi)
 	cfg = t->cfg;
 	cfg.rec_base = st->rec_base;
 	cfg.cap = st->cap;
+	cfg.features &= st->features;
+	if (!cfg.features)
+		return go_refuse(st, pi, SONDE_ERR_NOENT, "%s%s", "nothing enabled by the settings", "");
 	if (cfg.type_tcp)
 		cfg.type_tcp += bias;
 	if (cfg.type_unix)
@@ -464,7 +491,7 @@ static int go_process_new(void *state, const struct sonde_process_info *pi)
 		return go_refuse(st, pi, SONDE_ERR_IO, "go_cfgs update failed: %s%s", errs, "");
 	}
 	go_proc_add(st, pi->pid);
-	rc = go_attach(st, pi->pid, exe, t, &failed);
+	rc = go_attach(st, pi->pid, exe, t, cfg.features, &failed);
 	if (rc != SONDE_OK) {
 		/* The links made so far live until process_gone; without a
 		 * configuration their programs return at once. */
@@ -475,8 +502,10 @@ static int go_process_new(void *state, const struct sonde_process_info *pi)
 	if (cfg.features & GO_F_GOROUTINES)
 		st->host->process_set(st->self, pi->pid, SONDE_PROCESS_CONTEXTS);
 	go_features_str(cfg.features, feats, sizeof(feats));
+	for (size_t i = 0; i < t->nprobes; i++)
+		nprobes += (go_prog_feature(t->probes[i].prog) & cfg.features) != 0;
 	st->host->log(st->self, SONDE_LOG_INFO, "pid %u (%s): %s, %zu probes (%s), records %u..%u%s%s",
-		      pi->pid, go_basename(pi->exe_path), t->version, t->nprobes, feats, st->rec_base,
+		      pi->pid, go_basename(pi->exe_path), t->version, nprobes, feats, st->rec_base,
 		      st->rec_base + GO_REC_COUNT - 1, t->why[0] ? "; " : "", t->why);
 	st->c.procs_ok++;
 	return SONDE_OK;
