@@ -443,7 +443,6 @@ int sched_process_exit(void *ctx)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	sonde_pid_clear(tgid, 0xff);
-	bpf_map_delete_elem(&sonde_budget, &tgid);
 	emit_proc(SONDE_EV_PROC_EXIT, tgid, (__u32)id, BPF_CORE_READ(task, real_parent, tgid),
 		  task);
 	return 0;

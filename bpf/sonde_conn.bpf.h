@@ -34,9 +34,9 @@ const volatile __u32 wakeup_bytes = 0; /* 0: wake on every record */
  * exe_suffixes; 2 every program (a selector had no literal ending). */
 const volatile __u8 exec_adopt = 0;
 const volatile __u32 n_exe_suffixes = 0;
-/* Pressure: above shed_high bytes waiting in the ring, a process that sent
- * more than budget_bytes in the current window of budget_window_ns has its
- * connections shed until the ring is back below shed_low. 0: off. */
+/* Pressure (see sonde_shed): shed_high and shed_low are bytes waiting in
+ * the ring, budget_bytes a process's bytes per window of budget_window_ns.
+ * shed_high 0: off. */
 const volatile __u64 shed_high = 0;
 const volatile __u64 shed_low = 0;
 const volatile __u64 budget_bytes = 0;
@@ -407,43 +407,78 @@ static __always_inline __u32 sonde_cap(const struct sonde_ctl *w)
 	return cap > SONDE_MAX_PAYLOAD ? SONDE_MAX_PAYLOAD : cap;
 }
 
+/* Bytes written into the ring by everyone, per window of budget_window_ns
+ * (idx = now / window): the denominator of a process's share. At each new
+ * window the count is halved, so a share looks back about two windows and
+ * a process's first record in a fresh window is not judged alone. */
+struct sonde_window {
+	__u64 idx;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sonde_window);
+} sonde_window SEC(".maps");
+
+/* Counts of the window `idx` seen from a count last touched at `*at`. */
+static __always_inline void sonde_window_roll(__u64 *at, __u64 *bytes, __u64 idx)
+{
+	if (*at == idx)
+		return;
+	*bytes = *at + 1 == idx ? *bytes / 2 : 0;
+	*at = idx;
+}
+
 /* Under ring pressure, should a record of `size` bytes from tgid on c be
- * dropped? A connection that lost records keeps shedding until the ring
- * drains below shed_low, so a request is lost whole rather than in pieces;
- * a process over its share of the window starts shedding. */
+ * dropped? Only the processes that fill the ring pay. Once the ring holds
+ * more than shed_low bytes, shares are kept; a process whose bytes are more
+ * than half of everyone's (it dominates), or more than budget_bytes a window
+ * (when set), may
+ * not take the ring past shed_high: the space above is left to the others.
+ * A connection that started shedding keeps shedding until the ring drains
+ * below shed_low, so a request is lost whole rather than in pieces. */
 static __always_inline int sonde_shed(__u32 tgid, struct sonde_kconn *c, __u64 size)
 {
-	__u64 avail, now;
 	struct sonde_budget *b;
+	struct sonde_window *w;
+	__u64 avail, idx, mine, all;
+	__u32 zero = 0;
 
 	if (!shed_high)
 		return 0;
 	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	if (c->shed) {
-		if (avail < shed_low) {
-			c->shed = 0;
-			return 0;
-		}
-		return 1;
-	}
-	if (avail < shed_high)
+	if (c->shed && avail < shed_low)
+		c->shed = 0;
+	/* Shares are only kept while there is pressure (cheap otherwise). They
+	 * count what processes ask to send, shed or not: a process shedding
+	 * still dominates. */
+	if (avail < shed_low)
 		return 0;
+	idx = bpf_ktime_get_ns() / budget_window_ns;
+	w = bpf_map_lookup_elem(&sonde_window, &zero);
 	b = bpf_map_lookup_elem(&sonde_budget, &tgid);
 	if (!b) {
 		struct sonde_budget nb = {};
 
 		bpf_map_update_elem(&sonde_budget, &tgid, &nb, BPF_NOEXIST);
 		b = bpf_map_lookup_elem(&sonde_budget, &tgid);
-		if (!b)
-			return 0;
 	}
-	now = bpf_ktime_get_ns();
-	if (now - b->window_start > budget_window_ns) {
-		b->window_start = now;
-		b->window_bytes = 0;
-	}
+	if (!w || !b)
+		return c->shed;
+	sonde_window_roll(&w->idx, &w->bytes, idx);
+	sonde_window_roll(&b->window_idx, &b->window_bytes, idx);
+	all = __sync_fetch_and_add(&w->bytes, size) + size;
 	b->window_bytes += size;
-	if (b->window_bytes <= budget_bytes)
+	mine = b->window_bytes;
+	if (c->shed)
+		return 1;
+	if (avail + size <= shed_high)
+		return 0;
+	/* Halved each window, a steady rate r sums to about 2r. */
+	if (mine * 2 <= all && (!budget_bytes || mine <= 2 * budget_bytes))
 		return 0;
 	c->shed = 1;
 	return 1;
@@ -475,17 +510,21 @@ static __always_inline long sonde_data_plan(__u32 tgid, struct sonde_kconn *c, _
 		c->tls = 1; /* ciphertext from now on: checked before any work */
 		return -1;
 	}
-	if (sonde_shed(tgid, c, sizeof(struct sonde_ev_data) + len)) {
-		sonde_dropped(tgid, SONDE_CNT_SHED, sizeof(struct sonde_ev_data) + len);
+	/* What the record will cost in the ring decides shedding. */
+	cap = sonde_cap(w);
+	if (w && pos + len <= w->skip_to[dir & 1])
+		cap = 0;
+	else if (cap > len)
+		cap = len;
+	if (sonde_shed(tgid, c, sizeof(struct sonde_ev_data) + cap)) {
+		sonde_dropped(tgid, SONDE_CNT_SHED, sizeof(struct sonde_ev_data) + cap);
 		return -1;
 	}
-	cap = sonde_cap(w);
 	if (w && pos + len <= w->skip_to[dir & 1]) {
 		sonde_count_n(SONDE_CNT_SKIPPED, len);
 		*flags = SONDE_EVF_SKIPPED;
-		return 0;
 	}
-	return cap > len ? len : cap;
+	return cap;
 }
 
 /* Take the scratch record and fill everything but the payload. */

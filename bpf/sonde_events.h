@@ -177,8 +177,8 @@ struct sonde_ctl {
 /* Per-process pressure accounting (sonde_budget, keyed by tgid): what the
  * process sent and what was dropped, read by user space per service. */
 struct sonde_budget {
-	__u64 window_start; /* ns */
-	__u64 window_bytes; /* record bytes sent in the current window */
+	__u64 window_idx;   /* window (ns / budget_window_ns) window_bytes is for */
+	__u64 window_bytes; /* record bytes sent, halved at each new window */
 	__u64 dropped;      /* records dropped for this process (full ring or shed) */
 	__u64 dropped_bytes;
 };

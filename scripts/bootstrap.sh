@@ -14,7 +14,8 @@ build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libel
 # Real peers for the live tier, and the independent OTLP decoder (protoc).
 test_pkgs=(curl nginx-light redis-server redis-tools openssl python3 nodejs npm
            protobuf-compiler iproute2 procps
-           librdkafka-dev kcat nghttp2-server nghttp2-client python3-grpcio)
+           librdkafka-dev kcat nghttp2-server nghttp2-client python3-grpcio
+           postgresql postgresql-contrib mariadb-server mariadb-client apache2-utils)
 bench_pkgs=(wrk libhttp-parser-dev libhiredis-dev)
 
 pkgs=("${build_pkgs[@]}")

@@ -103,6 +103,9 @@ static void print_features(const struct capture_features *f)
 	printf("uprobes:     %s\n", f->uprobes ? "yes" : "no");
 	printf("kprobes:     %s\n", f->kprobes ? "yes (optional, unused)" : "no (not needed)");
 	printf("fentry:      %s\n", f->fentry ? "yes (optional, unused)" : "no (not needed)");
+	printf("unix:        yes (stream sockets of watched processes)\n");
+	printf("sendfile:    yes (sendfile and splice counted as byte counts)\n");
+	printf("rdonly_cast: %s\n", f->rdonly_cast ? "yes (typed socket reads)" : "no (CO-RE reads)");
 }
 
 static void publish_self_metrics(struct agent *a)
@@ -112,8 +115,11 @@ static void publish_self_metrics(struct agent *a)
 	const struct host_counters *hn = host_counters(a->host);
 	const struct conns_counters *cn = conns_counters(pipeline_conns(a->pl));
 
-	if (a->cap)
+	if (a->cap) {
 		capture_stats(a->cap, &cs);
+		/* Records the kernel dropped, per service. */
+		procs_account_drops(pipeline_procs(a->pl));
+	}
 	metrics_counter_set(m, "sonde_events_total", "Records the kernel side wrote to the ring buffer.",
 	                    a->cap ? cs.events : pipeline_counters(a->pl)->records);
 	metrics_counter_set(m, "sonde_events_lost_total",
@@ -258,8 +264,10 @@ static int run_live(struct agent *a)
 			publish_self_metrics(a);
 			last_pub = now;
 		}
-		/* A safety net for processes whose exec/listen record was lost. */
+		/* A safety net for processes whose exec/listen/exit record was
+		 * lost. */
 		if (now - last_scan > 5000000000ULL) {
+			procs_sweep(procs);
 			procs_scan(procs);
 			last_scan = now;
 		}
@@ -303,6 +311,9 @@ static int start_capture(struct agent *a, char *err, size_t errlen)
 
 	co.payload_cap = cfg->payload_cap;
 	co.ringbuf_bytes = cfg->ringbuf_bytes;
+	co.shed_pct = cfg->shed_percent;
+	co.budget_bytes = cfg->budget_bytes;
+	co.max_connections = cfg->max_connections;
 	/* With an exe_path selector, new programs that may match are watched
 	 * from their first instruction until discovery has matched them. */
 	if (cfg->have_cli_service)
@@ -447,6 +458,13 @@ static int run(struct agent *a)
 		fprintf(stderr, "sonde: %s\n", err);
 		return 1;
 	}
+	if (a->cap)
+		procs_set_drop_metric(
+			pipeline_procs(a->pl),
+			metrics_sum(a->metrics, "sonde.events.dropped", "{record}",
+			            "Records of the service's processes the kernel dropped: ring buffer "
+			            "full, or shed under pressure.",
+			            true, NULL, 0));
 	if (cfg->replay_path) {
 		if (pipeline_replay(a->pl, cfg->replay_path, err, sizeof(err))) {
 			fprintf(stderr, "sonde: replay: %s\n", err);

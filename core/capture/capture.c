@@ -297,10 +297,12 @@ static void capture_set_exec_adopt(struct capture *c, const struct capture_opts 
 	skel->rodata->n_exe_suffixes = (uint32_t)c->n_suffixes;
 }
 
-/* Shedding under pressure: above 3/4 of the ring, a process that sent more
- * than its share of the ring in a window (the ring's size divided by the
- * processes that can fairly fill it, here a quarter) sheds; below half,
- * shedding stops. shed_pct 0 turns it off. */
+/* Shedding under pressure (sonde_shed in bpf/sonde_conn.bpf.h): a process
+ * that asked for more than half of everyone's ring bytes over the last
+ * ~two 100 ms windows, or more than budget_bytes per window (0, the
+ * default: no fixed budget), may not fill the ring past shed_pct (75%);
+ * its connections shed until the ring is below half of shed_pct.
+ * shed_pct > 100 turns it off. */
 static void capture_set_pressure(const struct capture_opts *o, uint32_t rb,
 				 struct capture_bpf *skel)
 {
@@ -312,8 +314,7 @@ static void capture_set_pressure(const struct capture_opts *o, uint32_t rb,
 		return;
 	skel->rodata->shed_high = (uint64_t)rb * pct / 100;
 	skel->rodata->shed_low = (uint64_t)rb * pct / 200;
-	skel->rodata->budget_bytes = SONDE_HAS_OPT(o, budget_bytes) && o->budget_bytes
-					     ? o->budget_bytes : rb / 4;
+	skel->rodata->budget_bytes = SONDE_HAS_OPT(o, budget_bytes) ? o->budget_bytes : 0;
 	skel->rodata->budget_window_ns = 100000000ull;
 }
 
@@ -385,6 +386,8 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 		rc = bpf_map__set_max_entries(skel->maps.scratch, (uint32_t)c->ncpu);
 	if (!rc)
 		rc = bpf_map__set_max_entries(skel->maps.sonde_pids, c->pid_words);
+	if (!rc && SONDE_HAS_OPT(o, max_connections) && o->max_connections)
+		rc = bpf_map__set_max_entries(skel->maps.conns, o->max_connections);
 	if (rc) {
 		snprintf(err, errlen, "sizing the capture maps: %s", strerror(-rc));
 		return rc;
@@ -585,7 +588,12 @@ int capture_watch(struct capture *c, uint32_t tgid)
  * their fd is reused; user space closes them on PROC_EXIT or here. */
 int capture_unwatch(struct capture *c, uint32_t tgid)
 {
-	return capture_pid_set(c, tgid, 0, 0xff);
+	int rc = capture_pid_set(c, tgid, 0, 0xff);
+
+	/* Its drop counts were read by the caller; the table forgets it. */
+	if (c && c->skel)
+		bpf_map__delete_elem(c->skel->maps.sonde_budget, &tgid, sizeof(tgid), 0);
+	return rc;
 }
 
 int capture_conn_ctl(struct capture *c, uint64_t gen, uint32_t flags, uint32_t cap,

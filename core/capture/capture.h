@@ -32,6 +32,7 @@ struct capture_opts {
 	                           >100 = never */
 	uint32_t budget_bytes;  /* a process's share per 100 ms under pressure;
 	                           0 = a quarter of the ring */
+	uint32_t max_connections; /* the kernel's connection table; 0 = 65536 */
 };
 
 /* True when opts (of its own struct_size) carries field f. */
@@ -46,6 +47,7 @@ struct capture_features {
 	bool kprobes;
 	bool fentry;
 	bool btf;           /* /sys/kernel/btf/vmlinux present */
+	bool rdonly_cast;   /* the bpf_rdonly_cast kfunc (6.2+): typed socket reads */
 	char tracefs[64];   /* where tracefs is mounted ("" = none) */
 };
 

@@ -91,6 +91,13 @@ int capture_probe_features(struct capture_features *f)
 	f->kprobes = access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0 ||
 		     (f->tracefs[0] && capture_path_exists(f->tracefs, "kprobe_events"));
 	f->fentry = f->btf && capture_probe_fentry();
+	if (f->btf) {
+		struct btf *vmlinux = btf__load_vmlinux_btf();
+
+		f->rdonly_cast = vmlinux &&
+		                 btf__find_by_name_kind(vmlinux, "bpf_rdonly_cast", BTF_KIND_FUNC) > 0;
+		btf__free(vmlinux);
+	}
 	return 0;
 }
 

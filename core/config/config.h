@@ -24,6 +24,9 @@
  *   capture:
  *     payload_cap: 4096
  *     ringbuf_bytes: 8388608
+ *     shed_percent: 75             # ring fill where per-process shedding starts
+ *     budget_bytes: 2097152        # a process's share per 100 ms under pressure
+ *     max_connections: 65536       # the kernel's connection table
  *   export:
  *     print: json | text | none
  *     prometheus: { port: 9464, address: 127.0.0.1 }
@@ -109,6 +112,9 @@ struct config {
 	size_t n_plugins;
 	uint32_t payload_cap;            /* 0 = default */
 	uint32_t ringbuf_bytes;          /* 0 = default */
+	uint32_t shed_percent;           /* 0 = default 75; 101 = never shed */
+	uint32_t budget_bytes;           /* 0 = a quarter of the ring */
+	uint32_t max_connections;        /* 0 = default 65536 */
 	enum print_mode print;
 	uint16_t prom_port;              /* 0 = off */
 	char *prom_address;              /* default 127.0.0.1 */

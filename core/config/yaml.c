@@ -785,6 +785,45 @@ static int cap_payload(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t
 	return rc < 0 ? -1 : 0;
 }
 
+/* capture.shed_percent: ring fill where shedding starts (101..: never). */
+static int cap_shed(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
+		    const char *path)
+{
+	struct config *c = obj;
+	uint64_t n;
+	int rc = get_uint(ld, k, v, path, 10, 101, &n);
+
+	if (rc == 0)
+		c->shed_percent = (uint32_t)n;
+	return rc < 0 ? -1 : 0;
+}
+
+/* capture.budget_bytes: a process's share per 100 ms under pressure. */
+static int cap_budget(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
+		      const char *path)
+{
+	struct config *c = obj;
+	uint64_t n;
+	int rc = get_uint(ld, k, v, path, 4096, CFG_RINGBUF_MAX, &n);
+
+	if (rc == 0)
+		c->budget_bytes = (uint32_t)n;
+	return rc < 0 ? -1 : 0;
+}
+
+/* capture.max_connections: the kernel's connection table. */
+static int cap_maxconns(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
+			const char *path)
+{
+	struct config *c = obj;
+	uint64_t n;
+	int rc = get_uint(ld, k, v, path, 1024, 4194304, &n);
+
+	if (rc == 0)
+		c->max_connections = (uint32_t)n;
+	return rc < 0 ? -1 : 0;
+}
+
 static int cap_ringbuf(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
 		       const char *path)
 {
@@ -804,7 +843,9 @@ static int cap_ringbuf(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t
 }
 
 static const struct field capture_fields[] = {
-	{ "payload_cap", cap_payload }, { "ringbuf_bytes", cap_ringbuf }, { NULL, NULL },
+	{ "payload_cap", cap_payload },       { "ringbuf_bytes", cap_ringbuf },
+	{ "shed_percent", cap_shed },         { "budget_bytes", cap_budget },
+	{ "max_connections", cap_maxconns },  { NULL, NULL },
 };
 
 static int top_capture(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,

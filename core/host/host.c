@@ -331,12 +331,20 @@ static void detect(struct sonde_conn *c, const struct sonde_chunk *ch)
 		}
 	}
 	if (best) {
+		host_log(c->host, "detect", SONDE_LOG_DEBUG,
+		         "conn %llu (pid %u, role %d): %s claims it (confidence %d)",
+		         (unsigned long long)c->info.conn_id, c->info.pid, c->info.role,
+		         best->proto->name, best_score);
 		take_owner(c, best, ch->ts_unix_ns);
 		return;
 	}
 	if ((!need_more && c->detect_tries >= 2) || c->detect_tries >= DETECT_MAX_CHUNKS ||
 	    c->held_bytes >= HOST_HOLD_MAX_BYTES) {
 		c->host->n.conns_ignored++;
+		host_log(c->host, "detect", SONDE_LOG_DEBUG,
+		         "conn %llu (pid %u, role %d): no protocol claimed it after %u chunks, %zu "
+		         "bytes", (unsigned long long)c->info.conn_id, c->info.pid, c->info.role,
+		         c->detect_tries, c->held_bytes);
 		give_up(c, ch->ts_unix_ns);
 	}
 }

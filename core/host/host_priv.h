@@ -72,6 +72,8 @@ struct sonde_metric {
 	char *name;
 	char **keys;
 	size_t n_keys;
+	size_t *pos;           /* keys[i] is the registry metric's key pos[i] */
+	size_t n_union;        /* the registry metric's keys when registered */
 	double scale;          /* seconds -> the histogram's unit (1, 1e3 for ms, ...) */
 	bool monotonic;        /* a counter: values must be >= 0 */
 };
@@ -173,6 +175,8 @@ struct sonde_span *tracer_live(struct sonde_span *sp);
 void tracer_drop_conn_spans(struct sonde_conn *c);
 
 /* sdk_api.c */
+void metric_record_mapped(struct sonde_metric *m, const struct resource *res, double value,
+                          const char *const *vals);
 void sdk_api_init(struct host *h, struct sonde_host_api *api);
 void sdk_api_fini(struct host *h);
 void host_log(struct host *h, const char *plugin, enum sonde_log_level lvl, const char *fmt, ...)

@@ -314,6 +314,7 @@ static void metric_free(struct sonde_metric *m)
 	if (!m)
 		return;
 	free(m->keys); /* the keys themselves are interned */
+	free(m->pos);
 	free(m->name);
 	free(m);
 }
@@ -330,19 +331,31 @@ static struct sonde_metric *h_hist_register(struct sonde_plugin_handle *self,
 		h->n.api_misuse++;
 		return NULL;
 	}
+	/* One handle per plugin and name: two plugins may record the same
+	 * semantic-convention histogram with different attribute keys (their
+	 * union is the metric's). */
 	for (m = h->metrics; m; m = m->next)
-		if (!strcmp(m->name, d->name))
+		if (m->owner == self && !strcmp(m->name, d->name))
 			return m;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
 	m->host = h;
-	m->h = metrics_hist(h->opts.metrics, d->name, d->unit ? d->unit : "", d->description,
-	                    d->bounds, d->n_bounds, d->attr_keys, d->n_attr_keys);
+	m->pos = calloc(d->n_attr_keys + 1, sizeof(size_t));
+	if (!m->pos)
+		goto fail;
+	m->h = metrics_hist_shared(h->opts.metrics, METRIC_HISTOGRAM, d->name,
+	                           d->unit ? d->unit : "", d->description, d->bounds, d->n_bounds,
+	                           d->attr_keys, d->n_attr_keys, m->pos, &m->n_union);
 	m->name = strdup(d->name);
 	m->keys = calloc(d->n_attr_keys + 1, sizeof(char *));
-	if (!m->h || !m->name || !m->keys)
+	if (!m->h || !m->name || !m->keys) {
+		if (!m->h)
+			host_log(h, self->desc ? self->desc->name : "plugin", SONDE_LOG_WARN,
+			         "histogram %s exists with another unit or other bounds: not recorded",
+			         d->name);
 		goto fail;
+	}
 	for (size_t i = 0; i < d->n_attr_keys; i++) {
 		/* Interned: the tracer finds a span's value by pointer. */
 		if (!(m->keys[i] = (char *)intern(d->attr_keys[i])))
@@ -359,6 +372,22 @@ fail:
 	return NULL;
 }
 
+/* Values in the plugin's key order, placed at the metric's (shared) key
+ * positions; keys other plugins added are absent. */
+void metric_record_mapped(struct sonde_metric *m, const struct resource *res, double value,
+                          const char *const *vals)
+{
+	const char *all[32] = {0};
+	size_t n = metrics_hist_n_keys(m->h);
+
+	if (n > 32)
+		n = 32;
+	for (size_t i = 0; vals && i < m->n_keys; i++)
+		if (m->pos[i] < n)
+			all[m->pos[i]] = vals[i];
+	metrics_hist_record(m->h, res, value, all);
+}
+
 static void h_hist_record(struct sonde_metric *m, struct sonde_conn *conn, double value,
                           const char *const *attr_values)
 {
@@ -367,7 +396,7 @@ static void h_hist_record(struct sonde_metric *m, struct sonde_conn *conn, doubl
 	if (!m)
 		return;
 	h = m->host;
-	metrics_hist_record(m->h, conn ? conn->res : NULL, value, attr_values);
+	metric_record_mapped(m, conn ? conn->res : NULL, value, attr_values);
 	if (h->obs.metric_point)
 		h->obs.metric_point(h->obs.ctx, m->name, value, NULL, m->n_keys,
 		                    (const char *const *)m->keys, attr_values);
@@ -390,14 +419,18 @@ static struct sonde_metric *h_counter_register(struct sonde_plugin_handle *self,
 		return NULL;
 	}
 	for (m = h->metrics; m; m = m->next)
-		if (!strcmp(m->name, d->name))
+		if (m->owner == self && !strcmp(m->name, d->name))
 			return m;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
 	m->host = h;
-	m->h = metrics_sum(h->opts.metrics, d->name, d->unit ? d->unit : "", d->description,
-	                   !d->up_down, d->attr_keys, d->n_attr_keys);
+	m->pos = calloc(d->n_attr_keys + 1, sizeof(size_t));
+	if (!m->pos)
+		goto fail;
+	m->h = metrics_hist_shared(h->opts.metrics, d->up_down ? METRIC_UPDOWN : METRIC_SUM,
+	                           d->name, d->unit ? d->unit : "", d->description, NULL, 0,
+	                           d->attr_keys, d->n_attr_keys, m->pos, &m->n_union);
 	m->name = strdup(d->name);
 	m->keys = calloc(d->n_attr_keys + 1, sizeof(char *));
 	if (!m->h || !m->name || !m->keys)

@@ -397,7 +397,7 @@ static void record_metrics(struct sonde_span *sp)
 		for (size_t k = 0; k < n; k++)
 			vals[k] = attr_text(attr_find_interned(&s->attrs, m->keys[k]), bufs[k],
 			                    sizeof(bufs[k]));
-		metrics_hist_record(m->h, s->res, secs * m->scale, vals);
+		metric_record_mapped(m, s->res, secs * m->scale, vals);
 		if (h->obs.metric_point)
 			h->obs.metric_point(h->obs.ctx, m->name, secs * m->scale, s, n,
 			                    (const char *const *)m->keys, vals);

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <signal.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -25,6 +26,7 @@
 #include "capture/capture.h"
 #include "config/config.h"
 #include "pipeline/procs.h"
+#include "telemetry/metrics.h"
 #include "telemetry/span.h"
 
 struct procs {
@@ -37,6 +39,7 @@ struct procs {
 	struct hmap procs;    /* tgid -> struct proc */
 	char hostname[256];
 	bool starting;        /* the process being watched was seen starting */
+	struct metric_hist *dropped;
 };
 
 /* --- listening sockets: inode -> port, from /proc/net/tcp{,6} -------- */
@@ -527,12 +530,39 @@ static void adopt_children(struct procs *ps, uint32_t parent, struct service *sv
 	}
 }
 
+void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped)
+{
+	ps->dropped = dropped;
+}
+
+static void account_drops(struct procs *ps, struct proc *p)
+{
+	uint64_t recs, bytes;
+
+	if (!ps->dropped || capture_proc_dropped(ps->cap, p->tgid, &recs, &bytes))
+		return;
+	if (recs > p->dropped_seen) {
+		metrics_hist_record(ps->dropped, p->res, (double)(recs - p->dropped_seen), NULL);
+		p->dropped_seen = recs;
+	}
+}
+
+void procs_account_drops(struct procs *ps)
+{
+	uint64_t key;
+	void *val;
+
+	for (size_t it = 0; hmap_next(&ps->procs, &it, &key, &val);)
+		account_drops(ps, val);
+}
+
 void procs_forget(struct procs *ps, uint32_t tgid)
 {
 	struct proc *p = hmap_get(&ps->procs, tgid);
 
 	if (!p)
 		return;
+	account_drops(ps, p);
 	/* Listeners close the process's connections first: their spans
 	 * reference its resource. */
 	if (ps->obs.on_gone)
@@ -562,6 +592,32 @@ struct proc *procs_get(struct procs *ps, uint32_t tgid)
 	if (ps->cap)
 		capture_unwatch(ps->cap, tgid);
 	return NULL;
+}
+
+/* Processes whose EXIT record never came (lost under pressure, or gone
+ * while provisional): whoever no longer exists leaves the table. */
+void procs_sweep(struct procs *ps)
+{
+	uint64_t key, gone[256];
+	void *val;
+	size_t n = 0;
+
+	if (ps->replay)
+		return;
+	for (size_t it = 0; n < 256 && hmap_next(&ps->procs, &it, &key, &val);)
+		if (kill((pid_t)key, 0) && errno == ESRCH)
+			gone[n++] = key;
+	for (size_t i = 0; i < n; i++)
+		procs_forget(ps, (uint32_t)gone[i]);
+}
+
+void procs_foreach(struct procs *ps, void (*fn)(void *ctx, struct proc *p), void *ctx)
+{
+	uint64_t key;
+	void *val;
+
+	for (size_t it = 0; hmap_next(&ps->procs, &it, &key, &val);)
+		fn(ctx, val);
 }
 
 void procs_scan(struct procs *ps)

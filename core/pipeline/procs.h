@@ -20,6 +20,7 @@
 
 struct capture;
 struct config;
+struct metric_hist;
 struct resource;
 struct service_cfg;
 
@@ -41,6 +42,7 @@ struct proc {
 	uint16_t listen_ports[PROC_MAX_LISTEN];
 	unsigned n_listen;
 	bool existed;        /* found running (scan, listen), not seen starting */
+	uint64_t dropped_seen; /* kernel drops already added to the drop metric */
 };
 
 /* Told about every change, on the pipeline's thread. on_gone runs before
@@ -75,8 +77,19 @@ struct service *procs_service(struct procs *ps, size_t i);
 /* True when some service selects by executable path. */
 bool procs_have_exe_selector(const struct procs *ps);
 
+/* The per-service sum the kernel's drops for each process are added to
+ * (sonde.events.dropped); NULL: not counted. */
+void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped);
+/* Adds what the kernel dropped since the last call, for every process; a
+ * process that goes is accounted for one last time before it is forgotten. */
+void procs_account_drops(struct procs *ps);
+
 /* A full /proc scan for processes the selectors choose. */
 void procs_scan(struct procs *ps);
+/* Forget processes that no longer exist (their EXIT record was lost). */
+void procs_sweep(struct procs *ps);
+/* Every watched process (do not watch or forget from fn). */
+void procs_foreach(struct procs *ps, void (*fn)(void *ctx, struct proc *p), void *ctx);
 /* Kernel events. */
 void procs_on_exec(struct procs *ps, const struct sonde_ev_exec *ev);
 void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev);

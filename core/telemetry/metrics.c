@@ -307,6 +307,99 @@ struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char
 	                  n_attr_keys);
 }
 
+static void hist_rebuild(struct metric_hist *h, size_t nsize);
+
+/* Add the keys h lacks (existing series get "absent" for them) and tell
+ * where each of keys sits. Under the lock. false when out of memory. */
+static bool hist_extend_keys(struct metric_hist *h, const char *const *keys, size_t n,
+                             size_t *pos)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < h->n_keys && strcmp(h->keys[k], keys[i]); k++)
+			;
+		if (k == h->n_keys) {
+			char **nk = realloc(h->keys, (h->n_keys + 1) * sizeof(*nk));
+			char *dup = strdup(keys[i]);
+
+			if (nk)
+				h->keys = nk;
+			if (!nk || !dup) {
+				free(dup);
+				return false;
+			}
+			for (size_t j = 0; j < h->n_all; j++) {
+				struct series *se = h->all[j];
+				char **nv = realloc(se->values, (h->n_keys + 1) * sizeof(*nv));
+
+				if (!nv) {
+					free(dup);
+					return false;
+				}
+				nv[h->n_keys] = NULL;
+				se->values = nv;
+			}
+			h->keys[h->n_keys++] = dup;
+			/* The identity of a series covers every key: rehash. */
+			for (size_t j = 0; j < h->n_all; j++) {
+				struct series *se = h->all[j];
+
+				se->hash = series_hash(se->service, se->overflow ? NULL
+				                                                 : (const char *const *)se->values,
+				                       h->n_keys, se->overflow);
+			}
+			hist_rebuild(h, h->table_size);
+		}
+		pos[i] = k;
+	}
+	return true;
+}
+
+struct metric_hist *metrics_hist_shared(struct metrics *m, enum metric_kind kind, const char *name,
+                                        const char *unit, const char *description,
+                                        const double *bounds, size_t n_bounds,
+                                        const char *const *attr_keys, size_t n_attr_keys,
+                                        size_t *pos, size_t *n_keys_out)
+{
+	struct metric_hist *h = NULL;
+
+	if (!m || !hist_args_valid(name, bounds, n_bounds, attr_keys, n_attr_keys))
+		return NULL;
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n_hists; i++) {
+		struct metric_hist *c = m->hists[i];
+
+		if (strcmp(c->name, name))
+			continue;
+		if (c->kind == kind && c->n_bounds == n_bounds &&
+		    (!n_bounds || !memcmp(c->bounds, bounds, n_bounds * sizeof(double))) &&
+		    !strcmp(c->unit, unit ? unit : "") && hist_extend_keys(c, attr_keys, n_attr_keys, pos))
+			h = c;
+		goto out;
+	}
+	pthread_mutex_unlock(&m->lock);
+	h = metric_get(m, kind, name, unit, description, bounds, n_bounds, attr_keys, n_attr_keys);
+	for (size_t i = 0; h && i < n_attr_keys; i++)
+		pos[i] = i;
+	pthread_mutex_lock(&m->lock);
+out:
+	if (h)
+		*n_keys_out = h->n_keys;
+	pthread_mutex_unlock(&m->lock);
+	return h;
+}
+
+size_t metrics_hist_n_keys(struct metric_hist *h)
+{
+	size_t n;
+
+	pthread_mutex_lock(&h->m->lock);
+	n = h->n_keys;
+	pthread_mutex_unlock(&h->m->lock);
+	return n;
+}
+
 struct metric_hist *metrics_sum(struct metrics *m, const char *name, const char *unit,
                                 const char *description, bool monotonic,
                                 const char *const *attr_keys, size_t n_attr_keys)
@@ -345,11 +438,15 @@ static struct series *series_find(struct metric_hist *h, uint64_t hash, const ch
  * chains just get longer. */
 static void hist_maybe_grow(struct metric_hist *h)
 {
-	size_t nsize = h->table_size * 2;
-	struct series **t;
-
 	if (h->n_all < h->table_size)
 		return;
+	hist_rebuild(h, h->table_size * 2);
+}
+
+static void hist_rebuild(struct metric_hist *h, size_t nsize)
+{
+	struct series **t;
+
 	t = calloc(nsize, sizeof(*t));
 	if (!t)
 		return;

@@ -39,6 +39,19 @@ struct metric_hist *metrics_hist(struct metrics *m, const char *name, const char
                                  size_t n_bounds, const char *const *attr_keys,
                                  size_t n_attr_keys);
 
+/* Register, or find by name and share, a metric whose users may record
+ * different attribute keys: the metric's keys become the union (series
+ * recorded before get "absent" for the new ones), and pos[i] tells where
+ * attr_keys[i] sits among the metric's *n_keys keys. NULL when the name
+ * exists with another kind, unit or bounds. */
+struct metric_hist *metrics_hist_shared(struct metrics *m, enum metric_kind kind, const char *name,
+                                        const char *unit, const char *description,
+                                        const double *bounds, size_t n_bounds,
+                                        const char *const *attr_keys, size_t n_attr_keys,
+                                        size_t *pos, size_t *n_keys_out);
+/* The metric's current number of keys (it grows when shared). */
+size_t metrics_hist_n_keys(struct metric_hist *h);
+
 /* Register, or find by name, a counter (monotonic) or up-down counter.
  * Recorded with metrics_hist_record: each value is added to the series' sum
  * (count counts the additions). */

@@ -336,6 +336,15 @@ void sql_conn_init(struct sql_conn *sc, struct sql_plugin *pl, struct sonde_conn
 	snprintf(sc->peer_addr, sizeof(sc->peer_addr), "%s", ci->peer_addr);
 	sc->local_port = ci->local_port;
 	sc->peer_port = ci->peer_port;
+	/* ABI 1.1: a unix socket says so, with its whole path (the server
+	 * end's: both the server address and the peer a client talks to). */
+	if (SONDE_HAS_FIELD(ci, struct sonde_conn_info, unix_path) &&
+	    ci->transport == SONDE_TRANSPORT_UNIX && ci->unix_path) {
+		sc->family = AF_UNIX;
+		snprintf(sc->local_addr, sizeof(sc->local_addr), "%s", ci->unix_path);
+		snprintf(sc->peer_addr, sizeof(sc->peer_addr), "%s", ci->unix_path);
+		sc->local_port = sc->peer_port = 0;
+	}
 	sql_settings_read(pl, conn, &sc->set);
 }
 

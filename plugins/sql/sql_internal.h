@@ -70,7 +70,7 @@ struct sql_plugin {
 	struct sql_stats tot;
 	uint8_t logged_compress;       /* "compression is on" said once */
 	struct {
-		char addr[48];
+		char addr[112];
 		uint16_t port;
 		uint8_t mariadb;
 	} servers[SQL_SERVERS];
@@ -149,7 +149,7 @@ struct sql_conn {
 	enum sonde_role role;
 	const char *system;      /* "postgresql", "mysql", "mariadb" */
 	char ns[SQL_COLL_MAX];   /* db.namespace, "" unknown */
-	char local_addr[48], peer_addr[48];
+	char local_addr[112], peer_addr[112]; /* a unix socket path fits */
 	uint16_t local_port, peer_port;
 	uint16_t family;
 	struct sql_settings set;

@@ -1,7 +1,7 @@
 /*
  * pg_fuzz.c - libFuzzer harness for the sql plugin's `postgresql` protocol:
  * the message decoder, the boundary checks and the whole protocol behind
- * the fake host.
+ * the test host.
  *
  * The one idea: one input is read three ways. (1) The bytes go through the
  * decoder of each side whole and byte by byte; both must give the same
@@ -20,7 +20,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "pg_wire.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
@@ -96,9 +96,9 @@ static void check_decoder(const uint8_t *p, size_t n)
 
 static void run_plugin(const uint8_t *p, size_t n)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
-	struct fake_conn *c;
+	struct th_conn *c;
 	uint64_t ts = 1000;
 	size_t off = 1;
 	uint8_t cfg = p[0];
@@ -106,29 +106,29 @@ static void run_plugin(const uint8_t *p, size_t n)
 	if (cfg & 4) {
 		const char *v[] = { "false" };
 
-		fake_host_set_config(h, NULL, "query_text", v, 1);
+		th_set_config(h, NULL, "query_text", v, 1);
 	}
 	if (cfg & 8)
-		fake_host_set_span_limit(h, 2);
+		th_set_span_limit(h, 2);
 	if (cfg & 16) {
 		const char *v[] = { "256" };
 
-		fake_host_set_config(h, NULL, "max_query_bytes", v, 1);
+		th_set_config(h, NULL, "max_query_bytes", v, 1);
 	}
 	if (cfg & 32) {
 		const char *v[] = { "16" };
 
-		fake_host_set_config(h, NULL, "max_prepared", v, 1);
+		th_set_config(h, NULL, "max_prepared", v, 1);
 	}
-	if (fake_host_load(h, sonde_plugin_entry(), "postgresql") != SONDE_OK)
+	if (th_load(h, sonde_plugin_entry(), "postgresql") != SONDE_OK)
 		__builtin_trap();
-	fake_conn_info_init(&ci, (enum sonde_role)(cfg % 3));
-	fake_host_detect(h, &ci, SONDE_DIR_EGRESS, p + 1, n - 1);
-	fake_host_detect(h, &ci, SONDE_DIR_INGRESS, p + 1, n - 1);
-	c = fake_conn_open(h, &ci);
+	th_conn_info_init(&ci, (enum sonde_role)(cfg % 3));
+	th_detect(h, &ci, SONDE_DIR_EGRESS, p + 1, n - 1);
+	th_detect(h, &ci, SONDE_DIR_INGRESS, p + 1, n - 1);
+	c = th_conn_open(h, &ci);
 	if (!c)
 		__builtin_trap();
-	while (off + 2 <= n && !fake_conn_given_up(c)) {
+	while (off + 2 <= n && !th_conn_given_up(c)) {
 		uint8_t fl = p[off];
 		size_t len = p[off + 1];
 		struct sonde_chunk ch = { 0 };
@@ -136,12 +136,8 @@ static void run_plugin(const uint8_t *p, size_t n)
 		off += 2;
 		if (len > n - off)
 			len = n - off;
-		if (fl & 8) {
-			struct sonde_conn_info *info = (struct sonde_conn_info *)fake_host_api(h)->conn_info(
-				(struct sonde_conn *)c);
-
-			info->tls = 1;
-		}
+		if (fl & 8)
+			th_conn_set_tls(c);
 		ch.dir = (fl & 1) ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
 		ch.ts_unix_ns = ts;
 		ch.data = p + off;
@@ -154,16 +150,16 @@ static void run_plugin(const uint8_t *p, size_t n)
 			ch.orig_len = len + 1 + (size_t)(fl >> 4) * 97;
 		}
 		ch.tid = 7;
-		fake_conn_feed_chunk(c, &ch);
+		th_conn_feed_chunk(c, &ch);
 		off += len;
 		ts += 1 + (fl >> 5) * 1000;
 	}
-	fake_conn_close(c, ts);
-	if (fake_host_n_open(h) != 0 || fake_host_misuse(h) != 0)
+	th_conn_close(c, ts);
+	if (th_n_open(h) != 0 || th_misuse(h) != 0)
 		__builtin_trap();
-	if (fake_host_n_records(h) > fake_host_n_ended(h))
+	if (th_n_records(h) > th_n_ended(h))
 		__builtin_trap();
-	fake_host_free(h);
+	th_free(h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -594,6 +594,17 @@ void th_conn_set_fd(struct th_conn *c, uint32_t fd)
 	c->has_fd = true;
 }
 
+void th_conn_set_tls(struct th_conn *c)
+{
+	if (c->hc)
+		host_conn_set_tls(c->hc);
+}
+
+struct sonde_conn *th_conn_handle(struct th_conn *c)
+{
+	return c->hc;
+}
+
 int th_plugin_record(struct th_host *h, const void *rec, size_t len)
 {
 	return h->host ? host_record(h->host, rec, len) : 0;

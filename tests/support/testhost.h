@@ -163,6 +163,11 @@ int th_conn_given_up(const struct th_conn *c);
  * runs timers on the clock the test gives. There is no kernel: bpf_load and
  * process_set answer SONDE_ERR_UNSUPPORTED. */
 void th_conn_set_fd(struct th_conn *c, uint32_t fd);
+/* Plaintext from a TLS library from now on (what the core does when the
+ * uprobes deliver: conn_info.tls = 1). */
+void th_conn_set_tls(struct th_conn *c);
+/* The host's handle of the connection (what the plugin was given). */
+struct sonde_conn *th_conn_handle(struct th_conn *c);
 /* 1 if a plugin claimed the record's type. */
 int th_plugin_record(struct th_host *h, const void *rec, size_t len);
 void th_process_new(struct th_host *h, uint32_t pid, const char *exe_path);

@@ -131,6 +131,9 @@ static const char full_yaml[] =
 	"capture:\n"
 	"  payload_cap: 4096\n"
 	"  ringbuf_bytes: 8388608\n"
+	"  shed_percent: 60\n"
+	"  budget_bytes: 1048576\n"
+	"  max_connections: 131072\n"
 	"export:\n"
 	"  print: json\n"
 	"  prometheus: { port: 9464, address: 0.0.0.0 }\n"
@@ -206,6 +209,9 @@ START_TEST(test_full_round_trip)
 
 	ck_assert_uint_eq(c.payload_cap, 4096);
 	ck_assert_uint_eq(c.ringbuf_bytes, 8388608);
+	ck_assert_uint_eq(c.shed_percent, 60);
+	ck_assert_uint_eq(c.budget_bytes, 1048576);
+	ck_assert_uint_eq(c.max_connections, 131072);
 	ck_assert_int_eq(c.print, PRINT_JSON);
 	ck_assert_uint_eq(c.prom_port, 9464);
 	ck_assert_str_eq(c.prom_address, "0.0.0.0");
@@ -433,6 +439,11 @@ START_TEST(test_enum_and_value_errors)
 	expect_error("capture:\n  ringbuf_bytes: 5000000\n", 2,
 		     "capture.ringbuf_bytes must be a power of two");
 	expect_error("capture:\n  ringbuf_bytes: 1024\n", 2, "must be between 4096 and");
+	expect_error("capture:\n  shed_percent: 5\n", 2,
+		     "capture.shed_percent must be between 10 and 101");
+	expect_error("capture:\n  max_connections: 10\n", 2,
+		     "capture.max_connections must be between 1024 and");
+	expect_error("capture:\n  budget_bytes: -1\n", 2, "capture.budget_bytes");
 }
 END_TEST
 

@@ -1,6 +1,6 @@
 /*
  * mysql_plugin_test.c - the `mysql` protocol of the sql plugin
- * (plugins/sql/mysql.c; MySQL and MariaDB) driven through the fake host
+ * (plugins/sql/mysql.c; MySQL and MariaDB) driven through the test host
  * (tests/support), chunk by chunk, the way the agent drives it.
  *
  * The one idea: sessions recorded from MariaDB 10.11 (the mariadb client,
@@ -19,7 +19,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "mysql_wire.h"
 #include "sql_internal.h"
 
@@ -141,8 +141,8 @@ static const struct vec my_prepared[] = {
 /* ---- helpers ------------------------------------------------------------------------ */
 
 struct t {
-	struct fake_host *h;
-	struct fake_conn *c;
+	struct th_host *h;
+	struct th_conn *c;
 	enum sonde_role role;
 	uint64_t ts;
 };
@@ -153,9 +153,9 @@ static struct t setup(enum sonde_role role)
 	struct sonde_conn_info ci;
 
 	memset(&t, 0, sizeof(t));
-	t.h = fake_host_new();
-	ck_assert_int_eq(fake_host_load(t.h, sonde_plugin_entry(), "mysql"), SONDE_OK);
-	fake_conn_info_init(&ci, role);
+	t.h = th_new();
+	ck_assert_int_eq(th_load(t.h, sonde_plugin_entry(), "mysql"), SONDE_OK);
+	th_conn_info_init(&ci, role);
 	if (role == SONDE_ROLE_CLIENT) {
 		ci.local_port = 51000;
 		ci.peer_port = 3306;
@@ -163,7 +163,7 @@ static struct t setup(enum sonde_role role)
 	} else {
 		ci.local_port = 3306;
 	}
-	t.c = fake_conn_open(t.h, &ci);
+	t.c = th_conn_open(t.h, &ci);
 	ck_assert_ptr_nonnull(t.c);
 	t.role = role;
 	t.ts = 1000000;
@@ -180,7 +180,7 @@ static enum sonde_dir dir_of(const struct t *t, int side)
 static void chunk(struct t *t, int side, const void *p, size_t n)
 {
 	t->ts += 1000;
-	fake_conn_feed(t->c, dir_of(t, side), t->ts, p, n);
+	th_conn_feed(t->c, dir_of(t, side), t->ts, p, n);
 }
 
 static void chunk_cut(struct t *t, int side, const void *p, size_t n, size_t orig, uint32_t flags)
@@ -194,7 +194,7 @@ static void chunk_cut(struct t *t, int side, const void *p, size_t n, size_t ori
 	ch.len = n;
 	ch.orig_len = orig;
 	ch.flags = flags | (orig > n ? SONDE_CHUNK_TRUNCATED : 0);
-	fake_conn_feed_chunk(t->c, &ch);
+	th_conn_feed_chunk(t->c, &ch);
 }
 
 static void play(struct t *t, const struct vec *v, size_t n, size_t which, size_t split_at,
@@ -222,35 +222,35 @@ static struct sql_stats teardown(struct t *t)
 {
 	struct sql_stats st;
 
-	fake_conn_close(t->c, t->ts + 1000);
+	th_conn_close(t->c, t->ts + 1000);
 	st = *sql_debug_totals();
-	ck_assert_uint_eq(fake_host_n_open(t->h), 0);
-	ck_assert_uint_eq(fake_host_misuse(t->h), 0);
-	fake_host_free(t->h);
+	ck_assert_uint_eq(th_n_open(t->h), 0);
+	ck_assert_uint_eq(th_misuse(t->h), 0);
+	th_free(t->h);
 	return st;
 }
 
-static const char *str(const struct fake_span *s, const char *k)
+static const char *str(const struct th_span *s, const char *k)
 {
-	const char *v = fake_span_str(s, k);
+	const char *v = th_span_str(s, k);
 
 	return v ? v : "";
 }
 
-static int64_t num(const struct fake_span *s, const char *k)
+static int64_t num(const struct th_span *s, const char *k)
 {
 	int64_t v;
 
-	return fake_span_int(s, k, &v) == 0 ? v : -1;
+	return th_span_int(s, k, &v) == 0 ? v : -1;
 }
 
-static void summary(struct fake_host *h, char *out, size_t cap)
+static void summary(struct th_host *h, char *out, size_t cap)
 {
 	size_t off = 0;
 
 	out[0] = '\0';
-	for (size_t i = 0; i < fake_host_n_ended(h) && off < cap; i++) {
-		const struct fake_span *s = fake_host_ended(h, i);
+	for (size_t i = 0; i < th_n_ended(h) && off < cap; i++) {
+		const struct th_span *s = th_ended(h, i);
 
 		off += (size_t)snprintf(out + off, cap - off, "%s|%d|%s|%s|%s|%s|%lld|%lld;", s->name,
 		                        s->kind, str(s, "db.query.text"), str(s, "error.type"),
@@ -429,13 +429,13 @@ static void exchange(struct t *t, const struct pk *c, const struct pk *s)
 START_TEST(test_mariadb_client)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT);
-	const struct fake_span *a, *b;
+	const struct th_span *a, *b;
 	struct sql_stats st;
 
 	play(&t, my_cli, NV(my_cli), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	a = fake_host_ended(t.h, 0);
-	b = fake_host_ended(t.h, 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	a = th_ended(t.h, 0);
+	b = th_ended(t.h, 1);
 	ck_assert_str_eq(a->name, "SELECT items");
 	ck_assert_str_eq(str(a, "db.system"), "mariadb");
 	ck_assert_str_eq(str(a, "db.namespace"), "shop");
@@ -448,8 +448,8 @@ START_TEST(test_mariadb_client)
 	ck_assert_str_eq(str(b, "error.type"), "42S02");
 	ck_assert_str_eq(str(b, "db.response.status_code"), "1146");
 	ck_assert_int_eq(b->status, SONDE_STATUS_ERROR);
-	ck_assert_uint_eq(fake_host_n_records(t.h), 2);
-	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 1), "db.response.status_code"), "1146");
+	ck_assert_uint_eq(th_n_records(t.h), 2);
+	ck_assert_str_eq(th_record_val(th_record(t.h, 1), "db.response.status_code"), "1146");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.unmatched, 0);
 	ck_assert_uint_eq(st.dropped, 0);
@@ -463,11 +463,11 @@ START_TEST(test_use_database)
 	struct t t = setup(SONDE_ROLE_CLIENT);
 
 	play(&t, my_use, NV(my_use), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT");
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.namespace"));
-	ck_assert_str_eq(str(fake_host_ended(t.h, 1), "db.namespace"), "shop");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 2), "db.query.text"), "SELECT ?");
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT");
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.namespace"));
+	ck_assert_str_eq(str(th_ended(t.h, 1), "db.namespace"), "shop");
+	ck_assert_str_eq(str(th_ended(t.h, 2), "db.query.text"), "SELECT ?");
 	teardown(&t);
 }
 END_TEST
@@ -479,21 +479,21 @@ START_TEST(test_mysql2_prepared)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT);
 	size_t selects = 0, inserts = 0;
-	const struct fake_span *last;
+	const struct th_span *last;
 
 	play(&t, my_prepared, NV(my_prepared), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 8);
-	for (size_t i = 0; i < fake_host_n_ended(t.h); i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+	ck_assert_uint_eq(th_n_ended(t.h), 8);
+	for (size_t i = 0; i < th_n_ended(t.h); i++) {
+		const struct th_span *s = th_ended(t.h, i);
 
 		selects += !strcmp(s->name, "SELECT items") && num(s, "db.response.returned_rows") == 1;
 		inserts += !strcmp(s->name, "INSERT items") && num(s, "sonde.db.rows_affected") == 1;
 		for (size_t k = 0; k < s->n_attrs; k++)
-			ck_assert(s->attrs[k].type != FAKE_ATTR_STR || !strstr(s->attrs[k].s, "secret"));
+			ck_assert(s->attrs[k].type != TH_ATTR_STR || !strstr(s->attrs[k].s, "secret"));
 	}
 	ck_assert_uint_eq(selects, 2);
 	ck_assert_uint_eq(inserts, 5);
-	last = fake_host_ended(t.h, 7);
+	last = th_ended(t.h, 7);
 	ck_assert_str_eq(str(last, "error.type"), "42S22");
 	ck_assert_str_eq(str(last, "db.response.status_code"), "1054");
 	ck_assert_str_eq(str(last, "db.query.text"), "SELECT nope FROM items WHERE id = ?");
@@ -506,10 +506,10 @@ START_TEST(test_server_side)
 	struct t t = setup(SONDE_ROLE_SERVER);
 
 	play(&t, my_cli, NV(my_cli), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "server.address"), "127.0.0.1");
-	ck_assert_uint_eq(fake_host_n_records(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(th_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_str_eq(str(th_ended(t.h, 0), "server.address"), "127.0.0.1");
+	ck_assert_uint_eq(th_n_records(t.h), 0);
 	teardown(&t);
 }
 END_TEST
@@ -577,14 +577,14 @@ START_TEST(test_multi_statement)
 	ok(&s, seq++, 4, 0x000a);
 	result(&s, seq, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t1");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "db.response.returned_rows"), 3);
-	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "UPDATE t2");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 1), "db.query.text"), "UPDATE t2 SET x = ?");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 1), "sonde.db.rows_affected"), 4);
-	ck_assert_str_eq(fake_host_ended(t.h, 2)->name, "SELECT");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 2), "db.response.returned_rows"), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT t1");
+	ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 3);
+	ck_assert_str_eq(th_ended(t.h, 1)->name, "UPDATE t2");
+	ck_assert_str_eq(str(th_ended(t.h, 1), "db.query.text"), "UPDATE t2 SET x = ?");
+	ck_assert_int_eq(num(th_ended(t.h, 1), "sonde.db.rows_affected"), 4);
+	ck_assert_str_eq(th_ended(t.h, 2)->name, "SELECT");
+	ck_assert_int_eq(num(th_ended(t.h, 2), "db.response.returned_rows"), 1);
 	teardown(&t);
 }
 END_TEST
@@ -603,8 +603,8 @@ START_TEST(test_call_results)
 	ok(&s, seq++, 0, 0x000a);
 	result(&s, seq, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "CALL");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "CALL");
 	teardown(&t);
 }
 END_TEST
@@ -621,10 +621,10 @@ START_TEST(test_multi_statement_error)
 	ok(&s, 1, 1, 0x000a);
 	err(&s, 2, 1062, "23000", "Duplicate entry '1' for key 'PRIMARY'");
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.system"), "mysql");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 1), "error.type"), "23000");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 1), "db.response.status_code"), "1062");
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.system"), "mysql");
+	ck_assert_str_eq(str(th_ended(t.h, 1), "error.type"), "23000");
+	ck_assert_str_eq(str(th_ended(t.h, 1), "db.response.status_code"), "1062");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.not_run, 1);
 }
@@ -656,9 +656,9 @@ START_TEST(test_deprecate_eof_and_metadata)
 	row(&s, 3, "x");
 	pkt(&s, 4, fe_ok, sizeof(fe_ok));
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "db.response.returned_rows"), 2);
-	ck_assert_int_eq(num(fake_host_ended(t.h, 1), "db.response.returned_rows"), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 2);
+	ck_assert_int_eq(num(th_ended(t.h, 1), "db.response.returned_rows"), 1);
 	teardown(&t);
 }
 END_TEST
@@ -694,11 +694,11 @@ START_TEST(test_prepared_1000)
 	s.n = 0;
 	ok(&s, 1, 1, 0x0002);
 	chunk(&t, SV, s.b, s.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1001);
+	ck_assert_uint_eq(th_n_ended(t.h), 1001);
 	for (size_t i = 0; i < 1000; i++)
-		named += !strcmp(fake_host_ended(t.h, i)->name, "DELETE sessions");
+		named += !strcmp(th_ended(t.h, i)->name, "DELETE sessions");
 	ck_assert_uint_eq(named, 1000);
-	ck_assert_str_eq(fake_host_ended(t.h, 1000)->name, "shop"); /* closed: unknown */
+	ck_assert_str_eq(th_ended(t.h, 1000)->name, "shop"); /* closed: unknown */
 	st = teardown(&t);
 	ck_assert_uint_eq(st.unknown_stmt, 1);
 }
@@ -732,9 +732,9 @@ START_TEST(test_cursor_fetch)
 	pkt(&s, 1, brow, sizeof(brow));
 	eof(&s, 2, 0x0082);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT big");
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.response.returned_rows"));
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT big");
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.response.returned_rows"));
 	teardown(&t);
 }
 END_TEST
@@ -755,9 +755,9 @@ START_TEST(test_local_infile)
 	pkt(&c, 3, NULL, 0);
 	ok(&s, 4, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "LOAD");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.query.text"),
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "LOAD");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.query.text"),
 	                 "LOAD DATA LOCAL INFILE ? INTO TABLE t");
 	teardown(&t);
 }
@@ -798,16 +798,16 @@ START_TEST(test_dark_tail)
 		chunk_cut(&t, SV, s.b + off, 4096, 16384, 0);
 	ck_assert_uint_le(s.n - off, 4096);
 	chunk(&t, SV, s.b + off, s.n - off);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, t.ts);
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.response.returned_rows"));
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, t.ts);
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.response.returned_rows"));
 	/* the next command is followed as usual */
 	c.n = s.n = 0;
 	query(&c, MY_COM_QUERY, "SELECT 1");
 	result(&s, 1, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(num(fake_host_ended(t.h, 1), "db.response.returned_rows"), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(num(th_ended(t.h, 1), "db.response.returned_rows"), 1);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.dark_done, 1);
 	ck_assert_uint_eq(st.sync_lost, 1);
@@ -831,13 +831,13 @@ START_TEST(test_dark_next_command)
 	for (size_t off = 0; off < s.n; off += 16384)
 		chunk_cut(&t, SV, s.b + off, 4096, s.n - off < 16384 ? s.n - off : 16384, 0);
 	last = t.ts;
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	c.n = s.n = 0;
 	query(&c, MY_COM_QUERY, "SELECT 1");
 	result(&s, 1, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, last);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, last);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.ended_unseen, 1);
 }
@@ -864,9 +864,9 @@ START_TEST(test_big_packets)
 	chunk(&t, CL, c.b, c.n);
 	ok(&s, 1, 1, 0x0002);
 	chunk(&t, SV, s.b, s.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "INSERT blobs");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.query.text"), "INSERT INTO blobs VALUES (?");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "INSERT blobs");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.query.text"), "INSERT INTO blobs VALUES (?");
 	/* a result with one 16 MiB row (continued) and one 5000-byte row */
 	c.n = s.n = 0;
 	query(&c, MY_COM_QUERY, "SELECT data FROM blobs");
@@ -888,8 +888,8 @@ START_TEST(test_big_packets)
 	s.n = 0;
 	eof(&s, 7, 0x0002);
 	chunk(&t, SV, s.b, s.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(num(fake_host_ended(t.h, 1), "db.response.returned_rows"), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(num(th_ended(t.h, 1), "db.response.returned_rows"), 2);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.sync_lost, 0);
 }
@@ -909,7 +909,7 @@ START_TEST(test_gap_client)
 	chunk(&t, SV, s.b, s.n);
 	chunk(&t, SV, s.b, s.n);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.dropped, 1);
 }
@@ -937,12 +937,12 @@ START_TEST(test_midstream)
 	query(&c, MY_COM_QUERY, "SELECT a FROM t");
 	result(&s, 1, 2, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "mysql");
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.query.text"));
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 2);
-	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "SELECT t");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 1), "db.response.returned_rows"), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "mysql");
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.query.text"));
+	ck_assert_int_eq(num(th_ended(t.h, 0), "sonde.db.rows_affected"), 2);
+	ck_assert_str_eq(th_ended(t.h, 1)->name, "SELECT t");
+	ck_assert_int_eq(num(th_ended(t.h, 1), "db.response.returned_rows"), 2);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.unknown_stmt, 1);
 }
@@ -957,15 +957,15 @@ START_TEST(test_midstream_system_remembered)
 	struct pk c = { .n = 0 }, s = { .n = 0 };
 
 	connect_db(&t, 1, CAPS_BASE, "shop");
-	fake_conn_close(t.c, t.ts);
-	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	th_conn_close(t.c, t.ts);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
 	ci.peer_port = 3306;
 	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "10.0.0.8");
-	t.c = fake_conn_open(t.h, &ci);
+	t.c = th_conn_open(t.h, &ci);
 	query(&c, MY_COM_QUERY, "SELECT 1");
 	result(&s, 1, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.system"), "mariadb");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.system"), "mariadb");
 	teardown(&t);
 }
 END_TEST
@@ -976,7 +976,6 @@ START_TEST(test_tls)
 	struct pk c = { .n = 0 }, s = { .n = 0 };
 	uint8_t ssl[32] = { 0 };
 	uint32_t caps = CAPS_BASE | MY_CLIENT_SSL;
-	struct sonde_conn_info *ci;
 	struct sql_stats st;
 
 	greeting(&t, 1, caps);
@@ -985,8 +984,7 @@ START_TEST(test_tls)
 	chunk(&t, CL, c.b, c.n);
 	chunk(&t, CL, "\x16\x03\x01\x00\x01\x01", 6); /* ciphertext: ignored */
 	chunk(&t, SV, "\x16\x03\x03\x00\x01\x02", 6);
-	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
-	ci->tls = 1;
+	th_conn_set_tls(t.c);
 	handshake(&t, CAPS_BASE, "vault", 2);
 	ok(&s, 3, 0, 0x0002);
 	chunk(&t, SV, s.b, s.n);
@@ -994,8 +992,8 @@ START_TEST(test_tls)
 	query(&c, MY_COM_QUERY, "SELECT 1");
 	result(&s, 1, 1, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.namespace"), "vault");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.namespace"), "vault");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.tls, 1);
 }
@@ -1009,21 +1007,19 @@ START_TEST(test_tls_late)
 	struct pk c = { .n = 0 }, s = { .n = 0 };
 	uint8_t ssl[32] = { 0 };
 	uint32_t caps = CAPS_BASE | MY_CLIENT_SSL;
-	struct sonde_conn_info *ci;
 
 	greeting(&t, 1, caps);
 	memcpy(ssl, &caps, 4);
 	pkt(&c, 1, ssl, sizeof(ssl));
 	chunk(&t, CL, c.b, c.n);
-	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
-	ci->tls = 1;
+	th_conn_set_tls(t.c);
 	c.n = 0;
 	query(&c, MY_COM_QUERY, "SELECT a FROM t");
 	result(&s, 1, 2, 0x0002);
 	exchange(&t, &c, &s);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.system"), "mariadb");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT t");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.system"), "mariadb");
 	teardown(&t);
 }
 END_TEST
@@ -1037,12 +1033,12 @@ START_TEST(test_compression)
 	struct sql_stats st;
 
 	connect_db(&t, 1, CAPS_BASE | MY_CLIENT_COMPRESS, "shop");
-	ck_assert_int_eq(fake_conn_given_up(t.c), 1);
-	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
-	t.c = fake_conn_open(t.h, &ci);
+	ck_assert_int_eq(th_conn_given_up(t.c), 1);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	t.c = th_conn_open(t.h, &ci);
 	connect_db(&t, 1, CAPS_BASE | MY_CLIENT_COMPRESS, "shop");
-	ck_assert_int_eq(fake_conn_given_up(t.c), 1);
-	ck_assert_uint_eq(fake_host_n_logs(t.h, SONDE_LOG_INFO), 1);
+	ck_assert_int_eq(th_conn_given_up(t.c), 1);
+	ck_assert_uint_eq(th_n_logs(t.h, SONDE_LOG_INFO), 1);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.compressed, 2);
 }
@@ -1058,7 +1054,7 @@ START_TEST(test_auth_failed)
 	handshake(&t, CAPS_BASE, "shop", 1);
 	err(&s, 2, 1045, "28000", "Access denied for user 'alice'@'localhost'");
 	chunk(&t, SV, s.b, s.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.auth_failed, 1);
 }
@@ -1075,16 +1071,16 @@ START_TEST(test_nothing_of_a_value_leaves)
 	query(&c, MY_COM_QUERY, "SELECT * FROM users WHERE pw = \"TOPSECRET1\" AND n = 4242424242");
 	err(&s, 1, 1054, "42S22", "Unknown column 'TOPSECRET1' 4242424242");
 	exchange(&t, &c, &s);
-	for (size_t i = 0; i < fake_host_n_spans(t.h); i++) {
-		const struct fake_span *sp = fake_host_span(t.h, i);
+	for (size_t i = 0; i < th_n_spans(t.h); i++) {
+		const struct th_span *sp = th_span(t.h, i);
 
 		ck_assert(!strstr(sp->name, "TOPSECRET"));
 		for (size_t k = 0; k < sp->n_attrs; k++)
-			ck_assert(sp->attrs[k].type != FAKE_ATTR_STR ||
+			ck_assert(sp->attrs[k].type != TH_ATTR_STR ||
 			          (!strstr(sp->attrs[k].s, "TOPSECRET") && !strstr(sp->attrs[k].s, "4242") &&
 			           !strstr(sp->attrs[k].s, "alice")));
 	}
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
 	teardown(&t);
 }
 END_TEST
@@ -1099,7 +1095,7 @@ START_TEST(test_garbage)
 
 		if (round % 3 == 0)
 			connect_db(&t, round % 2, CAPS_BASE | (round % 5 ? 0 : MY_CLIENT_DEPRECATE_EOF), "x");
-		for (int k = 0; k < 40 && !fake_conn_given_up(t.c); k++) {
+		for (int k = 0; k < 40 && !th_conn_given_up(t.c); k++) {
 			size_t n = 1 + (seed = seed * 1103515245u + 12345u) % sizeof(buf);
 
 			for (size_t i = 0; i < n; i++) {
@@ -1123,31 +1119,31 @@ END_TEST
 
 START_TEST(test_detect)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
 	struct pk m = { .n = 0 };
 
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "mysql"), SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, my_cli[0].data, my_cli[0].len),
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "mysql"), SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, my_cli[0].data, my_cli[0].len),
 	                 SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, my_cli[0].data, my_cli[0].len),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, my_cli[0].data, my_cli[0].len),
 	                 SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, my_cli[0].data, 3),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, my_cli[0].data, 3),
 	                 SONDE_DETECT_NEED_MORE);
 	query(&m, MY_COM_QUERY, "SELECT 1");
-	ck_assert_int_gt(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), 50);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
+	ck_assert_int_gt(th_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), 50);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
 	                 SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "*1\r\n$4\r\nPING\r\n", 14),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "*1\r\n$4\r\nPING\r\n", 14),
 	                 SONDE_DETECT_NO);
 	/* a PostgreSQL startup packet */
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "\0\0\0\x08\x04\xd2\x16/", 8),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "\0\0\0\x08\x04\xd2\x16/", 8),
 	                 SONDE_DETECT_NO);
 	m.n = 0;
 	query(&m, MY_COM_QUERY, "hello there");
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), SONDE_DETECT_NO);
-	fake_host_free(h);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), SONDE_DETECT_NO);
+	th_free(h);
 }
 END_TEST
 

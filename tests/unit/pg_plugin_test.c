@@ -1,6 +1,6 @@
 /*
  * pg_plugin_test.c - the `postgresql` protocol of the sql plugin
- * (plugins/sql/pg.c) driven through the fake host (tests/support), chunk by
+ * (plugins/sql/pg.c) driven through the test host (tests/support), chunk by
  * chunk, the way the agent drives it.
  *
  * The one idea: sessions recorded from PostgreSQL 15 (psql, pgbench -M
@@ -18,7 +18,7 @@
 
 #include <sonde/plugin.h>
 
-#include "fake_host.h"
+#include "testhost.h"
 #include "sql_internal.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
@@ -127,8 +127,8 @@ static const struct vec pg_prepared[] = {
 /* ---- helpers ------------------------------------------------------------------ */
 
 struct t {
-	struct fake_host *h;
-	struct fake_conn *c;
+	struct th_host *h;
+	struct th_conn *c;
 	enum sonde_role role;
 	uint64_t ts;
 };
@@ -139,14 +139,14 @@ static struct t setup_cfg(enum sonde_role role, const char *key, const char *val
 	struct sonde_conn_info ci;
 
 	memset(&t, 0, sizeof(t));
-	t.h = fake_host_new();
+	t.h = th_new();
 	if (key) {
 		const char *v[] = { val };
 
-		ck_assert_int_eq(fake_host_set_config(t.h, NULL, key, v, 1), 0);
+		ck_assert_int_eq(th_set_config(t.h, NULL, key, v, 1), 0);
 	}
-	ck_assert_int_eq(fake_host_load(t.h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
-	fake_conn_info_init(&ci, role);
+	ck_assert_int_eq(th_load(t.h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	th_conn_info_init(&ci, role);
 	if (role == SONDE_ROLE_CLIENT) {
 		ci.local_port = 51000;
 		ci.peer_port = 5432;
@@ -155,7 +155,7 @@ static struct t setup_cfg(enum sonde_role role, const char *key, const char *val
 		ci.local_port = 5432;
 		snprintf(ci.local_addr, sizeof(ci.local_addr), "10.0.0.9");
 	}
-	t.c = fake_conn_open(t.h, &ci);
+	t.c = th_conn_open(t.h, &ci);
 	ck_assert_ptr_nonnull(t.c);
 	t.role = role;
 	t.ts = 1000000;
@@ -178,7 +178,7 @@ static enum sonde_dir dir_of(const struct t *t, int side)
 static void chunk(struct t *t, int side, const void *p, size_t n)
 {
 	t->ts += 1000;
-	fake_conn_feed(t->c, dir_of(t, side), t->ts, p, n);
+	th_conn_feed(t->c, dir_of(t, side), t->ts, p, n);
 }
 
 /* A chunk of which only `cap` bytes were captured. */
@@ -193,7 +193,7 @@ static void chunk_cut(struct t *t, int side, const void *p, size_t n, size_t cap
 	ch.len = n < cap ? n : cap;
 	ch.orig_len = n;
 	ch.flags = flags | (ch.len < n ? SONDE_CHUNK_TRUNCATED : 0);
-	fake_conn_feed_chunk(t->c, &ch);
+	th_conn_feed_chunk(t->c, &ch);
 }
 
 /* Feed a recorded session. split_at: chunk `which` is cut in two at that
@@ -223,36 +223,36 @@ static struct sql_stats teardown(struct t *t)
 {
 	struct sql_stats st;
 
-	fake_conn_close(t->c, t->ts + 1000);
+	th_conn_close(t->c, t->ts + 1000);
 	st = *sql_debug_totals();
-	ck_assert_uint_eq(fake_host_n_open(t->h), 0);
-	ck_assert_uint_eq(fake_host_misuse(t->h), 0);
-	fake_host_free(t->h);
+	ck_assert_uint_eq(th_n_open(t->h), 0);
+	ck_assert_uint_eq(th_misuse(t->h), 0);
+	th_free(t->h);
 	return st;
 }
 
-static const char *str(const struct fake_span *s, const char *k)
+static const char *str(const struct th_span *s, const char *k)
 {
-	const char *v = fake_span_str(s, k);
+	const char *v = th_span_str(s, k);
 
 	return v ? v : "";
 }
 
-static int64_t num(const struct fake_span *s, const char *k)
+static int64_t num(const struct th_span *s, const char *k)
 {
 	int64_t v;
 
-	return fake_span_int(s, k, &v) == 0 ? v : -1;
+	return th_span_int(s, k, &v) == 0 ? v : -1;
 }
 
 /* What a session produced, as one comparable string. */
-static void summary(struct fake_host *h, char *out, size_t cap)
+static void summary(struct th_host *h, char *out, size_t cap)
 {
 	size_t off = 0;
 
 	out[0] = '\0';
-	for (size_t i = 0; i < fake_host_n_ended(h) && off < cap; i++) {
-		const struct fake_span *s = fake_host_ended(h, i);
+	for (size_t i = 0; i < th_n_ended(h) && off < cap; i++) {
+		const struct th_span *s = th_ended(h, i);
 
 		off += (size_t)snprintf(out + off, cap - off, "%s|%d|%s|%s|%s|%lld;", s->name, s->kind,
 		                        str(s, "db.query.text"), str(s, "error.type"),
@@ -419,13 +419,13 @@ static void startup(struct t *t, const char *db)
 START_TEST(test_psql_session)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT);
-	const struct fake_span *a, *b;
+	const struct th_span *a, *b;
 	struct sql_stats st;
 
 	play(&t, pg_psql, NV(pg_psql), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	a = fake_host_ended(t.h, 0);
-	b = fake_host_ended(t.h, 1);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	a = th_ended(t.h, 0);
+	b = th_ended(t.h, 1);
 	ck_assert_str_eq(a->name, "SELECT users");
 	ck_assert_int_eq(a->kind, SONDE_SPAN_CLIENT);
 	ck_assert_str_eq(str(a, "db.system"), "postgresql");
@@ -437,7 +437,7 @@ START_TEST(test_psql_session)
 	ck_assert_int_eq(num(a, "server.port"), 5432);
 	ck_assert_str_eq(str(a, "network.peer.address"), "10.0.0.7");
 	ck_assert_int_eq(num(a, "db.response.returned_rows"), 1);
-	ck_assert_ptr_null(fake_span_attr(a, "error.type"));
+	ck_assert_ptr_null(th_span_attr(a, "error.type"));
 	ck_assert_int_eq(a->status, SONDE_STATUS_UNSET);
 	ck_assert_str_eq(b->name, "SELECT nosuch");
 	ck_assert_str_eq(str(b, "error.type"), "42P01");
@@ -447,10 +447,10 @@ START_TEST(test_psql_session)
 	 * the error is the end of the statement */
 	ck_assert_uint_lt(b->start_ns, b->end_ns);
 	/* one metric point per client span, with the span's attributes */
-	ck_assert_uint_eq(fake_host_n_records(t.h), 2);
-	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 1), "error.type"), "42P01");
-	ck_assert_str_eq(fake_record_val(fake_host_record(t.h, 0), "db.collection.name"), "users");
-	ck_assert_ptr_null(fake_record_val(fake_host_record(t.h, 0), "error.type"));
+	ck_assert_uint_eq(th_n_records(t.h), 2);
+	ck_assert_str_eq(th_record_val(th_record(t.h, 1), "error.type"), "42P01");
+	ck_assert_str_eq(th_record_val(th_record(t.h, 0), "db.collection.name"), "users");
+	ck_assert_ptr_null(th_record_val(th_record(t.h, 0), "error.type"));
 	st = teardown(&t);
 	ck_assert_uint_eq(st.spans, 2);
 	ck_assert_uint_eq(st.errors, 1);
@@ -465,9 +465,9 @@ START_TEST(test_pgbench_extended)
 	struct sql_stats st;
 
 	play(&t, pg_extended, NV(pg_extended), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	for (size_t i = 0; i < 2; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+		const struct th_span *s = th_ended(t.h, i);
 
 		ck_assert_str_eq(s->name, "SELECT pgbench_accounts");
 		ck_assert_str_eq(str(s, "db.query.text"),
@@ -486,9 +486,9 @@ START_TEST(test_pgbench_prepared)
 	struct sql_stats st;
 
 	play(&t, pg_prepared, NV(pg_prepared), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	for (size_t i = 0; i < 2; i++)
-		ck_assert_str_eq(str(fake_host_ended(t.h, i), "db.query.text"),
+		ck_assert_str_eq(str(th_ended(t.h, i), "db.query.text"),
 		                 "SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.unknown_stmt, 0);
@@ -503,11 +503,11 @@ START_TEST(test_server_side)
 	struct t t = setup(SONDE_ROLE_SERVER);
 
 	play(&t, pg_psql, NV(pg_psql), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "server.address"), "10.0.0.9");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "server.port"), 5432);
-	ck_assert_uint_eq(fake_host_n_records(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(th_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_str_eq(str(th_ended(t.h, 0), "server.address"), "10.0.0.9");
+	ck_assert_int_eq(num(th_ended(t.h, 0), "server.port"), 5432);
+	ck_assert_uint_eq(th_n_records(t.h), 0);
 	teardown(&t);
 }
 END_TEST
@@ -520,8 +520,8 @@ START_TEST(test_role_from_startup)
 
 	t.role = SONDE_ROLE_SERVER; /* the bytes flow the other way */
 	play(&t, pg_psql, NV(pg_psql), SIZE_MAX, 0, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_int_eq(th_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
 	teardown(&t);
 }
 END_TEST
@@ -585,7 +585,7 @@ START_TEST(test_pipelined_extended)
 {
 	struct t t = setup(SONDE_ROLE_CLIENT);
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
-	const struct fake_span *s;
+	const struct th_span *s;
 	struct sql_stats st;
 
 	startup(&t, "shop");
@@ -618,16 +618,16 @@ START_TEST(test_pipelined_extended)
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
 
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
-	s = fake_host_ended(t.h, 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	s = th_ended(t.h, 0);
 	ck_assert_str_eq(s->name, "SELECT orders");
 	ck_assert_str_eq(str(s, "db.query.text"), "SELECT * FROM orders WHERE id = $1");
 	ck_assert_int_eq(num(s, "db.response.returned_rows"), 0);
-	s = fake_host_ended(t.h, 1);
+	s = th_ended(t.h, 1);
 	ck_assert_str_eq(str(s, "error.type"), "42601");
 	ck_assert_str_eq(str(s, "db.query.text"), "SELEC broken $1");
 	ck_assert_str_eq(s->name, "shop"); /* no operation known: the namespace */
-	s = fake_host_ended(t.h, 2);
+	s = th_ended(t.h, 2);
 	ck_assert_str_eq(s->name, "SELECT orders");
 	ck_assert_int_eq(num(s, "db.response.returned_rows"), 1);
 	ck_assert_str_eq(str(s, "db.namespace"), "shop");
@@ -666,14 +666,14 @@ START_TEST(test_prepared_1000)
 		put_ready(&be);
 		chunk(&t, BE, be.b, be.n);
 	}
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1000);
+	ck_assert_uint_eq(th_n_ended(t.h), 1000);
 	for (size_t i = 0; i < 1000; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+		const struct th_span *s = th_ended(t.h, i);
 
 		n_named += !strcmp(s->name, "UPDATE accounts") && num(s, "sonde.db.rows_affected") == 1;
 	}
 	ck_assert_uint_eq(n_named, 1000);
-	ck_assert_uint_eq(fake_host_n_records(t.h), 1000);
+	ck_assert_uint_eq(th_n_records(t.h), 1000);
 	teardown(&t);
 }
 END_TEST
@@ -692,9 +692,9 @@ START_TEST(test_parse_error_alone)
 	put_error(&be, "42703", "column \"nope\" does not exist");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "error.type"), "42703");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT t");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "error.type"), "42703");
 	teardown(&t);
 }
 END_TEST
@@ -707,7 +707,7 @@ START_TEST(test_span_limit)
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
 	struct sql_stats st;
 
-	fake_host_set_span_limit(t.h, 1);
+	th_set_span_limit(t.h, 1);
 	startup(&t, "db");
 	put_parse(&fe, "", "SELECT 1");
 	for (int i = 0; i < 3; i++) {
@@ -723,8 +723,8 @@ START_TEST(test_span_limit)
 	}
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 3);
-	ck_assert_uint_eq(fake_host_ended(t.h, 2)->start_ns, fake_host_ended(t.h, 0)->start_ns);
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	ck_assert_uint_eq(th_ended(t.h, 2)->start_ns, th_ended(t.h, 0)->start_ns);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.span_limit, 2);
 	ck_assert_uint_eq(st.late_spans, 2);
@@ -754,9 +754,9 @@ START_TEST(test_multi_statement)
 	put_strs(&be, 'C', 1, "COMMIT");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 4);
+	ck_assert_uint_eq(th_n_ended(t.h), 4);
 	for (size_t i = 0; i < 4; i++) {
-		const struct fake_span *s = fake_host_ended(t.h, i);
+		const struct th_span *s = th_ended(t.h, i);
 
 		ck_assert_str_eq(s->name, names[i]);
 		ck_assert(strstr(str(s, "db.query.text"), "TOPSECRET") == NULL);
@@ -765,9 +765,9 @@ START_TEST(test_multi_statement)
 			ck_assert_uint_eq(s->start_ns, prev_end);
 		prev_end = s->end_ns;
 	}
-	ck_assert_str_eq(str(fake_host_ended(t.h, 2), "db.query.text"),
+	ck_assert_str_eq(str(th_ended(t.h, 2), "db.query.text"),
 	                 "UPDATE users SET name = ? WHERE id = ?");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 2), "sonde.db.rows_affected"), 1);
+	ck_assert_int_eq(num(th_ended(t.h, 2), "sonde.db.rows_affected"), 1);
 	teardown(&t);
 }
 END_TEST
@@ -786,10 +786,10 @@ START_TEST(test_multi_statement_error)
 	put_error(&be, "23505", "duplicate key value violates unique constraint");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "INSERT a");
-	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "INSERT b");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 1), "error.type"), "23505");
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "INSERT a");
+	ck_assert_str_eq(th_ended(t.h, 1)->name, "INSERT b");
+	ck_assert_str_eq(str(th_ended(t.h, 1), "error.type"), "23505");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.not_run, 1);
 }
@@ -811,8 +811,8 @@ START_TEST(test_unsplit_and_empty)
 	put_empty(&be, 'I');
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "CREATE");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "CREATE");
 	teardown(&t);
 }
 END_TEST
@@ -835,11 +835,11 @@ START_TEST(test_with_from_tag)
 	put_strs(&be, 'C', 1, "DELETE 7");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "DELETE");
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.operation.name"), "DELETE");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 7);
-	ck_assert_uint_le(strlen(str(fake_host_ended(t.h, 0), "db.query.text")), 256);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "DELETE");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.operation.name"), "DELETE");
+	ck_assert_int_eq(num(th_ended(t.h, 0), "sonde.db.rows_affected"), 7);
+	ck_assert_uint_le(strlen(str(th_ended(t.h, 0), "db.query.text")), 256);
 	teardown(&t);
 }
 END_TEST
@@ -859,7 +859,7 @@ START_TEST(test_backslash_mode)
 	put_strs(&be, 'C', 1, "SELECT 0");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.query.text"), "SELECT ? FROM t");
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.query.text"), "SELECT ? FROM t");
 	teardown(&t);
 }
 END_TEST
@@ -901,9 +901,9 @@ START_TEST(test_copy_in_truncated)
 	put_strs(&be, 'C', 1, "COPY 1000");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "COPY items");
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 1000);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "COPY items");
+	ck_assert_int_eq(num(th_ended(t.h, 0), "sonde.db.rows_affected"), 1000);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.dropped, 0);
 }
@@ -960,9 +960,9 @@ START_TEST(test_dark_tail)
 	struct sql_stats st;
 
 	big_result(&t, 0);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "db.response.returned_rows"), 107);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, t.ts);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 107);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, t.ts);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.sync_lost, 1);
 	ck_assert_uint_eq(st.dark_done, 1);
@@ -980,17 +980,17 @@ START_TEST(test_dark_next_request)
 
 	big_result(&t, 1);
 	last_be = t.ts;
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	put_query(&fe, "SELECT 1");
 	chunk(&t, FE, fe.b, fe.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_uint_eq(fake_host_ended(t.h, 0)->end_ns, last_be);
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.response.returned_rows"));
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, last_be);
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.response.returned_rows"));
 	put_row(&be, "1");
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.ended_unseen, 1);
 	ck_assert_uint_eq(st.resyncs, 1);
@@ -1012,7 +1012,7 @@ START_TEST(test_gap_frontend)
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1); /* the one after the gap */
+	ck_assert_uint_eq(th_n_ended(t.h), 1); /* the one after the gap */
 	st = teardown(&t);
 	ck_assert_uint_eq(st.dropped, 1);
 	ck_assert_uint_eq(st.sync_lost, 1);
@@ -1047,13 +1047,13 @@ START_TEST(test_midstream)
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
 	/* no text, no operation: the span is named after the system */
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "postgresql");
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.query.text"));
-	ck_assert_ptr_null(fake_span_attr(fake_host_ended(t.h, 0), "db.namespace"));
-	ck_assert_int_eq(num(fake_host_ended(t.h, 0), "sonde.db.rows_affected"), 3);
-	ck_assert_str_eq(fake_host_ended(t.h, 1)->name, "SELECT");
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "postgresql");
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.query.text"));
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.namespace"));
+	ck_assert_int_eq(num(th_ended(t.h, 0), "sonde.db.rows_affected"), 3);
+	ck_assert_str_eq(th_ended(t.h, 1)->name, "SELECT");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.unknown_stmt, 1);
 }
@@ -1076,9 +1076,9 @@ START_TEST(test_midstream_role_from_bytes)
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_int_eq(fake_host_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "server.address"), "127.0.0.1");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_int_eq(th_ended(t.h, 0)->kind, SONDE_SPAN_SERVER);
+	ck_assert_str_eq(str(th_ended(t.h, 0), "server.address"), "127.0.0.1");
 	teardown(&t);
 }
 END_TEST
@@ -1087,34 +1087,34 @@ END_TEST
  * socket path as the address, network.transport=unix. */
 START_TEST(test_unix_socket)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
-	struct fake_conn *c;
+	struct th_conn *c;
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
-	const struct fake_span *s;
+	const struct th_span *s;
 
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
 	ci.family = 1; /* AF_UNIX */
 	ci.local_port = ci.peer_port = 0;
 	ci.local_addr[0] = '\0';
 	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "/run/postgresql/.s.PGSQL.5432");
-	c = fake_conn_open(h, &ci);
+	c = th_conn_open(h, &ci);
 	put_query(&fe, "SELECT 1");
-	fake_conn_feed(c, SONDE_DIR_EGRESS, 1000, fe.b, fe.n);
+	th_conn_feed(c, SONDE_DIR_EGRESS, 1000, fe.b, fe.n);
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
-	fake_conn_feed(c, SONDE_DIR_INGRESS, 2000, be.b, be.n);
-	fake_conn_close(c, 3000);
-	ck_assert_uint_eq(fake_host_n_ended(h), 1);
-	s = fake_host_ended(h, 0);
+	th_conn_feed(c, SONDE_DIR_INGRESS, 2000, be.b, be.n);
+	th_conn_close(c, 3000);
+	ck_assert_uint_eq(th_n_ended(h), 1);
+	s = th_ended(h, 0);
 	ck_assert_str_eq(str(s, "network.transport"), "unix");
 	ck_assert_str_eq(str(s, "server.address"), "/run/postgresql/.s.PGSQL.5432");
 	ck_assert_str_eq(str(s, "network.peer.address"), "/run/postgresql/.s.PGSQL.5432");
-	ck_assert_ptr_null(fake_span_attr(s, "server.port"));
-	ck_assert_ptr_null(fake_span_attr(s, "network.peer.port"));
-	ck_assert_uint_eq(fake_host_n_open(h), 0);
-	fake_host_free(h);
+	ck_assert_ptr_null(th_span_attr(s, "server.port"));
+	ck_assert_ptr_null(th_span_attr(s, "network.peer.port"));
+	ck_assert_uint_eq(th_n_open(h), 0);
+	th_free(h);
 }
 END_TEST
 
@@ -1126,7 +1126,6 @@ START_TEST(test_tls)
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
 	static const uint8_t ssl_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
 	static const uint8_t hello[] = { 0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5 };
-	struct sonde_conn_info *ci;
 	struct sql_stats st;
 
 	chunk(&t, FE, ssl_req, sizeof(ssl_req));
@@ -1134,16 +1133,15 @@ START_TEST(test_tls)
 	chunk(&t, FE, hello, sizeof(hello)); /* ciphertext: ignored */
 	chunk(&t, BE, hello, sizeof(hello));
 	/* from here on the core hands the TLS library's plaintext */
-	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
-	ci->tls = 1;
+	th_conn_set_tls(t.c);
 	startup(&t, "secure");
 	put_query(&fe, "SELECT 1");
 	chunk(&t, FE, fe.b, fe.n);
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(str(fake_host_ended(t.h, 0), "db.namespace"), "secure");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(str(th_ended(t.h, 0), "db.namespace"), "secure");
 	st = teardown(&t);
 	ck_assert_uint_eq(st.tls, 1);
 	ck_assert_uint_eq(st.sync_lost, 0);
@@ -1157,19 +1155,17 @@ START_TEST(test_tls_late)
 	struct t t = setup(SONDE_ROLE_CLIENT);
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
 	static const uint8_t ssl_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
-	struct sonde_conn_info *ci;
 
 	chunk(&t, FE, ssl_req, sizeof(ssl_req));
 	chunk(&t, BE, "S", 1);
-	ci = (struct sonde_conn_info *)fake_host_api(t.h)->conn_info((struct sonde_conn *)t.c);
-	ci->tls = 1;
+	th_conn_set_tls(t.c);
 	put_query(&fe, "SELECT 1 FROM t");
 	chunk(&t, FE, fe.b, fe.n);
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 1);
-	ck_assert_str_eq(fake_host_ended(t.h, 0)->name, "SELECT t");
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT t");
 	teardown(&t);
 }
 END_TEST
@@ -1181,7 +1177,7 @@ START_TEST(test_gss_encryption_given_up)
 
 	chunk(&t, FE, gss_req, sizeof(gss_req));
 	chunk(&t, BE, "G", 1);
-	ck_assert_int_eq(fake_conn_given_up(t.c), 1);
+	ck_assert_int_eq(th_conn_given_up(t.c), 1);
 	teardown(&t);
 }
 END_TEST
@@ -1193,7 +1189,7 @@ START_TEST(test_cancel_request)
 	struct sql_stats st;
 
 	chunk(&t, FE, cancel, sizeof(cancel));
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.cancels, 1);
 }
@@ -1206,12 +1202,12 @@ START_TEST(test_auth_failure)
 	struct sql_stats st;
 
 	startup(&t, "db"); /* its answer says ok; a second start-up fails */
-	fake_conn_close(t.c, t.ts);
+	th_conn_close(t.c, t.ts);
 	{
 		struct sonde_conn_info ci;
 
-		fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
-		t.c = fake_conn_open(t.h, &ci);
+		th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+		t.c = th_conn_open(t.h, &ci);
 	}
 	{
 		static const uint8_t su[] = "\0\0\0\x12\0\3\0\0user\0bob\0\0";
@@ -1220,7 +1216,7 @@ START_TEST(test_auth_failure)
 	}
 	put_error(&be, "28P01", "password authentication failed for user \"bob\"");
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 0);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
 	st = teardown(&t);
 	ck_assert_uint_eq(st.auth_failed, 1);
 }
@@ -1228,12 +1224,12 @@ END_TEST
 
 /* ---- privacy and garbage ---------------------------------------------------------------------------------- */
 
-static int attr_has(const struct fake_span *s, const char *needle)
+static int attr_has(const struct th_span *s, const char *needle)
 {
 	if (strstr(s->name, needle) || (s->status_desc && strstr(s->status_desc, needle)))
 		return 1;
 	for (size_t i = 0; i < s->n_attrs; i++)
-		if (s->attrs[i].type == FAKE_ATTR_STR && strstr(s->attrs[i].s, needle))
+		if (s->attrs[i].type == TH_ATTR_STR && strstr(s->attrs[i].s, needle))
 			return 1;
 	return 0;
 }
@@ -1258,15 +1254,15 @@ START_TEST(test_nothing_of_a_value_leaves)
 	put_strs(&be, 'C', 1, "SELECT 1");
 	put_ready(&be);
 	chunk(&t, BE, be.b, be.n);
-	ck_assert_uint_eq(fake_host_n_ended(t.h), 2);
-	for (size_t i = 0; i < fake_host_n_spans(t.h); i++) {
-		ck_assert(!attr_has(fake_host_span(t.h, i), "TOPSECRET"));
-		ck_assert(!attr_has(fake_host_span(t.h, i), "4242"));
-		ck_assert(!attr_has(fake_host_span(t.h, i), "alice")); /* the user name */
+	ck_assert_uint_eq(th_n_ended(t.h), 2);
+	for (size_t i = 0; i < th_n_spans(t.h); i++) {
+		ck_assert(!attr_has(th_span(t.h, i), "TOPSECRET"));
+		ck_assert(!attr_has(th_span(t.h, i), "4242"));
+		ck_assert(!attr_has(th_span(t.h, i), "alice")); /* the user name */
 	}
-	for (size_t i = 0; i < fake_host_n_records(t.h); i++)
-		for (size_t k = 0; k < fake_host_record(t.h, i)->m->n_keys; k++) {
-			const char *v = fake_host_record(t.h, i)->vals[k];
+	for (size_t i = 0; i < th_n_records(t.h); i++)
+		for (size_t k = 0; k < th_record(t.h, i)->m->n_keys; k++) {
+			const char *v = th_record(t.h, i)->vals[k];
 
 			ck_assert(!v || !strstr(v, "TOPSECRET"));
 		}
@@ -1284,7 +1280,7 @@ START_TEST(test_garbage)
 
 		if (round % 3 == 0)
 			startup(&t, "db");
-		for (int k = 0; k < 40 && !fake_conn_given_up(t.c); k++) {
+		for (int k = 0; k < 40 && !th_conn_given_up(t.c); k++) {
 			size_t n = 1 + (seed = seed * 1103515245u + 12345u) % sizeof(buf);
 
 			for (size_t i = 0; i < n; i++) {
@@ -1311,46 +1307,46 @@ END_TEST
 
 START_TEST(test_detect)
 {
-	struct fake_host *h = fake_host_new();
+	struct th_host *h = th_new();
 	struct sonde_conn_info ci;
 	struct msgbuf m = { .n = 0 };
 
-	ck_assert_int_eq(fake_host_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
-	fake_conn_info_init(&ci, SONDE_ROLE_CLIENT);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[0].data, 8),
+	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[0].data, 8),
 	                 SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[2].data, 63),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[2].data, 63),
 	                 SONDE_DETECT_SURE);
 	/* a startup packet in the "wrong" direction still says PostgreSQL */
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, pg_psql[2].data, 63),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, pg_psql[2].data, 63),
 	                 SONDE_DETECT_SURE);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[2].data, 3),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, pg_psql[2].data, 3),
 	                 SONDE_DETECT_NEED_MORE);
 	put_query(&m, "SELECT 1");
-	ck_assert_int_gt(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), 50);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
+	ck_assert_int_gt(th_detect(h, &ci, SONDE_DIR_EGRESS, m.b, m.n), 50);
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "GET / HTTP/1.1\r\n\r\n", 18),
 	                 SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "*1\r\n$4\r\nPING\r\n", 14),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "*1\r\n$4\r\nPING\r\n", 14),
 	                 SONDE_DETECT_NO);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_EGRESS, "POST /x HTTP/1.1\r\n", 18),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_EGRESS, "POST /x HTTP/1.1\r\n", 18),
 	                 SONDE_DETECT_NO);
 	/* frontend messages where the role says answers (a forked server) */
 	m.n = 0;
 	put_bind(&m, "", "S_1", "5");
 	put_execute(&m, "");
 	put_empty(&m, 'S');
-	ck_assert_int_gt(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n), 50);
+	ck_assert_int_gt(th_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n), 50);
 	/* a MySQL greeting */
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS,
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS,
 	                                  "d\0\0\0\x0a""5.5.5-10.11.6-MariaDB\0", 27),
 	                 SONDE_DETECT_NO);
 	/* an answer seen first: wait for a request */
 	m.n = 0;
 	put_strs(&m, 'C', 1, "SELECT 1");
 	put_ready(&m);
-	ck_assert_int_eq(fake_host_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n),
+	ck_assert_int_eq(th_detect(h, &ci, SONDE_DIR_INGRESS, m.b, m.n),
 	                 SONDE_DETECT_NEED_MORE);
-	fake_host_free(h);
+	th_free(h);
 }
 END_TEST
 

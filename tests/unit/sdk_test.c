@@ -419,6 +419,63 @@ START_TEST(capture_policy_and_inject)
 }
 END_TEST
 
+/* Two plugins, one semantic-convention histogram, different attribute keys:
+ * the metric's keys are the union and each point keeps its own values. */
+static const struct sonde_host_api *H2;
+static struct sonde_plugin_handle *SELF2;
+
+static int p2_init(const struct sonde_host_api *host, struct sonde_plugin_handle *self, void **st)
+{
+	H2 = host;
+	SELF2 = self;
+	return SONDE_OK;
+}
+
+static const struct sonde_plugin other_plugin = {
+	.abi_major = SONDE_ABI_MAJOR,
+	.abi_minor = SONDE_ABI_MINOR,
+	.struct_size = sizeof(struct sonde_plugin),
+	.name = "other",
+	.init = p2_init,
+};
+
+START_TEST(histogram_shared_by_two_plugins)
+{
+	static const double b[] = {0.1, 1};
+	static const char *const k1[] = {"db.system.name", "db.operation.name"};
+	static const char *const k2[] = {"db.system", "db.operation.name", "db.collection.name"};
+	struct sonde_histogram_desc d = {.struct_size = sizeof(d), .name = "db.client.operation.duration",
+	                                 .unit = "s", .bounds = b, .n_bounds = 2};
+	const char *v1[] = {"redis", "GET"}, *v2[] = {"postgresql", "SELECT", "items"};
+	char why[128], *text;
+
+	setup();
+	ck_assert_int_eq(host_load_builtin(host, &other_plugin, "other", why, sizeof(why)), SONDE_OK);
+	d.attr_keys = k1;
+	d.n_attr_keys = 2;
+	struct sonde_metric *m1 = H->histogram_register(SELF, &d);
+	H->histogram_record(m1, NULL, 0.05, v1);
+	d.attr_keys = k2;
+	d.n_attr_keys = 3;
+	struct sonde_metric *m2 = H2->histogram_register(SELF2, &d);
+	ck_assert_ptr_nonnull(m2);
+	ck_assert_ptr_ne(m1, m2);
+	H2->histogram_record(m2, NULL, 0.5, v2);
+	H->histogram_record(m1, NULL, 0.05, v1);
+	text = prom_render(reg);
+	ck_assert_msg(strstr(text, "db_client_operation_duration_seconds_count{db_system_name=\"redis\","
+	                           "db_operation_name=\"GET\"} 2"), "%s", text);
+	ck_assert_msg(strstr(text, "db_client_operation_duration_seconds_count{db_operation_name=\"SELECT\","
+	                           "db_system=\"postgresql\",db_collection_name=\"items\"} 1"), "%s", text);
+	free(text);
+	/* another unit for the same name is refused, not mixed in */
+	d.unit = "ms";
+	d.name = "db.client.operation.duration";
+	ck_assert_ptr_eq(H2->histogram_register(SELF2, &d), m2); /* the plugin's own handle */
+	teardown();
+}
+END_TEST
+
 /* A 1.0 histogram description (ending after n_attr_keys) is accepted. */
 START_TEST(histogram_desc_of_an_older_minor)
 {
@@ -485,6 +542,7 @@ static Suite *sdk_suite(void)
 	tcase_add_test(t, counters_timers_records_processes);
 	tcase_add_test(t, capture_policy_and_inject);
 	tcase_add_test(t, histogram_desc_of_an_older_minor);
+	tcase_add_test(t, histogram_shared_by_two_plugins);
 	tcase_add_test(t, plugin_built_for_abi_1_0_loads);
 	suite_add_tcase(s, t);
 	return s;
