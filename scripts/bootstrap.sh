@@ -10,12 +10,13 @@ what=${1:-test}
 
 build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev
             zlib1g-dev libyaml-dev libjansson-dev check libcurl4-openssl-dev
-            libmicrohttpd-dev libssl-dev libclang-rt-dev libnghttp2-dev)
+            libmicrohttpd-dev libssl-dev libclang-rt-dev libnghttp2-dev libdw-dev)
 # Real peers for the live tier, and the independent OTLP decoder (protoc).
 test_pkgs=(curl nginx-light redis-server redis-tools openssl python3 nodejs npm
            protobuf-compiler iproute2 procps
            librdkafka-dev kcat nghttp2-server nghttp2-client python3-grpcio
-           postgresql postgresql-contrib mariadb-server mariadb-client apache2-utils)
+           postgresql postgresql-contrib mariadb-server mariadb-client apache2-utils
+           golang-go)
 bench_pkgs=(wrk libhttp-parser-dev libhiredis-dev)
 
 pkgs=("${build_pkgs[@]}")

@@ -284,6 +284,9 @@ static int run_live(struct agent *a)
 		if (a->cfg->duration_s > 0 && (double)(now - start) / 1e9 >= a->cfg->duration_s)
 			break;
 	}
+	/* Records the kernel wrote before the stop still become spans. */
+	capture_set_slice(a->cap, 0);
+	capture_poll(a->cap, 0);
 	return 0;
 }
 

@@ -151,6 +151,7 @@ static void owner_close(struct sonde_conn *c, uint64_t ts)
 	if (c->state != HOST_CONN_OWNED)
 		return;
 	c->host->cur_tid = 0;
+	c->host->cur_ctx = 0;
 	c->owner->proto->conn_close(c->owner_state, c, ts);
 	tracer_drop_conn_spans(c);
 }
@@ -218,7 +219,9 @@ static int feed(struct sonde_conn *c, const struct sonde_chunk *ch)
 	int rc;
 
 	c->host->cur_tid = ch->tid;
+	c->host->cur_ctx = SONDE_HAS_FIELD(ch, struct sonde_chunk, context) ? ch->context : 0;
 	rc = c->owner->proto->conn_data(c->owner_state, c, ch);
+	c->host->cur_ctx = 0;
 	if (rc == SONDE_ERR_PROTO) {
 		c->host->n.proto_errors++;
 		give_up(c, ch->ts_unix_ns);

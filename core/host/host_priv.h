@@ -96,6 +96,7 @@ struct ctx_entry {
 struct host_proc {
 	struct sonde_process_info pi;
 	char *exe_path, *service_name;
+	uint32_t flags;   /* SONDE_PROCESS_* a runtime plugin set */
 };
 
 struct sonde_timer {
@@ -130,6 +131,7 @@ struct host {
 	struct sonde_metric *metrics;      /* registered histograms */
 	struct hmap active;                /* tid -> struct sonde_span (server span) */
 	uint32_t cur_tid;                  /* thread of the chunk being dispatched */
+	uint64_t cur_ctx;                  /* its runtime context (0: none) */
 	uint64_t rng;                      /* splitmix64 state for ids */
 	struct sonde_span *free_head, *free_tail; /* recycled span slots */
 	size_t n_free;
@@ -152,6 +154,10 @@ void runtime_free(struct host *h);
 struct ctx_entry *ctx_find(struct host *h, uint32_t pid, uint64_t key, bool create);
 void ctx_forget_span(struct host *h, struct sonde_span *sp);
 void runtime_ctx_del(struct host *h, struct ctx_entry *e);
+/* SONDE_PROCESS_* flags a runtime plugin set on a process (process_set). */
+void host_process_flags(struct host *h, uint32_t pid, uint32_t flags);
+/* A runtime plugin tells this process's contexts: no thread guesses. */
+bool host_process_has_contexts(const struct host *h, uint32_t pid);
 struct sonde_timer *runtime_timer_start(struct host *h, struct sonde_plugin_handle *owner,
                                         uint64_t now, uint64_t delay, uint64_t period,
                                         sonde_timer_fn fn, void *arg);

@@ -457,10 +457,12 @@ void plugins_free(struct plugin_registry *r)
 {
 	for (size_t i = 0; i < r->n_files; i++) {
 		struct sonde_plugin_handle *h = r->files[i];
-		if (h->loaded && r->owner)
-			runtime_plugin_unloading(r->owner, h);
+		/* fini first: the plugin's timers, BPF objects and claims are
+		 * still valid in it (timer_stop, a last map read). */
 		if (h->loaded && h->desc->fini)
 			h->desc->fini(h->state);
+		if (h->loaded && r->owner)
+			runtime_plugin_unloading(r->owner, h);
 		if (h->dl)
 			dlclose(h->dl);
 		free(h->path);

@@ -152,6 +152,21 @@ void host_process_new(struct host *h, const struct sonde_process_info *pi)
 		call_process_new(r->files[i], &hp->pi);
 }
 
+void host_process_flags(struct host *h, uint32_t pid, uint32_t flags)
+{
+	struct host_proc *hp = hmap_get(&h->procs, pid);
+
+	if (hp)
+		hp->flags = flags;
+}
+
+bool host_process_has_contexts(const struct host *h, uint32_t pid)
+{
+	const struct host_proc *hp = hmap_get(&h->procs, pid);
+
+	return hp && (hp->flags & SONDE_PROCESS_CONTEXTS);
+}
+
 void host_process_gone(struct host *h, uint32_t pid)
 {
 	struct host_proc *hp = hmap_del(&h->procs, pid);

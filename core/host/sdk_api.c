@@ -624,7 +624,10 @@ static int h_process_set(struct sonde_plugin_handle *self, uint32_t pid, uint32_
 		return SONDE_ERR_INVAL;
 	if (!h->rt.process_set)
 		return SONDE_ERR_UNSUPPORTED;
-	return h->rt.process_set(h->rt.ctx, pid, flags) ? SONDE_ERR_IO : SONDE_OK;
+	if (h->rt.process_set(h->rt.ctx, pid, flags))
+		return SONDE_ERR_IO;
+	host_process_flags(h, pid, flags);
+	return SONDE_OK;
 }
 
 void sdk_api_init(struct host *h, struct sonde_host_api *api)

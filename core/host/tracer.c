@@ -217,14 +217,25 @@ static struct sonde_span *thread_parent(struct host *h, const struct sonde_span 
 {
 	struct tid_state *ts = sp->tid ? hmap_get(&h->active, sp->tid) : NULL;
 
+	/* In a process whose runtime contexts a plugin follows (goroutines on
+	 * shared threads), the thread says nothing about the request. */
+	if (ts && host_process_has_contexts(h, sp->conn->info.pid))
+		return NULL;
 	if (!ts || ts->n_open != 1 || !ts->span || ts->span->conn == sp->conn)
 		return NULL;
 	return ts->span;
 }
 
+/* The span's runtime context: the plugin's, else the chunk's being fed. */
+static uint64_t span_ctx(const struct host *h, const struct sonde_span_opts *o)
+{
+	return o->context ? o->context : h->cur_ctx;
+}
+
 static void set_parent(struct host *h, struct sonde_span *sp, const struct sonde_span_opts *o)
 {
 	struct span *s = sp->s;
+	uint64_t ctx = span_ctx(h, o);
 	struct sonde_span *parent = NULL;
 	bool child_kind = o->kind == SONDE_SPAN_CLIENT || o->kind == SONDE_SPAN_PRODUCER ||
 	                  o->kind == SONDE_SPAN_INTERNAL;
@@ -238,9 +249,9 @@ static void set_parent(struct host *h, struct sonde_span *sp, const struct sonde
 		s->remote_parent = o->parent_ctx->remote;
 		return;
 	}
-	if (!parent && child_kind && o->context)
-		parent = ctx_active(h, sp->conn->info.pid, o->context);
-	if (!parent && child_kind && !o->context && !(o->flags & SONDE_SPAN_NO_PARENT))
+	if (!parent && child_kind && ctx)
+		parent = ctx_active(h, sp->conn->info.pid, ctx);
+	if (!parent && child_kind && !ctx && !(o->flags & SONDE_SPAN_NO_PARENT))
 		parent = thread_parent(h, sp);
 	if (parent)
 		copy_parent(s, parent->s);
@@ -253,16 +264,17 @@ static void set_parent(struct host *h, struct sonde_span *sp, const struct sonde
 static void make_active(struct host *h, struct sonde_span *sp, const struct sonde_span_opts *o)
 {
 	struct tid_state *ts;
+	uint64_t ctx = span_ctx(h, o);
 
 	if (o->kind != SONDE_SPAN_SERVER && o->kind != SONDE_SPAN_CONSUMER)
 		return;
-	if (o->context) {
-		struct ctx_entry *e = ctx_find(h, sp->conn->info.pid, o->context, true);
+	if (ctx) {
+		struct ctx_entry *e = ctx_find(h, sp->conn->info.pid, ctx, true);
 
 		if (e) {
 			e->active = sp;
 			sp->ctx_pid = sp->conn->info.pid;
-			sp->ctx_key = o->context;
+			sp->ctx_key = ctx;
 		}
 		return;
 	}
