@@ -154,6 +154,14 @@ static void publish_self_metrics(struct agent *a)
 	metrics_counter_set(m, "sonde_connections_total", "Connections seen.", cn->opened);
 	metrics_counter_set(m, "sonde_protocol_errors_total",
 	                    "Connections a parser gave up on.", hn->proto_errors);
+	metrics_counter_set(m, "sonde_trace_links_total",
+	                    "Server spans made children of the client span that sent their "
+	                    "request, both ends watched on this host.",
+	                    hn->links);
+	metrics_counter_set(m, "sonde_trace_link_conflicts_total",
+	                    "Same-host links not made: the server span continued an incoming "
+	                    "traceparent of another trace.",
+	                    hn->link_conflicts);
 	metrics_gauge_set(m, "sonde_instrumented_processes", "Processes being watched.",
 	                  (double)procs_count(pipeline_procs(a->pl)));
 	metrics_gauge_set(m, "sonde_open_connections", "Connections being tracked.",

@@ -50,6 +50,7 @@ void host_free(struct host *h)
 	runtime_free(h);
 	sdk_api_fini(h);
 	tracer_fini(h);
+	links_free(h);
 	hmap_free(&h->active);
 	free(h);
 }

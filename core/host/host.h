@@ -50,6 +50,10 @@ struct host_counters {
 	uint64_t conns_ignored;  /* connections no protocol claimed */
 	uint64_t proto_errors;   /* connections a parser gave up on */
 	uint64_t api_misuse;     /* SDK calls refused: dead handle, bad argument */
+	uint64_t links;          /* server spans linked to a client span on this host */
+	uint64_t link_collisions; /* links not made: two requests' keys collided */
+	uint64_t link_conflicts;  /* links not made: an incoming traceparent of
+	                             another trace came first */
 };
 
 struct host *host_new(const struct host_opts *o);

@@ -19,6 +19,9 @@
 #define HOST_HOLD_MAX_BYTES 8192   /* undecided bytes kept per connection */
 
 /* Chunks held while a connection's protocol is not decided yet. */
+struct link;
+struct links;
+
 struct held_chunk {
 	struct held_chunk *next;
 	struct sonde_chunk c;
@@ -62,6 +65,8 @@ struct sonde_span {
 	bool counted;                     /* counted in its thread's open servers */
 	uint32_t ctx_pid;                 /* the runtime context it is active for */
 	uint64_t ctx_key;
+	struct link *link;                /* its entry in the same-host link table */
+	uint64_t link_hash;
 };
 
 struct sonde_metric {
@@ -132,6 +137,7 @@ struct host {
 	struct hmap active;                /* tid -> struct sonde_span (server span) */
 	uint32_t cur_tid;                  /* thread of the chunk being dispatched */
 	uint64_t cur_ctx;                  /* its runtime context (0: none) */
+	struct links *links;               /* same-host links (links.c) */
 	uint64_t rng;                      /* splitmix64 state for ids */
 	struct sonde_span *free_head, *free_tail; /* recycled span slots */
 	size_t n_free;
@@ -168,6 +174,17 @@ int runtime_bpf_load(struct host *h, struct sonde_plugin_handle *owner,
                      const struct sonde_bpf_opts *o, struct sonde_bpf **out);
 
 /* tracer.c */
+/* Same-host links (links.c). */
+int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos);
+void links_span_gone(struct sonde_span *sp);
+void links_remap(struct host *h, struct span *s);
+/* True when s belongs to a trace waiting for its link: kept (a reference
+ * taken) and emitted when the wait ends. */
+bool links_park(struct host *h, struct span *s);
+/* Hand an ended span to the sinks. */
+void tracer_emit(struct host *h, struct span *s);
+void links_free(struct host *h);
+
 void tracer_init(struct host *h);
 void tracer_fini(struct host *h);
 struct sonde_span *tracer_start(struct sonde_conn *c, const struct sonde_span_opts *o);

@@ -616,6 +616,13 @@ static void h_context_end(struct sonde_plugin_handle *self, uint32_t pid, uint64
 		e->parent = 0;
 }
 
+static int h_span_set_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
+{
+	if (!(sp = tracer_live(sp)))
+		return SONDE_ERR_INVAL;
+	return links_span_pos(sp, source, pos);
+}
+
 static int h_process_set(struct sonde_plugin_handle *self, uint32_t pid, uint32_t flags)
 {
 	struct host *h = host_of(self);
@@ -672,6 +679,7 @@ void sdk_api_init(struct host *h, struct sonde_host_api *api)
 	api->context_link = h_context_link;
 	api->context_end = h_context_end;
 	api->process_set = h_process_set;
+	api->span_set_pos = h_span_set_pos;
 }
 
 void sdk_api_fini(struct host *h)

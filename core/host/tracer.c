@@ -358,6 +358,8 @@ static void detach(struct sonde_span *sp)
 	}
 	if (sp->ctx_key)
 		ctx_forget_span(h, sp);
+	if (sp->link)
+		links_span_gone(sp);
 	list_del(sp);
 }
 
@@ -416,16 +418,23 @@ static void record_metrics(struct sonde_span *sp)
 	}
 }
 
+void tracer_emit(struct host *h, struct span *s)
+{
+	for (size_t i = 0; i < h->n_sinks; i++)
+		h->sinks[i]->emit(h->sinks[i]->ctx, s);
+}
+
 void tracer_end(struct sonde_span *sp, uint64_t end_unix_ns)
 {
 	struct host *h = sp->host;
 
 	detach(sp);
 	sp->s->end_unix_ns = end_unix_ns < sp->s->start_unix_ns ? sp->s->start_unix_ns : end_unix_ns;
+	links_remap(h, sp->s);
 	record_metrics(sp);
 	h->n.spans++;
-	for (size_t i = 0; i < h->n_sinks; i++)
-		h->sinks[i]->emit(h->sinks[i]->ctx, sp->s);
+	if (!links_park(h, sp->s))
+		tracer_emit(h, sp->s);
 	span_unref(sp->s);
 	slot_put(h, sp);
 }

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ struct pipeline {
 	struct record_writer *rec;
 	struct pipeline_counters n;
 	uint64_t next_timer;       /* replay: when the host's next timer is due */
+	uint64_t cur_ts;           /* wall time of the record being handled, 0 */
 };
 
 /* --- the process table tells us ---------------------------------------------- */
@@ -75,7 +77,18 @@ static void on_proc_gone(void *ctx, struct proc *p)
 {
 	struct pipeline *pl = ctx;
 
-	conns_close_proc(pl->conns, p->tgid, 0);
+	uint64_t ts = pl->cur_ts;
+
+	/* A process that went between records (the housekeeping sweep) went
+	 * now; its connections end then, so their open requests have a
+	 * duration. */
+	if (!ts && !pl->o.replay) {
+		struct timespec t;
+
+		clock_gettime(CLOCK_REALTIME, &t);
+		ts = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+	}
+	conns_close_proc(pl->conns, p->tgid, ts);
 	host_process_gone(pl->o.host, p->tgid);
 }
 
@@ -201,6 +214,7 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 			pl->next_timer = host_timers_run(pl->o.host, ts);
 	}
 	record_write(pl->rec, rec, len);
+	pl->cur_ts = h->ts_ns ? h->ts_ns + pl->o.mono_to_real : 0;
 	switch (h->type) {
 	case SONDE_EV_DATA:
 		on_data(pl, rec, len);
@@ -234,6 +248,7 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 			host_record(pl->o.host, rec, len);
 		break;
 	}
+	pl->cur_ts = 0;
 	return 0;
 }
 

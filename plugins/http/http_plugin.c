@@ -791,6 +791,11 @@ static ssize_t step_idle(struct http_conn *hc, struct http_dir *d, const struct 
 	t->span = host->span_start(hc->conn, "HTTP",
 	                           is_server(hc) ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT,
 	                           c->ts_unix_ns);
+	/* Where the request starts in the stream: the host links the two ends
+	 * of a connection it watches on both sides by it. */
+	if (t->span && SONDE_HAS_FIELD(host, struct sonde_host_api, span_set_pos) &&
+	    host->span_set_pos && SONDE_HAS_FIELD(c, struct sonde_chunk, pos))
+		host->span_set_pos(t->span, c->source, c->pos + pos);
 	d->cur = true;
 	d->cur_id = t->id;
 	return 0;
@@ -1107,6 +1112,13 @@ static void http_conn_close(void *conn_state, struct sonde_conn *conn, uint64_t 
 			if (t->span)
 				host->span_set_status(t->span, SONDE_STATUS_ERROR,
 				                      "connection closed before the response ended");
+			q_finish_front(hc, ts_unix_ns);
+		} else if (t->req_parsed && t->span) {
+			/* A request that never got an answer (the peer crashed, the
+			 * process exited) is still a request, and a failed one. */
+			host->span_attr_str(t->span, "error.type", "no_response", 11);
+			host->span_set_status(t->span, SONDE_STATUS_ERROR,
+			                      "connection closed before any response");
 			q_finish_front(hc, ts_unix_ns);
 		} else {
 			q_drop_front(hc);

@@ -32,6 +32,7 @@ struct th_conn {
 	bool has_fd;
 	char *service_name, *exe_name;
 	uint64_t last_ts;
+	uint64_t pos[2];           /* bytes fed so far per direction (th_conn_feed) */
 	enum th_conn_state st;
 };
 
@@ -569,6 +570,10 @@ int th_conn_feed(struct th_conn *c, enum sonde_dir dir, uint64_t ts, const void 
 	ch.data = data;
 	ch.len = len;
 	ch.orig_len = len;
+	/* Positions count from the connection's first byte, per direction,
+	 * as the capture does. */
+	ch.pos = c->pos[dir == SONDE_DIR_EGRESS];
+	c->pos[dir == SONDE_DIR_EGRESS] += len;
 	return th_conn_feed_chunk(c, &ch);
 }
 
@@ -680,6 +685,14 @@ static struct th_span *view_of(const struct th_host *ch, size_t i)
 	v->state = e->state;
 	v->status = (enum sonde_status)s->status;
 	v->status_desc = xstrdup(s->status_msg);
+	hex_encode(s->trace_id, 16, v->trace_id);
+	hex_encode(s->span_id, 8, v->span_id);
+	v->parent_span_id[0] = 0;
+	for (size_t k = 0; k < 8; k++)
+		if (s->parent_span_id[k]) {
+			hex_encode(s->parent_span_id, 8, v->parent_span_id);
+			break;
+		}
 	if (s->remote_parent) {
 		char trace[33], parent[17];
 

@@ -80,6 +80,9 @@ struct th_span {
 	char *status_desc;
 	char *traceparent;          /* the incoming parent the span continues, as
 	                               W3C text, or NULL */
+	char trace_id[33];          /* ids as lowercase hex; parent "" for a root */
+	char span_id[17];
+	char parent_span_id[17];
 	struct th_attr *attrs;
 	size_t n_attrs;
 };
@@ -146,7 +149,8 @@ void th_conn_info_init(struct sonde_conn_info *ci, enum sonde_role role);
  * the plugin refused it; the connection is owned by h. */
 struct th_conn *th_conn_open(struct th_host *h, const struct sonde_conn_info *ci);
 
-/* conn_data() with a chunk of len captured bytes (orig_len = len). */
+/* conn_data() with a chunk of len captured bytes (orig_len = len), at the
+ * next position of its direction (chunk->pos counts what was fed). */
 int th_conn_feed(struct th_conn *c, enum sonde_dir dir, uint64_t ts, const void *data,
                  size_t len);
 /* conn_data() with a chunk the test built (struct_size is filled in). */

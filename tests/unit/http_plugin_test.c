@@ -298,12 +298,20 @@ START_TEST(close_mid_response)
 	feed(RES, 200, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-a-bit");
 	feed(REQ, 300, "GET /never-answered HTTP/1.1\r\n\r\n");
 	th_conn_close(C, 400);
-	ck_assert_uint_eq(th_n_ended(H), 1);
+	ck_assert_uint_eq(th_n_ended(H), 2);
 	ck_assert_int_eq(ended(0)->status, SONDE_STATUS_ERROR);
 	ck_assert_uint_eq(ended(0)->end_ns, 400);
 	assert_str_attr(ended(0), "error.type", "incomplete_response");
 	ck_assert_int_eq(status_of(ended(0)), 200);
-	ck_assert_uint_eq(th_n_dropped(H), 1); /* no response at all: dropped */
+	/* No response at all: still a request, failed, ended at the close. */
+	ck_assert_str_eq(ended(1)->name, "GET /never-answered");
+	ck_assert_int_eq(ended(1)->status, SONDE_STATUS_ERROR);
+	ck_assert_uint_eq(ended(1)->start_ns, 300);
+	ck_assert_uint_eq(ended(1)->end_ns, 400);
+	assert_str_attr(ended(1), "error.type", "no_response");
+	int64_t none;
+	ck_assert_int_ne(th_span_int(ended(1), "http.response.status_code", &none), 0);
+	ck_assert_uint_eq(th_n_dropped(H), 0);
 	finish(400);
 }
 END_TEST
@@ -810,6 +818,189 @@ START_TEST(descriptor_and_metrics)
 }
 END_TEST
 
+/* --- same-host links: both ends of a connection watched by one host ------- */
+
+static struct th_conn *open_end(struct th_host *h, enum sonde_role role, uint16_t cport,
+                                uint32_t flags)
+{
+	struct sonde_conn_info ci;
+	struct th_conn *c;
+
+	th_conn_info_init(&ci, role);
+	ci.flags = flags;
+	if (role == SONDE_ROLE_CLIENT) {
+		ci.local_port = cport;
+		ci.peer_port = 8080;
+		snprintf(ci.local_addr, sizeof(ci.local_addr), "127.0.0.2");
+		snprintf(ci.peer_addr, sizeof(ci.peer_addr), "127.0.0.1");
+	} else {
+		ci.peer_port = cport;
+	}
+	c = th_conn_open(h, &ci);
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+static struct th_span *span_named(const char *name, enum sonde_span_kind kind)
+{
+	for (size_t i = 0; i < th_n_spans(H); i++) {
+		struct th_span *s = th_span(H, i);
+
+		if (!strcmp(s->name, name) && s->kind == kind)
+			return s;
+	}
+	ck_abort_msg("no span %s", name);
+	return NULL;
+}
+
+static void assert_child(const char *name)
+{
+	struct th_span *cl = span_named(name, SONDE_SPAN_CLIENT);
+	struct th_span *sv = span_named(name, SONDE_SPAN_SERVER);
+
+	ck_assert_str_eq(sv->parent_span_id, cl->span_id);
+	ck_assert_str_eq(sv->trace_id, cl->trace_id);
+}
+
+#define R1 "GET /one HTTP/1.1\r\nHost: b\r\n\r\n"
+#define R2 "GET /two HTTP/1.1\r\nHost: b\r\n\r\n"
+#define OK0 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+/* Keep-alive, both orders of arrival: the server's read is often recorded
+ * before the client's write returns. */
+START_TEST(same_host_link_keepalive)
+{
+	struct th_conn *cl, *sv;
+	int server_first = _i;
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	cl = open_end(H, SONDE_ROLE_CLIENT, 40000, 0);
+	sv = open_end(H, SONDE_ROLE_SERVER, 40000, 0);
+	for (int k = 0; k < 2; k++) {
+		const char *r = k ? R2 : R1;
+		uint64_t t = 100 + 100 * (uint64_t)k;
+
+		if (server_first) {
+			th_conn_feed(sv, SONDE_DIR_INGRESS, t + 1, r, strlen(r));
+			th_conn_feed(cl, SONDE_DIR_EGRESS, t, r, strlen(r));
+		} else {
+			th_conn_feed(cl, SONDE_DIR_EGRESS, t, r, strlen(r));
+			th_conn_feed(sv, SONDE_DIR_INGRESS, t + 1, r, strlen(r));
+		}
+		th_conn_feed(sv, SONDE_DIR_EGRESS, t + 2, OK0, strlen(OK0));
+		th_conn_feed(cl, SONDE_DIR_INGRESS, t + 3, OK0, strlen(OK0));
+	}
+	th_conn_close(cl, 500);
+	th_conn_close(sv, 500);
+	ck_assert_uint_eq(th_n_ended(H), 4);
+	assert_child("GET /one");
+	assert_child("GET /two");
+	ck_assert_str_ne(span_named("GET /one", SONDE_SPAN_CLIENT)->trace_id,
+	                 span_named("GET /two", SONDE_SPAN_CLIENT)->trace_id);
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
+/* Pipelined: the client writes both requests at once, the server reads
+ * them split anywhere; each server span still finds its own client span. */
+START_TEST(same_host_link_pipelined_any_split)
+{
+	const char both[] = R1 R2;
+	size_t n = strlen(both), cut = (size_t)_i;
+	struct th_conn *cl, *sv;
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	cl = open_end(H, SONDE_ROLE_CLIENT, 40001, 0);
+	sv = open_end(H, SONDE_ROLE_SERVER, 40001, 0);
+	if (cut)
+		th_conn_feed(sv, SONDE_DIR_INGRESS, 101, both, cut);
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 100, both, n);
+	th_conn_feed(sv, SONDE_DIR_INGRESS, 102, both + cut, n - cut);
+	th_conn_feed(sv, SONDE_DIR_EGRESS, 103, OK0 OK0, 2 * strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_INGRESS, 104, OK0 OK0, 2 * strlen(OK0));
+	th_conn_close(cl, 500);
+	th_conn_close(sv, 500);
+	ck_assert_uint_eq(th_n_ended(H), 4);
+	assert_child("GET /one");
+	assert_child("GET /two");
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
+/* What must not link: another client port, a connection found mid-stream
+ * (its positions do not count from the first byte). */
+START_TEST(same_host_no_false_link)
+{
+	struct th_conn *cl, *sv, *mid;
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	cl = open_end(H, SONDE_ROLE_CLIENT, 40002, 0);
+	sv = open_end(H, SONDE_ROLE_SERVER, 40003, 0);
+	mid = open_end(H, SONDE_ROLE_SERVER, 40002, SONDE_CONN_MIDSTREAM);
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 100, R1, strlen(R1));
+	th_conn_feed(sv, SONDE_DIR_INGRESS, 101, R1, strlen(R1));
+	th_conn_feed(mid, SONDE_DIR_INGRESS, 102, R1, strlen(R1));
+	for (size_t i = 0; i < th_n_spans(H); i++)
+		if (th_span(H, i)->kind == SONDE_SPAN_SERVER)
+			ck_assert_str_eq(th_span(H, i)->parent_span_id, "");
+	th_conn_close(cl, 500);
+	th_conn_close(sv, 500);
+	th_conn_close(mid, 500);
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
+/* The server span started before its client span arrived and already has
+ * a child (a call to a back end): the child moves to the client's trace. */
+START_TEST(same_host_late_link_moves_children)
+{
+	struct th_conn *cl, *sv, *back;
+	struct sonde_conn_info ci;
+	struct sonde_chunk ch = {0};
+	const char breq[] = "GET /db HTTP/1.1\r\n\r\n";
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	cl = open_end(H, SONDE_ROLE_CLIENT, 40004, 0);
+	sv = open_end(H, SONDE_ROLE_SERVER, 40004, 0);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ci.local_port = 50000;
+	ci.peer_port = 5432;
+	back = th_conn_open(H, &ci);
+	ch.dir = SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = 101;
+	ch.data = (const uint8_t *)R1;
+	ch.len = ch.orig_len = strlen(R1);
+	ch.tid = 9;
+	th_conn_feed_chunk(sv, &ch);
+	ch.dir = SONDE_DIR_EGRESS;
+	ch.ts_unix_ns = 102;
+	ch.data = (const uint8_t *)breq;
+	ch.len = ch.orig_len = strlen(breq);
+	th_conn_feed_chunk(back, &ch);          /* child of the server span */
+	th_conn_feed(back, SONDE_DIR_INGRESS, 103, OK0, strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 100, R1, strlen(R1)); /* recorded late */
+	th_conn_feed(sv, SONDE_DIR_EGRESS, 104, OK0, strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_INGRESS, 105, OK0, strlen(OK0));
+	th_conn_close(cl, 500);
+	th_conn_close(sv, 500);
+	th_conn_close(back, 500);
+	assert_child("GET /one");
+	ck_assert_str_eq(span_named("GET /db", SONDE_SPAN_CLIENT)->trace_id,
+	                 span_named("GET /one", SONDE_SPAN_CLIENT)->trace_id);
+	ck_assert_str_eq(span_named("GET /db", SONDE_SPAN_CLIENT)->parent_span_id,
+	                 span_named("GET /one", SONDE_SPAN_SERVER)->span_id);
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http_plugin");
@@ -842,6 +1033,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, span_limit_keeps_matching);
 	tcase_add_test(tc, detect_table);
 	tcase_add_test(tc, descriptor_and_metrics);
+	tcase_add_loop_test(tc, same_host_link_keepalive, 0, 2);
+	tcase_add_loop_test(tc, same_host_link_pipelined_any_split, 0, (int)strlen(R1 R2));
+	tcase_add_test(tc, same_host_no_false_link);
+	tcase_add_test(tc, same_host_late_link_moves_children);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -469,6 +469,17 @@ struct sonde_host_api {
 	 * (tid -> context) current for this process, so its chunks carry a
 	 * context. */
 	int (*process_set)(struct sonde_plugin_handle *self, uint32_t pid, uint32_t flags);
+
+	/* Where the span's request starts: its first byte is byte pos of the
+	 * connection's stream from source (chunk->source, chunk->pos
+	 * coordinates) - the outgoing stream for a CLIENT or PRODUCER span, the
+	 * incoming one for a SERVER or CONSUMER span. Call it right after
+	 * span_start. With it the host links the two ends of a connection it
+	 * watches on one host: the server span of a request becomes the child
+	 * of the client span that sent it (docs/architecture.md, "Trace
+	 * context"). Check SONDE_HAS_FIELD(host, struct sonde_host_api,
+	 * span_set_pos) first: hosts of early 1.1 builds lack it. */
+	int (*span_set_pos)(struct sonde_span *s, uint8_t source, uint64_t pos);
 };
 
 #define SONDE_PROCESS_CONTEXTS (1u << 0)

@@ -1,0 +1,339 @@
+/*
+ * links.c - same-host links: the server span of a request that a watched
+ * client on this host sent becomes the child of that client's span.
+ *
+ * The one idea: both ends of a TCP connection see one byte stream. The
+ * request that starts at byte P of the client's outgoing stream is the
+ * request that starts at byte P of the server's incoming stream, on the
+ * connection with the same two endpoints. Plugins say where a span's
+ * request starts (span_set_pos); the first end of the pair to arrive waits
+ * in a table, keyed by (client endpoint, server endpoint, source, P), for
+ * the other. Nothing is matched on anything weaker: a connection found
+ * mid-stream (positions not counted from its first byte), a unix socket
+ * (no endpoint pair), or a key collision gives no link.
+ *
+ * The two ends come from two processes through one ring buffer, and the
+ * server's read can be recorded before the client's write returns. So a
+ * server span may start before its client span: it waits, and is moved into
+ * the client's trace when the client span arrives. Spans that copied the
+ * server span's first trace id in between (its children) are moved at their
+ * end through a small remap table; one that ends while its trace is still
+ * waiting is parked, and leaves when the wait is over (link or not).
+ */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/host_priv.h"
+
+#define LINKS_MAX 65536   /* entries waiting; beyond, new ones are refused */
+#define REMAP_MAX 1024    /* trace ids moved recently */
+
+struct link_key {
+	uint16_t cport, sport;
+	uint8_t source;
+	uint8_t family;
+	uint64_t pos;
+	char caddr[48], saddr[48];
+};
+
+struct link {
+	struct link_key k;
+	bool server;                 /* a server span waiting for its client */
+	struct sonde_span *span;     /* the span that owns the entry */
+	uint8_t trace_id[16], span_id[8], trace_flags;
+	struct span **parked;        /* ended spans of the waiting trace */
+	size_t n_parked;
+};
+
+#define PARKED_MAX 64
+
+struct remap {
+	uint8_t from[16], to[16];
+};
+
+struct links {
+	struct hmap by_hash;         /* hash(key) -> struct link */
+	struct hmap waiting;         /* first 8 bytes of trace id -> server link */
+	size_t n;
+	struct remap remaps[REMAP_MAX];
+	size_t n_remaps, next_remap;
+};
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	return h * 0xff51afd7ed558ccdULL;
+}
+
+static uint64_t str_hash(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = mix(h, (uint8_t)*s);
+	return h;
+}
+
+static uint64_t key_hash(const struct link_key *k)
+{
+	uint64_t h = mix(0, k->pos);
+
+	h = mix(h, (uint64_t)k->cport << 32 | (uint64_t)k->sport << 16 | k->source << 8 | k->family);
+	h = str_hash(h, k->caddr);
+	h = str_hash(h, k->saddr);
+	return h ? h : 1;
+}
+
+static bool key_eq(const struct link_key *a, const struct link_key *b)
+{
+	return a->pos == b->pos && a->cport == b->cport && a->sport == b->sport &&
+	       a->source == b->source && a->family == b->family && !strcmp(a->caddr, b->caddr) &&
+	       !strcmp(a->saddr, b->saddr);
+}
+
+/* The key of sp's request, oriented client -> server; false when the
+ * connection cannot be linked. */
+static bool span_key(const struct sonde_span *sp, bool server, uint8_t source, uint64_t pos,
+                     struct link_key *k)
+{
+	const struct sonde_conn_info *ci = &sp->conn->info;
+
+	if (ci->transport != SONDE_TRANSPORT_TCP || (ci->flags & SONDE_CONN_MIDSTREAM) ||
+	    !ci->local_port || !ci->peer_port || !ci->local_addr[0] || !ci->peer_addr[0])
+		return false;
+	memset(k, 0, sizeof(*k));
+	k->pos = pos;
+	k->source = source;
+	k->family = (uint8_t)ci->family;
+	if (server) {
+		k->cport = ci->peer_port;
+		k->sport = ci->local_port;
+		memcpy(k->caddr, ci->peer_addr, sizeof(k->caddr) - 1);
+		memcpy(k->saddr, ci->local_addr, sizeof(k->saddr) - 1);
+	} else {
+		k->cport = ci->local_port;
+		k->sport = ci->peer_port;
+		memcpy(k->caddr, ci->local_addr, sizeof(k->caddr) - 1);
+		memcpy(k->saddr, ci->peer_addr, sizeof(k->saddr) - 1);
+	}
+	return true;
+}
+
+static struct links *links_of(struct host *h)
+{
+	if (!h->links) {
+		h->links = calloc(1, sizeof(*h->links));
+		if (h->links) {
+			hmap_init(&h->links->by_hash);
+			hmap_init(&h->links->waiting);
+		}
+	}
+	return h->links;
+}
+
+static uint64_t trace_key(const uint8_t trace_id[16])
+{
+	uint64_t k;
+
+	memcpy(&k, trace_id, 8);
+	return k ? k : 1;
+}
+
+/* Parked spans leave, in the trace they have now. */
+static void unpark(struct host *h, struct link *l)
+{
+	for (size_t i = 0; i < l->n_parked; i++) {
+		links_remap(h, l->parked[i]);
+		tracer_emit(h, l->parked[i]);
+		span_unref(l->parked[i]);
+	}
+	free(l->parked);
+	l->parked = NULL;
+	l->n_parked = 0;
+}
+
+static void link_free(struct host *h, struct links *ls, uint64_t hash, struct link *l)
+{
+	if (l->server && hmap_get(&ls->waiting, trace_key(l->trace_id)) == l)
+		hmap_del(&ls->waiting, trace_key(l->trace_id));
+	unpark(h, l);
+	hmap_del(&ls->by_hash, hash);
+	if (l->span && l->span->link == l)
+		l->span->link = NULL;
+	free(l);
+	ls->n--;
+}
+
+/* Spans that copied a trace id before it moved follow it at their end. */
+static void remap_add(struct links *ls, const uint8_t from[16], const uint8_t to[16])
+{
+	struct remap *r = &ls->remaps[ls->next_remap];
+
+	memcpy(r->from, from, 16);
+	memcpy(r->to, to, 16);
+	ls->next_remap = (ls->next_remap + 1) % REMAP_MAX;
+	if (ls->n_remaps < REMAP_MAX)
+		ls->n_remaps++;
+}
+
+void links_remap(struct host *h, struct span *s)
+{
+	struct links *ls = h->links;
+
+	if (!ls || !ls->n_remaps)
+		return;
+	for (size_t i = 0; i < ls->n_remaps; i++) {
+		const struct remap *r = &ls->remaps[i];
+
+		if (!memcmp(r->from, s->trace_id, 16)) {
+			memcpy(s->trace_id, r->to, 16);
+			return;
+		}
+	}
+}
+
+/* The server span srv is the child of the client context in l. */
+static void adopt(struct host *h, struct sonde_span *srv, const struct link *l)
+{
+	struct span *s = srv->s;
+
+	/* A server span that continues an incoming traceparent of another
+	 * trace keeps it: moving that trace would move what others built. */
+	if (s->remote_parent && memcmp(s->trace_id, l->trace_id, 16)) {
+		h->n.link_conflicts++;
+		return;
+	}
+	if (memcmp(s->trace_id, l->trace_id, 16)) {
+		remap_add(h->links, s->trace_id, l->trace_id);
+		memcpy(s->trace_id, l->trace_id, 16);
+	}
+	memcpy(s->parent_span_id, l->span_id, 8);
+	s->trace_flags = l->trace_flags;
+	s->remote_parent = false;
+	h->n.links++;
+}
+
+static int add_entry(struct links *ls, uint64_t hash, const struct link_key *k,
+                     struct sonde_span *sp, bool server)
+{
+	struct link *l;
+
+	if (ls->n >= LINKS_MAX)
+		return SONDE_ERR_LIMIT;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return SONDE_ERR_NOMEM;
+	l->k = *k;
+	l->server = server;
+	l->span = sp;
+	memcpy(l->trace_id, sp->s->trace_id, 16);
+	memcpy(l->span_id, sp->s->span_id, 8);
+	l->trace_flags = sp->s->trace_flags;
+	if (hmap_put(&ls->by_hash, hash, l)) {
+		free(l);
+		return SONDE_ERR_NOMEM;
+	}
+	/* A waiting server's trace: its children ending meanwhile are parked. */
+	if (server && !sp->s->remote_parent && !hmap_get(&ls->waiting, trace_key(l->trace_id)))
+		hmap_put(&ls->waiting, trace_key(l->trace_id), l);
+	ls->n++;
+	sp->link = l;
+	sp->link_hash = hash;
+	return SONDE_OK;
+}
+
+int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
+{
+	struct host *h = sp->host;
+	enum sonde_span_kind kind = sp->s->kind;
+	bool server = kind == SONDE_SPAN_SERVER || kind == SONDE_SPAN_CONSUMER;
+	struct link_key k;
+	struct links *ls;
+	struct link *l;
+	uint64_t hash;
+
+	if (!server && kind != SONDE_SPAN_CLIENT && kind != SONDE_SPAN_PRODUCER)
+		return SONDE_ERR_INVAL;
+	if (sp->link || !span_key(sp, server, source, pos, &k))
+		return SONDE_OK;
+	if (!(ls = links_of(h)))
+		return SONDE_ERR_NOMEM;
+	hash = key_hash(&k);
+	l = hmap_get(&ls->by_hash, hash);
+	if (l && !key_eq(&l->k, &k)) {
+		h->n.link_collisions++;
+		return SONDE_OK; /* another pair hashes here: no link */
+	}
+	if (l && l->server != server) {
+		/* The other end is here: link, and the entry has done its job. */
+		if (server) {
+			adopt(h, sp, l);
+		} else {
+			struct link mine = {.trace_flags = sp->s->trace_flags};
+
+			memcpy(mine.trace_id, sp->s->trace_id, 16);
+			memcpy(mine.span_id, sp->s->span_id, 8);
+			adopt(h, l->span, &mine);
+		}
+		link_free(h, ls, hash, l);
+		return SONDE_OK;
+	}
+	if (l) {
+		/* The same end twice (a retransmitted request, a replay): the
+		 * newer one waits. */
+		link_free(h, ls, hash, l);
+	}
+	return add_entry(ls, hash, &k, sp, server);
+}
+
+bool links_park(struct host *h, struct span *s)
+{
+	struct links *ls = h->links;
+	struct link *l;
+	struct span **np;
+
+	if (!ls || !ls->waiting.n)
+		return false;
+	l = hmap_get(&ls->waiting, trace_key(s->trace_id));
+	if (!l || memcmp(l->trace_id, s->trace_id, 16) || l->n_parked >= PARKED_MAX)
+		return false;
+	np = realloc(l->parked, (l->n_parked + 1) * sizeof(*np));
+	if (!np)
+		return false;
+	l->parked = np;
+	l->parked[l->n_parked++] = span_ref(s);
+	return true;
+}
+
+void links_span_gone(struct sonde_span *sp)
+{
+	struct links *ls = sp->host->links;
+	struct link *l = sp->link;
+
+	if (!ls || !l)
+		return;
+	if (hmap_get(&ls->by_hash, sp->link_hash) == l)
+		link_free(sp->host, ls, sp->link_hash, l);
+	sp->link = NULL;
+}
+
+void links_free(struct host *h)
+{
+	struct links *ls = h->links;
+	uint64_t key;
+	void *val;
+
+	if (!ls)
+		return;
+	for (size_t it = 0; hmap_next(&ls->by_hash, &it, &key, &val);) {
+		struct link *l = val;
+
+		if (l->span && l->span->link == l)
+			l->span->link = NULL;
+		unpark(h, l);
+		free(l);
+	}
+	hmap_free(&ls->by_hash);
+	hmap_free(&ls->waiting);
+	free(ls);
+	h->links = NULL;
+}
