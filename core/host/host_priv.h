@@ -48,6 +48,19 @@ struct sonde_conn {
 
 enum span_slot_state { SPAN_FREE = 0, SPAN_OPEN, SPAN_DEAD };
 
+/* Where a span's parent came from, strongest first (docs/architecture.md,
+ * "Trace context"). */
+enum parent_src {
+	PARENT_NONE = 0,
+	PARENT_EXPLICIT,   /* the plugin named it (span_start_v2 parent/parent_ctx) */
+	PARENT_LINK,       /* same-host link: the client span that sent the request */
+	PARENT_HEADER,     /* an incoming traceparent */
+	PARENT_CONTEXT,    /* a runtime context (goroutine, async id) */
+	PARENT_FORWARDED,  /* the server span that received the traceparent this
+	                      client request forwards */
+	PARENT_THREAD,     /* the only server span open on the thread */
+};
+
 /* A span being built. Slots are pooled and recycled oldest-first, so a
  * plugin that touches a span after span_end/span_drop hits a DEAD slot and
  * is counted (api_misuse) instead of corrupting another span. */
@@ -67,6 +80,9 @@ struct sonde_span {
 	uint64_t ctx_key;
 	struct link *link;                /* its entry in the same-host link table */
 	uint64_t link_hash;
+	enum parent_src psrc;             /* where its parent came from */
+	uint64_t fwd_key;                 /* SERVER with a traceparent: its key in
+	                                     the forwarded index (0: none) */
 };
 
 struct sonde_metric {
@@ -181,6 +197,9 @@ void links_remap(struct host *h, struct span *s);
 /* True when s belongs to a trace waiting for its link: kept (a reference
  * taken) and emitted when the wait ends. */
 bool links_park(struct host *h, struct span *s);
+/* An incoming (SERVER) or forwarded (CLIENT) traceparent, parsed. */
+int links_traceparent(struct sonde_span *sp, const uint8_t trace_id[16],
+                      const uint8_t span_id[8], uint8_t flags);
 /* Hand an ended span to the sinks. */
 void tracer_emit(struct host *h, struct span *s);
 void links_free(struct host *h);

@@ -52,8 +52,18 @@ struct remap {
 	uint8_t from[16], to[16];
 };
 
+/* Server spans of a process by the traceparent they received, so a client
+ * request of the same process that forwards it (a proxy) finds its parent. */
+struct fwd {
+	uint32_t pid;
+	uint8_t trace_id[16], span_id[8];
+	struct sonde_span *span;     /* the one open server span, or NULL */
+	unsigned count;              /* open server spans that received it */
+};
+
 struct links {
 	struct hmap by_hash;         /* hash(key) -> struct link */
+	struct hmap fwd;             /* hash(pid, traceparent) -> struct fwd */
 	struct hmap waiting;         /* first 8 bytes of trace id -> server link */
 	size_t n;
 	struct remap remaps[REMAP_MAX];
@@ -125,6 +135,7 @@ static struct links *links_of(struct host *h)
 		if (h->links) {
 			hmap_init(&h->links->by_hash);
 			hmap_init(&h->links->waiting);
+			hmap_init(&h->links->fwd);
 		}
 	}
 	return h->links;
@@ -209,7 +220,19 @@ static void adopt(struct host *h, struct sonde_span *srv, const struct link *l)
 	memcpy(s->parent_span_id, l->span_id, 8);
 	s->trace_flags = l->trace_flags;
 	s->remote_parent = false;
+	srv->psrc = PARENT_LINK;
 	h->n.links++;
+}
+
+/* The ids a client entry stands for, as its span has them now (a client
+ * span may find its parent after it registered). */
+static struct link client_ids(const struct sonde_span *cl)
+{
+	struct link l = {.trace_flags = cl->s->trace_flags};
+
+	memcpy(l.trace_id, cl->s->trace_id, 16);
+	memcpy(l.span_id, cl->s->span_id, 8);
+	return l;
 }
 
 static int add_entry(struct links *ls, uint64_t hash, const struct link_key *k,
@@ -265,15 +288,9 @@ int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 	}
 	if (l && l->server != server) {
 		/* The other end is here: link, and the entry has done its job. */
-		if (server) {
-			adopt(h, sp, l);
-		} else {
-			struct link mine = {.trace_flags = sp->s->trace_flags};
+		struct link ids = client_ids(server ? l->span : sp);
 
-			memcpy(mine.trace_id, sp->s->trace_id, 16);
-			memcpy(mine.span_id, sp->s->span_id, 8);
-			adopt(h, l->span, &mine);
-		}
+		adopt(h, server ? sp : l->span, &ids);
 		link_free(h, ls, hash, l);
 		return SONDE_OK;
 	}
@@ -304,12 +321,136 @@ bool links_park(struct host *h, struct span *s)
 	return true;
 }
 
+static uint64_t fwd_hash(uint32_t pid, const uint8_t trace_id[16], const uint8_t span_id[8])
+{
+	uint64_t h = mix(0, pid), a, b, c;
+
+	memcpy(&a, trace_id, 8);
+	memcpy(&b, trace_id + 8, 8);
+	memcpy(&c, span_id, 8);
+	h = mix(mix(mix(h, a), b), c);
+	return h ? h : 1;
+}
+
+static void fwd_add(struct links *ls, struct sonde_span *sp)
+{
+	uint64_t k = fwd_hash(sp->conn->info.pid, sp->s->trace_id, sp->s->parent_span_id);
+	struct fwd *f = hmap_get(&ls->fwd, k);
+
+	if (f && (f->pid != sp->conn->info.pid || memcmp(f->trace_id, sp->s->trace_id, 16) ||
+	          memcmp(f->span_id, sp->s->parent_span_id, 8)))
+		return; /* a hash collision: this one is not indexed */
+	if (!f) {
+		f = calloc(1, sizeof(*f));
+		if (!f || hmap_put(&ls->fwd, k, f)) {
+			free(f);
+			return;
+		}
+		f->pid = sp->conn->info.pid;
+		memcpy(f->trace_id, sp->s->trace_id, 16);
+		memcpy(f->span_id, sp->s->parent_span_id, 8);
+	}
+	f->count++;
+	f->span = f->count == 1 ? sp : NULL;
+	sp->fwd_key = k;
+}
+
+static void fwd_del(struct links *ls, struct sonde_span *sp)
+{
+	struct fwd *f = hmap_get(&ls->fwd, sp->fwd_key);
+
+	sp->fwd_key = 0;
+	if (!f)
+		return;
+	if (f->span == sp)
+		f->span = NULL;
+	if (--f->count == 0) {
+		hmap_del(&ls->fwd, fwd_hash(f->pid, f->trace_id, f->span_id));
+		free(f);
+	}
+}
+
+/* A SERVER span received this context. */
+static void incoming(struct host *h, struct links *ls, struct sonde_span *sp,
+                     const uint8_t tid[16], const uint8_t sid[8], uint8_t flags)
+{
+	struct span *s = sp->s;
+	struct link *l = sp->link;
+
+	if (sp->fwd_key)
+		fwd_del(ls, sp);
+	if (sp->psrc == PARENT_LINK && !memcmp(s->trace_id, tid, 16)) {
+		/* Same trace: the link names the nearer parent (a proxy between
+		 * forwards its caller's context unchanged). */
+		fwd_add(ls, sp);
+		return;
+	}
+	if (sp->psrc == PARENT_LINK)
+		h->n.link_conflicts++;
+	/* Still waiting for its client, with a trace of its own: whatever
+	 * copied that trace follows it to the incoming one. */
+	if (l && l->server && hmap_get(&ls->waiting, trace_key(l->trace_id)) == l) {
+		hmap_del(&ls->waiting, trace_key(l->trace_id));
+		if (memcmp(l->trace_id, tid, 16))
+			remap_add(ls, l->trace_id, tid);
+		memcpy(s->trace_id, tid, 16);
+		unpark(h, l);
+	}
+	memcpy(s->trace_id, tid, 16);
+	memcpy(s->parent_span_id, sid, 8);
+	s->trace_flags = flags;
+	s->remote_parent = true;
+	sp->psrc = PARENT_HEADER;
+	fwd_add(ls, sp);
+}
+
+/* A CLIENT request of this process carries this context: a proxy
+ * forwarding what one of its server spans received. */
+static void forwarded(struct links *ls, struct sonde_span *sp, const uint8_t tid[16],
+                      const uint8_t sid[8])
+{
+	struct fwd *f;
+	struct span *s = sp->s;
+
+	if (sp->psrc == PARENT_EXPLICIT || sp->psrc == PARENT_CONTEXT)
+		return;
+	f = hmap_get(&ls->fwd, fwd_hash(sp->conn->info.pid, tid, sid));
+	if (!f || f->pid != sp->conn->info.pid || memcmp(f->trace_id, tid, 16) ||
+	    memcmp(f->span_id, sid, 8) || !f->span || f->span->state != SPAN_OPEN)
+		return; /* none, or more than one received it: no parent from it */
+	memcpy(s->trace_id, f->span->s->trace_id, 16);
+	memcpy(s->parent_span_id, f->span->s->span_id, 8);
+	s->trace_flags = f->span->s->trace_flags;
+	s->remote_parent = false;
+	sp->psrc = PARENT_FORWARDED;
+}
+
+int links_traceparent(struct sonde_span *sp, const uint8_t tid[16], const uint8_t sid[8],
+                      uint8_t flags)
+{
+	struct host *h = sp->host;
+	enum sonde_span_kind kind = sp->s->kind;
+	struct links *ls = links_of(h);
+
+	if (!ls)
+		return SONDE_ERR_NOMEM;
+	if (kind == SONDE_SPAN_SERVER || kind == SONDE_SPAN_CONSUMER)
+		incoming(h, ls, sp, tid, sid, flags);
+	else if (kind == SONDE_SPAN_CLIENT || kind == SONDE_SPAN_PRODUCER)
+		forwarded(ls, sp, tid, sid);
+	return SONDE_OK;
+}
+
 void links_span_gone(struct sonde_span *sp)
 {
 	struct links *ls = sp->host->links;
 	struct link *l = sp->link;
 
-	if (!ls || !l)
+	if (!ls)
+		return;
+	if (sp->fwd_key)
+		fwd_del(ls, sp);
+	if (!l)
 		return;
 	if (hmap_get(&ls->by_hash, sp->link_hash) == l)
 		link_free(sp->host, ls, sp->link_hash, l);
@@ -332,8 +473,11 @@ void links_free(struct host *h)
 		unpark(h, l);
 		free(l);
 	}
+	for (size_t it = 0; hmap_next(&ls->fwd, &it, &key, &val);)
+		free(val);
 	hmap_free(&ls->by_hash);
 	hmap_free(&ls->waiting);
+	hmap_free(&ls->fwd);
 	free(ls);
 	h->links = NULL;
 }

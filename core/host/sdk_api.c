@@ -235,11 +235,7 @@ static int h_set_traceparent(struct sonde_span *sp, const char *val, size_t len)
 
 	if (!(sp = tracer_live(sp)) || !val || traceparent_parse(val, len, tid, sid, &flags))
 		return SONDE_ERR_INVAL;
-	memcpy(sp->s->trace_id, tid, 16);
-	memcpy(sp->s->parent_span_id, sid, 8);
-	sp->s->trace_flags = flags;
-	sp->s->remote_parent = true;
-	return SONDE_OK;
+	return links_traceparent(sp, tid, sid, flags);
 }
 
 static void h_set_status(struct sonde_span *sp, enum sonde_status st, const char *desc)

@@ -240,19 +240,23 @@ static void set_parent(struct host *h, struct sonde_span *sp, const struct sonde
 	bool child_kind = o->kind == SONDE_SPAN_CLIENT || o->kind == SONDE_SPAN_PRODUCER ||
 	                  o->kind == SONDE_SPAN_INTERNAL;
 
-	if (o->parent && o->parent->state == SPAN_OPEN && o->parent->host == h)
+	if (o->parent && o->parent->state == SPAN_OPEN && o->parent->host == h) {
 		parent = o->parent;
+		sp->psrc = PARENT_EXPLICIT;
+	}
 	if (!parent && o->parent_ctx) {
 		memcpy(s->trace_id, o->parent_ctx->trace_id, 16);
 		memcpy(s->parent_span_id, o->parent_ctx->span_id, 8);
 		s->trace_flags = o->parent_ctx->trace_flags;
 		s->remote_parent = o->parent_ctx->remote;
+		sp->psrc = PARENT_EXPLICIT;
 		return;
 	}
-	if (!parent && child_kind && ctx)
-		parent = ctx_active(h, sp->conn->info.pid, ctx);
-	if (!parent && child_kind && !ctx && !(o->flags & SONDE_SPAN_NO_PARENT))
-		parent = thread_parent(h, sp);
+	if (!parent && child_kind && ctx && (parent = ctx_active(h, sp->conn->info.pid, ctx)))
+		sp->psrc = PARENT_CONTEXT;
+	if (!parent && child_kind && !ctx && !(o->flags & SONDE_SPAN_NO_PARENT) &&
+	    (parent = thread_parent(h, sp)))
+		sp->psrc = PARENT_THREAD;
 	if (parent)
 		copy_parent(s, parent->s);
 	else
@@ -358,7 +362,7 @@ static void detach(struct sonde_span *sp)
 	}
 	if (sp->ctx_key)
 		ctx_forget_span(h, sp);
-	if (sp->link)
+	if (sp->link || sp->fwd_key)
 		links_span_gone(sp);
 	list_del(sp);
 }

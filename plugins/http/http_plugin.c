@@ -414,8 +414,10 @@ static void annotate_request(struct http_conn *hc, struct http_txn *t,
 	if (h && h->value_len)
 		host->span_attr_str(s, "user_agent.original", h->value,
 		                    h->value_len < HTTP_UA_MAX ? h->value_len : HTTP_UA_MAX);
+	/* The incoming context a server span continues; on a client request,
+	 * the one it forwards (1.1 hosts find the proxy's server span by it). */
 	h = http_header_find(req->headers, req->n_headers, "traceparent");
-	if (h && is_server(hc))
+	if (h && (is_server(hc) || SONDE_HAS_FIELD(host, struct sonde_host_api, span_set_pos)))
 		host->span_set_traceparent(s, h->value, h->value_len); /* malformed: ignored */
 	host->span_set_name(s, span_name(name, sizeof(name), method ? method : "HTTP", route));
 	if (m)

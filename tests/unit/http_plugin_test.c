@@ -1001,6 +1001,87 @@ START_TEST(same_host_late_link_moves_children)
 }
 END_TEST
 
+#define TP_X "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+#define R_TP(path) "GET " path " HTTP/1.1\r\ntraceparent: " TP_X "\r\n\r\n"
+
+/* A proxy: its upstream request forwards the traceparent its server span
+ * received; the upstream client span is that server span's child - only
+ * while exactly one open server span received it. */
+START_TEST(forwarded_traceparent_finds_the_proxy_span)
+{
+	struct th_conn *in1, *in2, *up1, *up2;
+	struct sonde_conn_info ci;
+	struct th_span *srv, *cl;
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	in1 = open_end(H, SONDE_ROLE_SERVER, 41000, 0);
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ci.local_port = 51000;
+	ci.peer_port = 9000;
+	up1 = th_conn_open(H, &ci);
+	th_conn_feed(in1, SONDE_DIR_INGRESS, 100, R_TP("/a"), strlen(R_TP("/a")));
+	th_conn_feed(up1, SONDE_DIR_EGRESS, 101, R_TP("/up-a"), strlen(R_TP("/up-a")));
+	srv = span_named("GET /a", SONDE_SPAN_SERVER);
+	cl = span_named("GET /up-a", SONDE_SPAN_CLIENT);
+	ck_assert_str_eq(srv->trace_id, "0af7651916cd43dd8448eb211c80319c");
+	ck_assert_str_eq(srv->parent_span_id, "b7ad6b7169203331");
+	ck_assert_str_eq(cl->trace_id, srv->trace_id);
+	ck_assert_str_eq(cl->parent_span_id, srv->span_id);
+	/* A second request with the same incoming context: ambiguous. */
+	in2 = open_end(H, SONDE_ROLE_SERVER, 41001, 0);
+	ci.local_port = 51001;
+	up2 = th_conn_open(H, &ci);
+	th_conn_feed(in2, SONDE_DIR_INGRESS, 102, R_TP("/b"), strlen(R_TP("/b")));
+	th_conn_feed(up2, SONDE_DIR_EGRESS, 103, R_TP("/up-b"), strlen(R_TP("/up-b")));
+	cl = span_named("GET /up-b", SONDE_SPAN_CLIENT);
+	ck_assert_str_eq(cl->parent_span_id, "");
+	ck_assert_str_ne(cl->trace_id, "0af7651916cd43dd8448eb211c80319c");
+	th_conn_close(in1, 500);
+	th_conn_close(in2, 500);
+	th_conn_close(up1, 500);
+	th_conn_close(up2, 500);
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
+/* Header and same-host link together: in one trace the link names the
+ * nearer parent; in another trace the header wins. */
+START_TEST(link_and_header_precedence)
+{
+	struct th_conn *cl, *sv;
+	char req[160];
+	struct th_span *c, *s;
+	int same = _i;
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	cl = open_end(H, SONDE_ROLE_CLIENT, 42000, 0);
+	sv = open_end(H, SONDE_ROLE_SERVER, 42000, 0);
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 100, R1, strlen(R1)); /* sonde's client span */
+	c = span_named("GET /one", SONDE_SPAN_CLIENT);
+	snprintf(req, sizeof(req), "GET /one HTTP/1.1\r\ntraceparent: 00-%s-%s-01\r\n\r\n",
+	         same ? c->trace_id : "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
+	/* the server reads what the client "sent" (a header the client's own
+	 * instrumentation added; positions are per connection end) */
+	th_conn_feed(sv, SONDE_DIR_INGRESS, 101, req, strlen(req));
+	s = span_named("GET /one", SONDE_SPAN_SERVER);
+	c = span_named("GET /one", SONDE_SPAN_CLIENT);
+	if (same) {
+		ck_assert_str_eq(s->trace_id, c->trace_id);
+		ck_assert_str_eq(s->parent_span_id, c->span_id);
+	} else {
+		ck_assert_str_eq(s->trace_id, "0af7651916cd43dd8448eb211c80319c");
+		ck_assert_str_eq(s->parent_span_id, "b7ad6b7169203331");
+	}
+	th_conn_close(cl, 500);
+	th_conn_close(sv, 500);
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http_plugin");
@@ -1037,6 +1118,8 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, same_host_link_pipelined_any_split, 0, (int)strlen(R1 R2));
 	tcase_add_test(tc, same_host_no_false_link);
 	tcase_add_test(tc, same_host_late_link_moves_children);
+	tcase_add_test(tc, forwarded_traceparent_finds_the_proxy_span);
+	tcase_add_loop_test(tc, link_and_header_precedence, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -383,7 +383,12 @@ struct sonde_host_api {
 	void (*span_attr_double)(struct sonde_span *s, const char *key, double val);
 	void (*span_attr_bool)(struct sonde_span *s, const char *key, int val);
 	/* W3C traceparent header value, e.g. "00-<32 hex>-<16 hex>-01".
-	 * Returns SONDE_OK, or SONDE_ERR_INVAL when malformed (ignored). */
+	 * Returns SONDE_OK, or SONDE_ERR_INVAL when malformed (ignored).
+	 * On a SERVER span: the incoming context it continues. On a CLIENT
+	 * span (1.1 hosts): the context the outgoing request carries, as a
+	 * proxy forwards it; the host uses it to find the server span of this
+	 * process that received the same one, and takes it as the parent when
+	 * exactly one is open (docs/architecture.md, "Trace context"). */
 	int (*span_set_traceparent)(struct sonde_span *s, const char *val, size_t len);
 	void (*span_set_status)(struct sonde_span *s, enum sonde_status st,
 	                        const char *description);
