@@ -99,6 +99,9 @@ struct my_conn {
 	char change_db[SQL_COLL_MAX];
 	uint64_t last_sv_ts;
 	uint32_t unsynced_chunks, tls_wait_chunks;
+	uint8_t cl_hdr[4];        /* unsynced: a chunk that was exactly a command's header */
+	uint8_t cl_hdr_ok;
+	uint64_t cl_hdr_ts;
 	uint8_t exe_mariadbd;     /* the watched process is MariaDB's server */
 };
 
@@ -1133,20 +1136,47 @@ static int sv_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 	return SONDE_OK;
 }
 
+/* A chunk that is exactly the header of a command packet (sequence id 0).
+ * The servers (mariadbd, mysqld) read a packet's 4-byte header, then its
+ * payload, in two reads: on the server side a clean start is split. */
+static int cl_header_only(const struct sonde_chunk *c)
+{
+	return c->len == 4 && c->orig_len == 4 && c->data[3] == 0 && my_le24(c->data) > 0;
+}
+
+/* The chunk after a header-only chunk: the payload of that packet when it
+ * starts with a known command and is exactly as long as the header says
+ * (a payload read in pieces is not taken: the next command will be). */
+static int cl_split_start(const struct my_conn *mc, const struct sonde_chunk *c)
+{
+	return mc->cl_hdr_ok && c->len > 0 && !(c->flags & SONDE_CHUNK_GAP) &&
+	       c->orig_len == my_le24(mc->cl_hdr) && known_cmd(c->data[0]);
+}
+
 static int cl_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 {
 	if (c->flags & SONDE_CHUNK_GAP && (mc->cl_sync || mc->q_len))
 		lose_cl(mc, "gap in client bytes");
 	if (!mc->cl_sync) {
-		if (!cl_clean_start(c)) {
+		int split = cl_split_start(mc, c);
+
+		if (!split && !cl_clean_start(c)) {
+			mc->cl_hdr_ok = cl_header_only(c);
+			if (mc->cl_hdr_ok) {
+				memcpy(mc->cl_hdr, c->data, 4);
+				mc->cl_hdr_ts = c->ts_unix_ns;
+			}
 			if (++mc->unsynced_chunks > MY_MAX_UNSYNCED_CHUNKS && !mc->ever_synced)
 				return SONDE_ERR_PROTO;
 			return SONDE_OK;
 		}
 		my_stream_reset(&mc->cl);
 		mc->cl_sync = 1;
+		mc->cl_hdr_ok = 0;
 		mc->unsynced_chunks = 0;
 		resynced(mc);
+		if (split && feed(mc, 1, mc->cl_hdr, 4, mc->cl_hdr_ts) != SONDE_OK)
+			return SONDE_ERR_PROTO;
 	}
 	if (feed(mc, 1, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
 		return SONDE_ERR_PROTO;

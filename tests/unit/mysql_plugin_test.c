@@ -948,6 +948,48 @@ START_TEST(test_midstream)
 }
 END_TEST
 
+/* The server side of a connection older than the agent: mariadbd reads
+ * each packet's 4-byte header, then its payload (two reads, as recorded
+ * with strace on MariaDB 10.11), and answers in one write. The executions
+ * of a statement prepared before the agent give one span each. */
+START_TEST(test_midstream_server_split_reads)
+{
+	struct t t = setup(SONDE_ROLE_SERVER);
+	struct pk c = { .n = 0 }, s = { .n = 0 }, junk = { .n = 0 };
+	uint8_t exec[] = { MY_COM_STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 5, 0, 0, 0, 0,
+	                   0, 0, 0, 0, 0 };
+	struct sql_stats st;
+
+	pkt(&c, 0, exec, sizeof(exec));
+	result(&s, 1, 1, 0x0002);
+	/* a header-only chunk followed by bytes that are not its payload
+	 * (wrong length) is not a start */
+	pkt(&junk, 0, "\x03SELECT", 7);
+	chunk(&t, CL, c.b, 4);
+	chunk(&t, CL, junk.b + 4, 5);
+	chunk(&t, SV, s.b, s.n);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	for (int i = 0; i < 3; i++) {
+		chunk(&t, CL, c.b, 4);
+		chunk(&t, CL, c.b + 4, c.n - 4);
+		chunk(&t, SV, s.b, s.n);
+	}
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	for (int i = 0; i < 3; i++) {
+		const struct th_span *sp = th_ended(t.h, (size_t)i);
+
+		ck_assert_int_eq(sp->kind, SONDE_SPAN_SERVER);
+		ck_assert_str_eq(sp->name, "mysql");
+		ck_assert_int_eq(num(sp, "db.response.returned_rows"), 1);
+		/* from the header's read (the request's first byte) */
+		ck_assert_uint_eq(sp->end_ns - sp->start_ns, 2000);
+	}
+	st = teardown(&t);
+	ck_assert_uint_eq(st.unknown_stmt, 3);
+	ck_assert_uint_eq(st.dropped, 0);
+}
+END_TEST
+
 /* A MariaDB server greeted on one connection is known as MariaDB to a
  * connection to it picked up mid-stream. */
 START_TEST(test_midstream_system_remembered)
@@ -1169,6 +1211,7 @@ Suite *mysql_suite(void)
 	tcase_add_test(tc, test_big_packets);
 	tcase_add_test(tc, test_gap_client);
 	tcase_add_test(tc, test_midstream);
+	tcase_add_test(tc, test_midstream_server_split_reads);
 	tcase_add_test(tc, test_midstream_system_remembered);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_tls_late);
