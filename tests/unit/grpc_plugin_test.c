@@ -1485,6 +1485,42 @@ START_TEST(v11_uncertain_streams_expire)
 }
 END_TEST
 
+
+/* url.scheme from the source of the request's bytes (SDK 1.1 chunk->source):
+ * TLS plaintext gives https even before conn_info.tls is set. */
+START_TEST(v11_scheme_from_chunk_source)
+{
+	struct conv c;
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 1, ":method", "GET", ":scheme", "http", ":path", "/a", ":authority", "x");
+	flush(&c, true);
+	RESP(&c, 1, 1, ":status", "200");
+	flush(&c, false);
+	for (int tls = 0; tls <= 1; tls++) {
+		struct run r;
+
+		run_open(&r, SONDE_ROLE_SERVER, 0);
+		for (unsigned i = 0; i < c.n; i++) {
+			struct sonde_chunk ch = { 0 };
+
+			ch.dir = dir_of(c.from_client[i], SONDE_ROLE_SERVER);
+			ch.ts_unix_ns = ts_of(i);
+			ch.data = c.w[i].p;
+			ch.len = ch.orig_len = c.w[i].len;
+			ch.source = tls ? SONDE_SRC_TLS : SONDE_SRC_SOCKET;
+			th_conn_feed_chunk(r.fc, &ch);
+		}
+		ck_assert_uint_eq(th_n_ended(r.h), 1);
+		ck_assert_str_eq(th_span_str(th_ended(r.h, 0), "url.scheme"), tls ? "https" : "http");
+		run_close(&r);
+		th_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("grpc_plugin");
@@ -1515,6 +1551,7 @@ static Suite *suite(void)
 	tcase_add_test(t, v11_capture_cap);
 	tcase_add_test(t, v11_counters_and_abi_1_0);
 	tcase_add_test(t, v11_uncertain_streams_expire);
+	tcase_add_test(t, v11_scheme_from_chunk_source);
 	suite_add_tcase(s, t);
 	return s;
 }
