@@ -459,16 +459,19 @@ static void on_produce_response(struct kafka_conn *kc, struct pending *p,
                                 const struct kfk_frame *f)
 {
 	const struct kfk_sum *sum = f->sum;
-	int error = f->body == KFK_BODY_PRODUCE_RESP ? sum->error : 0;
+	int walked = f->body == KFK_BODY_PRODUCE_RESP;
 
-	/* attempted, answered: counted even when the span was refused */
-	if (!p->topic_one && f->body == KFK_BODY_PRODUCE_RESP && sum->complete &&
-	    sum->topic_n == KFK_N_ONE && !sum->topic_unknown) {
+	/* attempted and answered: counted even when the span was refused, but
+	 * only when the answer says whether it failed (a whole answer, or an
+	 * error code seen): a count without error.type claims success */
+	if (!p->topic_one && walked && sum->complete && sum->topic_n == KFK_N_ONE &&
+	    !sum->topic_unknown) {
 		memcpy(p->topic, sum->topic, sum->topic_len);
 		p->topic[sum->topic_len] = 0;
 		p->topic_one = 1;
 	}
-	count_sent(kc, p, error);
+	if (walked && (sum->error || (sum->complete && !sum->error_unknown)))
+		count_sent(kc, p, sum->error);
 	if (!p->span)
 		return;
 	if (f->body == KFK_BODY_PRODUCE_RESP) {

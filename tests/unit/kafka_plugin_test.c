@@ -1039,6 +1039,31 @@ START_TEST(v11_request_timeout)
 }
 END_TEST
 
+
+/* A Produce answer cut by the capture before its error codes: the span
+ * ends, but the sent-messages counter adds nothing (whether it failed is
+ * not known, and a count without error.type would say it did not). */
+START_TEST(v11_sent_needs_a_known_outcome)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic tp = orders_topic;
+
+	kb_produce_req(&q, 8, 1, "c", 1, &tp, 1);
+	kb_produce_resp(&r, 8, 1, &tp, 1);
+	feed(&t, EG, 10, &q);
+	feed_chunk(&t, IN, 20, r.b, 8, r.n, 0); /* size and correlation id only */
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(n_points(t.h, "messaging.client.sent.messages"), 0);
+	feed(&t, EG, 30, &q);
+	feed(&t, IN, 40, &r);
+	ck_assert(counted(t.h, "messaging.client.sent.messages", NULL, NULL) > 0);
+	done(&t);
+	kb_free(&q);
+	kb_free(&r);
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka_plugin");
@@ -1064,6 +1089,7 @@ static Suite *kafka_suite(void)
 	tcase_add_test(tc, v11_skip_records);
 	tcase_add_test(tc, v11_midstream_starts_unsynced);
 	tcase_add_test(tc, v11_request_timeout);
+	tcase_add_test(tc, v11_sent_needs_a_known_outcome);
 	suite_add_tcase(s, tc);
 	return s;
 }
