@@ -27,6 +27,15 @@
  *  - Header values other than method, path, scheme, authority, status,
  *    content-type, grpc-status and traceparent are never looked at; message
  *    payloads are never read.
+ *  - SDK 1.1, used only when the host has it (abi_minor >= 1): a SERVER
+ *    span of a stream that starts while another stream of its connection
+ *    is in flight does not become its thread's active span (one thread
+ *    reads every stream of a multiplexed connection, so it would be a
+ *    guessed parent); a capture cap of 16384 bytes per read or write;
+ *    counters for dropped streams, lost positions and unknown header
+ *    fields; a periodic timer that drops uncertain streams nobody has
+ *    heard of for GRPC_EXPIRE_NS. On a 1.0 host none of these exist and
+ *    the plugin behaves as before.
  */
 #include <sonde/plugin.h>
 
@@ -45,16 +54,28 @@
 #define GRPC_TP_MAX 64
 #define GRPC_NAME_MAX (GRPC_PATH_MAX + 16)
 #define GRPC_LOST_CHUNKS_MAX 64 /* chunks without a frame boundary: give up */
+#define GRPC_CAPTURE_CAP 16384  /* bytes captured per read/write (SDK 1.1) */
+#define GRPC_EXPIRE_NS (60ull * 1000000000ull)  /* uncertain and silent: dropped */
+#define GRPC_EXPIRE_EVERY_NS (10ull * 1000000000ull)
+
+/* The host has a 1.1 member. */
+#define HOST_HAS(h, f) ((h)->abi_minor >= 1 && SONDE_HAS_FIELD(h, struct sonde_host_api, f))
 
 struct grpc_stats {
 	uint64_t streams, spans, rpc_spans, dropped, refused, orphans, untracked, pushes,
 		resets, partial, losses, resyncs, garbage, hpack_errors, unknown_fields;
 };
 
+struct grpc_conn;
+
 struct grpc_plugin {
 	const struct sonde_host_api *host;
 	struct sonde_plugin_handle *self;
 	struct sonde_metric *http_server, *http_client, *rpc_server, *rpc_client;
+	/* SDK 1.1 counters (NULL on a 1.0 host) */
+	struct sonde_metric *c_dropped, *c_losses, *c_unknown;
+	struct sonde_timer *expiry;  /* owned by the host; freed by it at unload */
+	struct grpc_conn *conns;     /* open connections, for the expiry timer */
 	const char *const *checked_routes;
 	struct grpc_stats tot;
 };
@@ -83,6 +104,8 @@ struct h2s {
 	int32_t auth_port;         /* port in :authority, -1 = none */
 	struct sonde_span *span;   /* NULL when the host refused one */
 	uint64_t start_ns;
+	uint64_t last_ns;          /* time of the last frame of this stream seen */
+	uint8_t tls;               /* its request came from a TLS library (chunk source) */
 	char *path;                /* :path as sent (cut), NULL = unknown */
 	char *authority;           /* host part of :authority, NULL = unknown */
 	char method_orig[GRPC_METHOD_ORIG_MAX];
@@ -110,6 +133,7 @@ struct blk_scratch {
 
 struct grpc_conn {
 	struct grpc_plugin *pl;
+	struct grpc_conn *next, **pprev; /* pl->conns */
 	struct sonde_conn *conn;
 	struct h2_conn *h2;
 	const char *const *routes;
@@ -118,6 +142,7 @@ struct grpc_conn {
 	size_t n, cap;
 	uint32_t max_sid;          /* highest request stream id seen */
 	uint64_t cur_ts;
+	uint8_t cur_tls;           /* the chunk being read came from a TLS library */
 	struct blk_scratch b;
 	struct grpc_stats st;
 	bool dead;
@@ -205,11 +230,22 @@ static void s_remove(struct grpc_conn *gc, struct h2s *s)
 	gc->n--;
 }
 
-static void s_drop(struct grpc_conn *gc, struct h2s *s)
+/* Add v to a 1.1 counter (no-op on a 1.0 host) with one attribute value. */
+static void count(struct grpc_conn *gc, struct sonde_metric *m, double v, const char *attr)
+{
+	const char *vals[1] = { attr };
+
+	if (m && v > 0)
+		gc->pl->host->counter_add(m, gc->conn, v, vals);
+}
+
+/* Drop a stream without a span (reason: sonde.reason of the counter). */
+static void s_drop(struct grpc_conn *gc, struct h2s *s, const char *reason)
 {
 	if (s->span)
 		gc->pl->host->span_drop(s->span);
 	gc->st.dropped++;
+	count(gc, gc->pl->c_dropped, 1, reason);
 	s_remove(gc, s);
 }
 
@@ -232,7 +268,7 @@ static bool s_room(struct grpc_conn *gc)
 		return true;
 	for (size_t i = 0; i < gc->n; i++) {
 		if (gc->s[i].flags & S_UNCERTAIN) {
-			s_drop(gc, &gc->s[i]);
+			s_drop(gc, &gc->s[i], "evicted");
 			return true;
 		}
 	}
@@ -378,7 +414,7 @@ static void http_span(struct grpc_conn *gc, struct h2s *s, bool server,
 		if (route)
 			attr_s(gc, s, server ? "http.route" : "url.template", route);
 	}
-	if ((ci && ci->tls) || s->scheme_https == 1)
+	if (s->tls || (ci && ci->tls) || s->scheme_https == 1)
 		attr_s(gc, s, "url.scheme", "https");
 	else
 		attr_s(gc, s, "url.scheme", "http");
@@ -583,6 +619,31 @@ static void set_authority(struct h2s *s, const char *a, size_t n)
 		s->auth_port = (int32_t)port;
 }
 
+/* A SERVER span of a stream that starts while another stream of the
+ * connection is in flight must not become its thread's active span: the
+ * thread reads every stream of the connection, and a CLIENT span it starts
+ * could then be given this stream as a guessed parent (SDK 1.1,
+ * SONDE_SPAN_NOT_ACTIVE). A stream alone on its connection starts the
+ * usual way. CLIENT spans keep the host's default (it parents only when
+ * exactly one server span is active on the thread). */
+static struct sonde_span *stream_span_start(struct grpc_conn *gc, uint64_t ts)
+{
+	const struct sonde_host_api *host = gc->pl->host;
+	bool server = is_server(gc);
+	struct sonde_span_opts o = {
+		.struct_size = sizeof(o),
+		.kind = SONDE_SPAN_SERVER,
+		.name = "HTTP",
+		.start_unix_ns = ts,
+		.flags = SONDE_SPAN_NOT_ACTIVE,
+	};
+
+	if (server && gc->n > 1 && HOST_HAS(host, span_start_v2))
+		return host->span_start_v2(gc->conn, &o);
+	return host->span_start(gc->conn, "HTTP", server ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT,
+	                        ts);
+}
+
 static void request_block(struct grpc_conn *gc, const struct hpack_result *res, bool partial)
 {
 	const struct sonde_host_api *host = gc->pl->host;
@@ -590,6 +651,7 @@ static void request_block(struct grpc_conn *gc, const struct hpack_result *res, 
 	struct h2s *s = s_find(gc, b->sid);
 
 	if (s) { /* trailers of the request */
+		s->last_ns = b->ts;
 		if (b->end_stream)
 			s->flags |= S_REQ_END;
 		if (partial)
@@ -605,12 +667,13 @@ static void request_block(struct grpc_conn *gc, const struct hpack_result *res, 
 	s = s_add(gc, b->sid);
 	if (!s) {
 		gc->st.untracked++;
+		count(gc, gc->pl->c_dropped, 1, "untracked");
 		return;
 	}
 	gc->st.streams++;
-	s->start_ns = b->ts;
-	s->span = host->span_start(gc->conn, "HTTP",
-	                           is_server(gc) ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT, b->ts);
+	s->start_ns = s->last_ns = b->ts;
+	s->tls = gc->cur_tls;
+	s->span = stream_span_start(gc, b->ts);
 	if (b->has_method) {
 		s->method = method_index(b->method, b->method_len);
 		if (s->method == M_OTHER)
@@ -642,6 +705,7 @@ static void response_block(struct grpc_conn *gc, bool partial)
 		gc->st.orphans++;
 		return;
 	}
+	s->last_ns = b->ts;
 	if (partial)
 		s->flags |= S_PARTIAL;
 	if (b->has_status && b->status >= 200 && !(s->flags & S_RESP_HDRS)) {
@@ -679,6 +743,7 @@ static void ev_block_end(void *ctx, const struct hpack_result *res)
 	bool partial = res->unknown || res->cut || res->error;
 
 	gc->st.unknown_fields += res->unknown;
+	count(gc, gc->pl->c_unknown, res->unknown, NULL);
 	if (res->error) { /* fields decoded before the error are not trusted */
 		gc->st.hpack_errors++;
 		ev_block_begin(gc, b->dir, b->sid, b->type, b->end_stream, b->ts);
@@ -702,7 +767,10 @@ static void ev_data(void *ctx, int dir, uint32_t sid, uint32_t len, bool end_str
 	struct h2s *s;
 	int rq = h2_conn_req_dir(gc->h2);
 
-	if (!end_stream || rq < 0 || !(s = s_find(gc, sid)))
+	if (rq < 0 || !(s = s_find(gc, sid)))
+		return;
+	s->last_ns = ts;
+	if (!end_stream)
 		return;
 	if (dir == rq)
 		s->flags |= S_REQ_END;
@@ -738,7 +806,7 @@ static void ev_goaway(void *ctx, int dir, uint32_t last, bool last_known, uint32
 		if (gc->s[i].id <= last)
 			break;
 		gc->st.refused++;
-		s_drop(gc, &gc->s[i]);
+		s_drop(gc, &gc->s[i], "goaway");
 	}
 	(void)code;
 	(void)ts;
@@ -749,9 +817,9 @@ static void ev_loss(void *ctx, int dir, uint64_t ts)
 	struct grpc_conn *gc = ctx;
 
 	gc->st.losses++;
+	count(gc, gc->pl->c_losses, 1, dir == SONDE_DIR_EGRESS ? "transmit" : "receive");
 	for (size_t i = 0; i < gc->n; i++)
 		gc->s[i].flags |= S_UNCERTAIN;
-	(void)dir;
 	(void)ts;
 }
 
@@ -812,6 +880,21 @@ static void load_routes(struct grpc_plugin *pl, struct grpc_conn *gc)
 			              "routes: ignoring invalid pattern \"%s\"", vals[i] ? vals[i] : "(null)");
 }
 
+/* Frame headers inside a large write are seen only when the write is
+ * captured far enough: ask for the largest cap (SDK 1.1). Without a kernel
+ * (replays, tests) the host answers SONDE_ERR_UNSUPPORTED: nothing to do. */
+static void ask_capture(struct grpc_conn *gc)
+{
+	const struct sonde_host_api *host = gc->pl->host;
+	struct sonde_capture_policy p = {
+		.struct_size = sizeof(p),
+		.cap = GRPC_CAPTURE_CAP,
+	};
+
+	if (HOST_HAS(host, conn_set_capture))
+		(void)host->conn_set_capture(gc->conn, &p);
+}
+
 static int grpc_conn_open(void *plugin_state, struct sonde_conn *conn,
                           const struct sonde_conn_info *ci, void **conn_state)
 {
@@ -836,6 +919,12 @@ static int grpc_conn_open(void *plugin_state, struct sonde_conn *conn,
 		return SONDE_ERR_NOMEM;
 	}
 	load_routes(pl, gc);
+	ask_capture(gc);
+	gc->next = pl->conns;
+	if (pl->conns)
+		pl->conns->pprev = &gc->next;
+	gc->pprev = &pl->conns;
+	pl->conns = gc;
 	*conn_state = gc;
 	return SONDE_OK;
 }
@@ -873,6 +962,8 @@ static int grpc_conn_data(void *conn_state, struct sonde_conn *conn,
 	if (c->flags & SONDE_CHUNK_GAP)
 		fl |= H2_IN_GAP;
 	gc->cur_ts = c->ts_unix_ns;
+	/* TLS-ness is per chunk in SDK 1.1 (conn_info.tls on a 1.0 host). */
+	gc->cur_tls = SONDE_HAS_FIELD(c, struct sonde_chunk, source) && c->source != SONDE_SRC_SOCKET;
 	if (h2_conn_feed(gc->h2, dir, c->data, c->data ? c->len : 0,
 	                 c->orig_len > c->len ? c->orig_len : c->len, fl, c->ts_unix_ns))
 		return give_up(gc, "out of memory");
@@ -891,7 +982,7 @@ static void grpc_conn_close(void *conn_state, struct sonde_conn *conn, uint64_t 
 	while (gc->n) {
 		struct h2s *s = &gc->s[gc->n - 1];
 		if (s->flags & S_UNCERTAIN)
-			s_drop(gc, s);
+			s_drop(gc, s, "uncertain_at_close");
 		else
 			s_end(gc, s, ts_unix_ns, "connection_closed",
 			      "connection closed before the stream ended");
@@ -908,6 +999,9 @@ static void grpc_conn_close(void *conn_state, struct sonde_conn *conn, uint64_t 
 		                  (unsigned long long)hs->resyncs,
 		                  (unsigned long long)gc->st.unknown_fields);
 	add_stats(&gc->pl->tot, &gc->st);
+	*gc->pprev = gc->next;
+	if (gc->next)
+		gc->next->pprev = gc->pprev;
 	h2_conn_free(gc->h2);
 	free(gc->s);
 	free(gc);
@@ -961,6 +1055,68 @@ static struct sonde_metric *hist(struct grpc_plugin *pl, const char *name, const
 
 #define NB(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Streams made uncertain by lost bytes whose end may have been among
+ * them: when nothing of them was seen for GRPC_EXPIRE_NS they are dropped
+ * (counted as expired) instead of waiting for the connection to close. A
+ * stream never touched by a loss is kept however long it lasts (a
+ * streaming call may be open for hours). */
+static void expire_streams(void *arg, uint64_t now)
+{
+	struct grpc_plugin *pl = arg;
+
+	for (struct grpc_conn *gc = pl->conns; gc; gc = gc->next) {
+		for (size_t i = gc->n; i-- > 0;) {
+			struct h2s *s = &gc->s[i];
+
+			if ((s->flags & S_UNCERTAIN) && now > s->last_ns &&
+			    now - s->last_ns > GRPC_EXPIRE_NS)
+				s_drop(gc, s, "expired");
+		}
+	}
+}
+
+static struct sonde_metric *counter(struct grpc_plugin *pl, const char *name, const char *unit,
+                                    const char *descr, const char *key)
+{
+	const char *const keys[1] = { key };
+	struct sonde_counter_desc d = {
+		.struct_size = sizeof(d),
+		.name = name,
+		.unit = unit,
+		.description = descr,
+		.attr_keys = keys,
+		.n_attr_keys = key ? 1 : 0,
+	};
+	struct sonde_metric *m = pl->host->counter_register(pl->self, &d);
+
+	if (!m)
+		pl->host->log(pl->self, SONDE_LOG_WARN, "cannot register %s", name);
+	return m;
+}
+
+/* SDK 1.1: counters and the expiry timer. Nothing on a 1.0 host. */
+static void init_v11(struct grpc_plugin *pl)
+{
+	const struct sonde_host_api *host = pl->host;
+
+	if (HOST_HAS(host, counter_add)) {
+		pl->c_dropped = counter(pl, "sonde.h2.dropped.streams", "{stream}",
+		                        "HTTP/2 streams that got no span, by sonde.reason.",
+		                        "sonde.reason");
+		pl->c_losses = counter(pl, "sonde.h2.position.losses", "{loss}",
+		                       "Times a direction of an HTTP/2 connection lost its frame "
+		                       "position (gap, capture cut through a frame header, garbage).",
+		                       "network.io.direction");
+		pl->c_unknown = counter(pl, "sonde.h2.unknown.header_fields", "{field}",
+		                        "HTTP/2 header fields that could not be decoded (HPACK "
+		                        "dynamic-table entries never seen).",
+		                        NULL);
+	}
+	if (HOST_HAS(host, timer_start))
+		pl->expiry = host->timer_start(pl->self, GRPC_EXPIRE_EVERY_NS, GRPC_EXPIRE_EVERY_NS,
+		                               expire_streams, pl);
+}
+
 static int grpc_init(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
                      void **plugin_state)
 {
@@ -986,6 +1142,7 @@ static int grpc_init(const struct sonde_host_api *host, struct sonde_plugin_hand
 	pl->rpc_client = hist(pl, "rpc.client.duration", "ms",
 	                      "Measures the duration of outbound RPC.", rpc_bounds, NB(rpc_bounds),
 	                      rpc_keys, NB(rpc_keys));
+	init_v11(pl);
 	*plugin_state = pl;
 	return SONDE_OK;
 }

@@ -797,6 +797,11 @@ int http_chunked_skip(struct http_chunked *d, uint64_t n)
 	return 0;
 }
 
+uint64_t http_chunked_data_left(const struct http_chunked *d)
+{
+	return d->state == HC_DATA ? d->left : 0;
+}
+
 int http_chunked_done(const struct http_chunked *d)
 {
 	return d->state == HC_DONE;

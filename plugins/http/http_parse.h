@@ -149,4 +149,8 @@ int http_chunked_skip(struct http_chunked *d, uint64_t n);
 /* 1 once the last-chunk and the trailer section have been consumed. */
 int http_chunked_done(const struct http_chunked *d);
 
+/* Data bytes of the current chunk still to come (0 outside chunk data):
+ * bytes that may go by unseen without losing the framing. */
+uint64_t http_chunked_data_left(const struct http_chunked *d);
+
 #endif /* SONDE_HTTP_PARSE_H */

@@ -35,6 +35,12 @@
  *  - Giving up (SONDE_ERR_PROTO): a head longer than HTTP_HEAD_MAX, more
  *    than HTTP_MAX_PENDING requests waiting, too much garbage in a row, or
  *    out of memory. Open spans are dropped first.
+ *  - SDK 1.1, when the host has it: after a socket chunk that ends inside
+ *    a body whose remaining length is known (Content-Length, or the data
+ *    of a chunk of chunked coding), the kernel is told that no payload is
+ *    needed before the position where it ends (skip_to), so body bytes are
+ *    not even copied; after CONNECT 2xx or 101 (a tunnel, a WebSocket) the
+ *    connection is muted, nothing of it is HTTP any more.
  */
 #include <sonde/plugin.h>
 
@@ -54,6 +60,9 @@
 #define HTTP_PATH_MAX 2048        /* url.path is cut there */
 #define HTTP_METHOD_ORIG_MAX 64
 #define HTTP_NAME_MAX (16 + HTTP_ROUTE_MAX)
+#define HTTP_SKIP_MIN 4096        /* skip_to only for at least this many body bytes */
+
+#define HOST_HAS(h, f) ((h)->abi_minor >= 1 && SONDE_HAS_FIELD(h, struct sonde_host_api, f))
 
 struct http_plugin {
 	const struct sonde_host_api *host;
@@ -109,6 +118,8 @@ struct http_conn {
 	unsigned q_front, q_len;
 	uint64_t next_id;
 	bool dead;
+	bool muted;                      /* SDK 1.1: the kernel sends nothing more */
+	struct sonde_capture_policy pol; /* SDK 1.1: what was asked */
 };
 
 /* --- transactions ----------------------------------------------------------- */
@@ -1048,6 +1059,7 @@ static int http_conn_open(void *plugin_state, struct sonde_conn *conn,
 		return SONDE_ERR_NOMEM;
 	hc->pl = pl;
 	hc->conn = conn;
+	hc->pol.struct_size = sizeof(hc->pol);
 	switch (ci ? ci->role : SONDE_ROLE_UNKNOWN) {
 	case SONDE_ROLE_SERVER:
 		hc->req_dir = SONDE_DIR_INGRESS;
@@ -1066,6 +1078,45 @@ static int http_conn_open(void *plugin_state, struct sonde_conn *conn,
 	load_routes(pl, hc);
 	*conn_state = hc;
 	return SONDE_OK;
+}
+
+/* Tell the kernel what this connection needs from now on (SDK 1.1). */
+static void ask_capture(struct http_conn *hc)
+{
+	const struct sonde_host_api *h = hc->pl->host;
+
+	if (HOST_HAS(h, conn_set_capture))
+		h->conn_set_capture(hc->conn, &hc->pol); /* SONDE_ERR_UNSUPPORTED: no kernel */
+}
+
+/* After a chunk: body bytes of a known count come next in its direction
+ * (skip_to), or the connection became a tunnel (mute). Positions are the
+ * socket's: chunks from a TLS library set no skip_to. */
+static void after_chunk(struct http_conn *hc, const struct sonde_chunk *c)
+{
+	const struct http_dir *d = &hc->dir[c->dir];
+	uint64_t left = 0, to;
+
+	if (hc->muted || !HOST_HAS(hc->pl->host, conn_set_capture))
+		return;
+	if (hc->dir[0].st == DS_TUNNEL && hc->dir[1].st == DS_TUNNEL && !hc->q_len) {
+		hc->pol.flags |= SONDE_CAPTURE_MUTE;
+		hc->muted = true;
+		ask_capture(hc);
+		return;
+	}
+	if (d->st == DS_BODY_LEN)
+		left = d->body_left;
+	else if (d->st == DS_BODY_CHUNKED)
+		left = http_chunked_data_left(&d->chunked);
+	if (left < HTTP_SKIP_MIN || !SONDE_HAS_FIELD(c, struct sonde_chunk, source) ||
+	    c->source != SONDE_SRC_SOCKET)
+		return;
+	to = c->pos + c->orig_len + left;
+	if (to <= hc->pol.skip_to[c->dir])
+		return;
+	hc->pol.skip_to[c->dir] = to;
+	ask_capture(hc);
 }
 
 static int http_conn_data(void *conn_state, struct sonde_conn *conn,
@@ -1093,6 +1144,7 @@ static int http_conn_data(void *conn_state, struct sonde_conn *conn,
 	}
 	if (c->orig_len > len)
 		feed_hidden(hc, c, c->orig_len - len);
+	after_chunk(hc, c);
 	return SONDE_OK;
 }
 

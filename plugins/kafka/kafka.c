@@ -26,6 +26,14 @@
  *  - A request naming several topics (or partitions) makes one span with the
  *    topic (or partition) left out: it is never guessed.
  * Other APIs are recognised and counted by name, not spanned.
+ *
+ * SDK 1.1, each part used only when the host has it: the counters
+ * messaging.client.sent.messages and messaging.client.consumed.messages
+ * (client side, from record-batch headers) and sonde.kafka.dropped.requests;
+ * skip_to while a direction passes over bytes of a known length (records
+ * after a batch header, the rest of a frame nobody reads); a connection met
+ * mid-stream starts unsynced; a timer drops requests waiting longer than
+ * request_timeout (their answer was lost).
  */
 #include <sonde/plugin.h>
 
@@ -41,6 +49,11 @@
  * many chunks from its start: it is not Kafka. */
 #define KAFKA_MAX_UNSYNCED_CHUNKS 256
 
+#define HOST_HAS(h, f) ((h)->abi_minor >= 1 && SONDE_HAS_FIELD(h, struct sonde_host_api, f))
+#define KAFKA_SKIP_MIN 4096u           /* skip_to only for at least this many bytes */
+#define KAFKA_TICK_NS (10ull * 1000000000ull)
+#define KAFKA_REQUEST_TIMEOUT_S 300    /* setting request_timeout */
+
 enum { SIDE_REQ = 0, SIDE_RESP = 1 };
 
 static const double duration_bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25,
@@ -52,10 +65,26 @@ static const char *const duration_keys[] = {
 	"server.port",                "error.type",
 };
 
+/* Keys of the two message counters (semconv v1.28.0 metrics;
+ * messaging.consumer.group.name is never known here). */
+static const char *const count_keys[] = {
+	"messaging.system",           "messaging.operation.name",
+	"messaging.destination.name", "messaging.destination.partition.id",
+	"server.address",             "server.port",
+	"error.type",
+};
+#define N_COUNT_KEYS (sizeof(count_keys) / sizeof(count_keys[0]))
+
+struct kafka_conn;
+
 struct kafka_plugin {
 	const struct sonde_host_api *host;
 	struct sonde_plugin_handle *self;
 	struct sonde_metric *duration; /* messaging.client.operation.duration */
+	/* SDK 1.1 (NULL on a 1.0 host) */
+	struct sonde_metric *sent, *consumed, *dropped;
+	struct sonde_timer *tick;      /* freed by the host at unload */
+	struct kafka_conn *conns;      /* open connections, for the timer */
 	struct kafka_stats tot;
 };
 
@@ -74,10 +103,17 @@ struct pending {
 	uint16_t cgen;            /* client id generation at request time */
 	uint8_t dest_set;         /* Produce: destination attributes were set */
 	struct sonde_span *span;  /* Produce: started at the request */
+	/* Produce, for messaging.client.sent.messages at the answer */
+	uint8_t records_known, topic_one, part_one;
+	uint64_t records;
+	int32_t part;
+	uint16_t topic_len;
+	char topic[KFK_TOPIC_MAX + 1];
 };
 
 struct kafka_conn {
 	struct kafka_plugin *pl;
+	struct kafka_conn *next, **pprev; /* pl->conns */
 	struct sonde_conn *conn;
 	int req_dir;              /* enum sonde_dir carrying requests, -1 until known */
 	uint8_t server;           /* the watched process is the broker */
@@ -98,6 +134,8 @@ struct kafka_conn {
 
 	char local_addr[48], peer_addr[48];
 	uint16_t local_port, peer_port;
+	uint64_t request_timeout_ns;   /* 1.1 timer: older waiting requests are dropped */
+	struct sonde_capture_policy pol; /* what was asked (1.1) */
 	struct kafka_stats st;
 };
 
@@ -114,11 +152,22 @@ static void q_pop(struct kafka_conn *kc)
 	kc->q_len--;
 }
 
-static void drop_pending(struct kafka_conn *kc, struct pending *p)
+/* One value of sonde.kafka.dropped.requests (1.1). */
+static void count_dropped(struct kafka_conn *kc, const char *reason)
+{
+	const char *vals[1] = { reason };
+
+	if (kc->pl->dropped)
+		kc->pl->host->counter_add(kc->pl->dropped, kc->conn, 1, vals);
+}
+
+/* A request that will get no answer: its span (if any) goes, counted. */
+static void drop_pending(struct kafka_conn *kc, struct pending *p, const char *reason)
 {
 	if (p->span)
 		kc->pl->host->span_drop(p->span);
 	p->span = NULL;
+	count_dropped(kc, reason);
 }
 
 static int q_grow(struct kafka_conn *kc)
@@ -145,7 +194,7 @@ static struct pending *q_push(struct kafka_conn *kc)
 	struct pending *p;
 
 	if (kc->q_len == kc->q_max) { /* the oldest can no longer be matched */
-		drop_pending(kc, q_at(kc, 0));
+		drop_pending(kc, q_at(kc, 0), "evicted");
 		q_pop(kc);
 		kc->st.evicted++;
 	}
@@ -253,6 +302,51 @@ static struct sonde_span *start_span(struct kafka_conn *kc, int api, uint64_t ts
 	return s;
 }
 
+/* messaging.client.sent.messages / consumed.messages (1.1): client side
+ * only, and only a count read from record-batch headers. */
+static void count_messages(struct kafka_conn *kc, struct sonde_metric *m, const char *op,
+                           uint64_t n, const char *topic, int part_one, int32_t part, int error)
+{
+	const char *vals[N_COUNT_KEYS] = { "kafka", op, topic, NULL, NULL, NULL, NULL };
+	char pbuf[16], portbuf[8];
+	const char *ename = error ? kfk_error_name(error) : NULL;
+
+	if (!m || kc->server || !n)
+		return;
+	if (part_one) {
+		snprintf(pbuf, sizeof(pbuf), "%d", (int)part);
+		vals[3] = pbuf;
+	}
+	vals[4] = kc->peer_addr;
+	snprintf(portbuf, sizeof(portbuf), "%u", kc->peer_port);
+	vals[5] = portbuf;
+	if (error)
+		vals[6] = ename ? ename : "_OTHER";
+	kc->pl->host->counter_add(m, kc->conn, (double)n, vals);
+}
+
+/* Remember what the sent-messages counter needs of a Produce request. */
+static void keep_produce(struct pending *p, const struct kfk_sum *sum)
+{
+	p->records_known = sum->complete && !sum->records_unknown;
+	p->records = sum->records;
+	p->topic_one = sum->complete && sum->topic_n == KFK_N_ONE && !sum->topic_unknown;
+	if (p->topic_one) {
+		memcpy(p->topic, sum->topic, sum->topic_len);
+		p->topic[sum->topic_len] = 0;
+		p->topic_len = sum->topic_len;
+	}
+	p->part_one = sum->complete && sum->n_parts == 1 && !sum->part_unknown;
+	p->part = sum->part;
+}
+
+static void count_sent(struct kafka_conn *kc, const struct pending *p, int error)
+{
+	if (p->records_known)
+		count_messages(kc, kc->pl->sent, "send", p->records, p->topic_one ? p->topic : NULL,
+		               p->part_one, p->part, error);
+}
+
 static void end_span(struct kafka_conn *kc, struct sonde_span *s, int api, uint64_t ts)
 {
 	kc->pl->host->span_end(s, ts);
@@ -302,8 +396,12 @@ static void on_request(struct kafka_conn *kc, const struct kfk_frame *f)
 		if (s)
 			dest = set_dest(kc, s, f->api_key, sum);
 		if (s && sum->acks_known && sum->acks == 0) {
+			struct pending once;
+
 			kc->st.acks0++;
 			end_span(kc, s, f->api_key, f->ts_end);
+			keep_produce(&once, sum);
+			count_sent(kc, &once, 0);
 			return;
 		}
 	}
@@ -313,6 +411,8 @@ static void on_request(struct kafka_conn *kc, const struct kfk_frame *f)
 			kc->pl->host->span_drop(s);
 		return;
 	}
+	if (f->body == KFK_BODY_PRODUCE_REQ)
+		keep_produce(p, sum);
 	p->corr = f->corr;
 	p->api = f->api_key;
 	p->ver = f->api_version;
@@ -349,13 +449,29 @@ static void on_fetch_response(struct kafka_conn *kc, const struct pending *p,
 	set_dest(kc, s, p->api, sum);
 	set_error(kc, s, sum->error);
 	end_span(kc, s, p->api, f->ts_end);
+	if (sum->complete && !sum->records_unknown)
+		count_messages(kc, kc->pl->consumed, "receive", sum->records,
+		               sum->topic_n == KFK_N_ONE && !sum->topic_unknown ? sum->topic : NULL,
+		               sum->n_parts == 1 && !sum->part_unknown, sum->part, sum->error);
 }
 
 static void on_produce_response(struct kafka_conn *kc, struct pending *p,
                                 const struct kfk_frame *f)
 {
 	const struct kfk_sum *sum = f->sum;
+	int walked = f->body == KFK_BODY_PRODUCE_RESP;
 
+	/* attempted and answered: counted even when the span was refused, but
+	 * only when the answer says whether it failed (a whole answer, or an
+	 * error code seen): a count without error.type claims success */
+	if (!p->topic_one && walked && sum->complete && sum->topic_n == KFK_N_ONE &&
+	    !sum->topic_unknown) {
+		memcpy(p->topic, sum->topic, sum->topic_len);
+		p->topic[sum->topic_len] = 0;
+		p->topic_one = 1;
+	}
+	if (walked && (sum->error || (sum->complete && !sum->error_unknown)))
+		count_sent(kc, p, sum->error);
 	if (!p->span)
 		return;
 	if (f->body == KFK_BODY_PRODUCE_RESP) {
@@ -384,7 +500,7 @@ static void on_response(struct kafka_conn *kc, const struct kfk_frame *f)
 	kc->st.responses++;
 	/* Kafka answers in request order: those before were never answered */
 	while (idx--) {
-		drop_pending(kc, q_at(kc, 0));
+		drop_pending(kc, q_at(kc, 0), "unanswered");
 		q_pop(kc);
 		kc->st.unanswered++;
 	}
@@ -450,6 +566,28 @@ static int infer_dir(struct kafka_conn *kc, const struct sonde_chunk *c)
 	return 0;
 }
 
+/* After a socket chunk: bytes of a known length that nobody reads come
+ * next (records after a batch header, the rest of a frame the walker is
+ * done with): no payload is needed before the position where they end
+ * (SDK 1.1 skip_to). Chunks from a TLS library count positions of their
+ * own: never used. */
+static void ask_skip(struct kafka_conn *kc, const struct sonde_chunk *c,
+                     const struct kfk_stream *s)
+{
+	const struct sonde_host_api *h = kc->pl->host;
+	uint64_t left = kfk_stream_skippable(s), to;
+	int d = c->dir == SONDE_DIR_EGRESS;
+
+	if (left < KAFKA_SKIP_MIN || !HOST_HAS(h, conn_set_capture) ||
+	    !SONDE_HAS_FIELD(c, struct sonde_chunk, source) || c->source != SONDE_SRC_SOCKET)
+		return;
+	to = c->pos + c->orig_len + left;
+	if (to <= kc->pol.skip_to[d])
+		return;
+	kc->pol.skip_to[d] = to;
+	h->conn_set_capture(kc->conn, &kc->pol); /* SONDE_ERR_UNSUPPORTED: no kernel */
+}
+
 static int kafka_conn_data(void *conn_state, struct sonde_conn *conn,
                            const struct sonde_chunk *c)
 {
@@ -467,6 +605,7 @@ static int kafka_conn_data(void *conn_state, struct sonde_conn *conn,
 	if (c->flags & SONDE_CHUNK_GAP)
 		kfk_stream_gap(s);
 	kfk_stream_feed(s, c->data, c->len, missing, c->ts_unix_ns, c->tid);
+	ask_skip(kc, c, s);
 	if (side == SIDE_REQ && !kc->ever_synced &&
 	    ++kc->unsynced_chunks > KAFKA_MAX_UNSYNCED_CHUNKS) {
 		kc->pl->host->log(kc->pl->self, SONDE_LOG_DEBUG,
@@ -535,6 +674,23 @@ static int kafka_conn_open(void *plugin_state, struct sonde_conn *conn,
 	cb.frame = on_frame;
 	kfk_stream_init(&kc->side[SIDE_REQ], 1, &cb);
 	kfk_stream_init(&kc->side[SIDE_RESP], 0, &cb);
+	/* SDK 1.1: a connection met mid-stream does not start on a frame
+	 * boundary: both directions look for their place from the first
+	 * chunk, like after a loss. */
+	if (SONDE_HAS_FIELD(ci, struct sonde_conn_info, flags) &&
+	    (ci->flags & SONDE_CONN_MIDSTREAM)) {
+		kfk_stream_start_unsynced(&kc->side[SIDE_REQ]);
+		kfk_stream_start_unsynced(&kc->side[SIDE_RESP]);
+	}
+	kc->request_timeout_ns = (uint64_t)config_long(pl, conn, "request_timeout",
+	                                               KAFKA_REQUEST_TIMEOUT_S, 0, 86400) *
+	                         1000000000ull;
+	kc->pol.struct_size = sizeof(kc->pol);
+	kc->next = pl->conns;
+	if (pl->conns)
+		pl->conns->pprev = &kc->next;
+	kc->pprev = &pl->conns;
+	pl->conns = kc;
 	*conn_state = kc;
 	return SONDE_OK;
 }
@@ -565,10 +721,13 @@ static void kafka_conn_close(void *conn_state, struct sonde_conn *conn, uint64_t
 	struct kafka_plugin *pl = kc->pl;
 
 	while (kc->q_len) {
-		drop_pending(kc, q_at(kc, 0));
+		drop_pending(kc, q_at(kc, 0), "closed");
 		q_pop(kc);
 		kc->st.closed_pending++;
 	}
+	*kc->pprev = kc->next;
+	if (kc->next)
+		kc->next->pprev = kc->pprev;
 	add_stream_stats(&kc->st, &kc->side[SIDE_REQ].st);
 	add_stream_stats(&kc->st, &kc->side[SIDE_RESP].st);
 	pl->host->log(pl->self, SONDE_LOG_DEBUG,
@@ -622,6 +781,63 @@ static int kafka_detect(void *plugin_state, const struct sonde_conn_info *ci,
 
 /* ---- plugin ---------------------------------------------------------------------------- */
 
+/* SDK 1.1 timer: requests waiting longer than request_timeout (Kafka
+ * clients give up at request.timeout.ms, 30 s by default; a JoinGroup may
+ * wait for a rebalance, 5 min by default) had their answer lost: dropped,
+ * counted as expired. */
+static void kafka_tick(void *arg, uint64_t now)
+{
+	struct kafka_plugin *pl = arg;
+
+	for (struct kafka_conn *kc = pl->conns; kc; kc = kc->next) {
+		uint64_t t = kc->request_timeout_ns;
+
+		while (t && kc->q_len && now > q_at(kc, 0)->ts && now - q_at(kc, 0)->ts > t) {
+			drop_pending(kc, q_at(kc, 0), "expired");
+			q_pop(kc);
+			kc->st.expired++;
+		}
+	}
+}
+
+static struct sonde_metric *counter(struct kafka_plugin *pl, const char *name, const char *unit,
+                                    const char *descr, const char *const *keys, size_t n)
+{
+	struct sonde_counter_desc d = {
+		.struct_size = sizeof(d),
+		.name = name,
+		.unit = unit,
+		.description = descr,
+		.attr_keys = keys,
+		.n_attr_keys = n,
+	};
+	struct sonde_metric *m = pl->host->counter_register(pl->self, &d);
+
+	if (!m)
+		pl->host->log(pl->self, SONDE_LOG_WARN, "%s not registered", name);
+	return m;
+}
+
+static void init_v11(struct kafka_plugin *pl)
+{
+	static const char *const reason[] = { "sonde.reason" };
+	const struct sonde_host_api *h = pl->host;
+
+	if (HOST_HAS(h, counter_add)) {
+		pl->sent = counter(pl, "messaging.client.sent.messages", "{message}",
+		                   "Number of messages producer attempted to send to the broker.",
+		                   count_keys, N_COUNT_KEYS);
+		pl->consumed = counter(pl, "messaging.client.consumed.messages", "{message}",
+		                       "Number of messages that were delivered to the application.",
+		                       count_keys, N_COUNT_KEYS);
+		pl->dropped = counter(pl, "sonde.kafka.dropped.requests", "{request}",
+		                      "Kafka requests whose answer was never matched, by sonde.reason.",
+		                      reason, 1);
+	}
+	if (HOST_HAS(h, timer_start))
+		pl->tick = h->timer_start(pl->self, KAFKA_TICK_NS, KAFKA_TICK_NS, kafka_tick, pl);
+}
+
 static int kafka_init(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
                       void **plugin_state)
 {
@@ -650,6 +866,7 @@ static int kafka_init(const struct sonde_host_api *host, struct sonde_plugin_han
 	if (!pl->duration)
 		host->log(self, SONDE_LOG_WARN, "messaging.client.operation.duration not registered; "
 		                                "spans only");
+	init_v11(pl);
 	memset(&debug_totals, 0, sizeof(debug_totals));
 	*plugin_state = pl;
 	return SONDE_OK;

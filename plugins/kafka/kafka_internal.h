@@ -5,7 +5,8 @@
  *
  * The counters say where frames went that did not become spans; the plugin
  * logs them per connection (debug) and in total at fini (info), with the
- * number of requests per API name (SDK 1.0 has no counter instrument).
+ * number of requests per API name; on an SDK 1.1 host the dropped requests
+ * are also a counter (sonde.kafka.dropped.requests).
  */
 #ifndef SONDE_KAFKA_INTERNAL_H
 #define SONDE_KAFKA_INTERNAL_H
@@ -26,6 +27,7 @@ struct kafka_stats {
 	uint64_t unanswered;     /* requests passed over by a later answer (answer lost) */
 	uint64_t evicted;        /* requests dropped because too many were in flight */
 	uint64_t closed_pending; /* requests still waiting at close */
+	uint64_t expired;        /* requests waiting longer than request_timeout (1.1 timer) */
 	uint64_t span_refused;   /* span_start returned NULL */
 	uint64_t unmatched;      /* responses to requests never seen */
 	uint64_t unknown_api;    /* requests of an unknown API or version */

@@ -115,6 +115,22 @@ int kfk_stream_synced(const struct kfk_stream *s)
 	return s->state != KS_UNSYNCED;
 }
 
+void kfk_stream_start_unsynced(struct kfk_stream *s)
+{
+	s->state = KS_UNSYNCED;
+	s->fresh = 0;
+	s->probation = 0;
+}
+
+uint64_t kfk_stream_skippable(const struct kfk_stream *s)
+{
+	if (s->state == KS_SKIP)
+		return s->left;
+	if (s->state == KS_BODY && !s->w.done && !s->w.failed)
+		return s->w.skip < s->left ? s->w.skip : s->left;
+	return 0;
+}
+
 static void lose(struct kfk_stream *s)
 {
 	s->fresh = 0;

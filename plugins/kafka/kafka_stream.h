@@ -114,4 +114,13 @@ void kfk_stream_gap(struct kfk_stream *s);
 /* 1 when the stream knows where it is (on probation included). */
 int kfk_stream_synced(const struct kfk_stream *s);
 
+/* A stream that starts without its place (a connection picked up
+ * mid-stream): its first chunk is checked like a chunk after a loss. */
+void kfk_stream_start_unsynced(struct kfk_stream *s);
+
+/* Bytes from here on that are passed over unread (the rest of a frame the
+ * walker is done with, records of a batch after its header), or 0: what a
+ * capture policy may leave out. */
+uint64_t kfk_stream_skippable(const struct kfk_stream *s);
+
 #endif

@@ -38,6 +38,9 @@ enum { SIDE_CMD = 0, SIDE_REPLY = 1 };
 /* Give up a connection whose command direction has not found a clean
  * start in this many chunks: it is very likely not Redis at all. */
 #define REDIS_MAX_UNSYNCED_CHUNKS 256
+#define REDIS_SKIP_MIN 4096 /* skip_to only for at least this many payload bytes */
+
+#define HOST_HAS(h, f) ((h)->abi_minor >= 1 && SONDE_HAS_FIELD(h, struct sonde_host_api, f))
 
 static const double duration_bounds[] = { 0.001, 0.005, 0.01, 0.05, 0.1,
 	                                  0.5,   1,     5,    10 };
@@ -107,6 +110,7 @@ struct redis_conn {
 
 	char local_addr[48], peer_addr[48];
 	uint16_t local_port, peer_port;
+	struct sonde_capture_policy pol; /* SDK 1.1: what was asked */
 	struct redis_stats st;
 };
 
@@ -760,6 +764,28 @@ static int infer_dir(struct redis_conn *rc, const struct sonde_chunk *c)
 	return 0;
 }
 
+/* SDK 1.1: after a socket chunk that ends inside a big bulk string (a
+ * large value written or read), no payload is needed before the position
+ * where that string's payload ends (its CRLF is still read). Chunks from a
+ * TLS library count positions of their own: never used. */
+static void ask_skip(struct redis_conn *rc, const struct side *sd, const struct sonde_chunk *c)
+{
+	const struct sonde_host_api *h = rc->pl->host;
+	uint64_t left, to;
+
+	if (!sd->sync || !HOST_HAS(h, conn_set_capture) ||
+	    !SONDE_HAS_FIELD(c, struct sonde_chunk, source) || c->source != SONDE_SRC_SOCKET)
+		return;
+	left = resp_stream_skippable(&sd->rs);
+	if (left < REDIS_SKIP_MIN)
+		return;
+	to = c->pos + c->orig_len + left;
+	if (to <= rc->pol.skip_to[c->dir])
+		return;
+	rc->pol.skip_to[c->dir] = to;
+	h->conn_set_capture(rc->conn, &rc->pol); /* SONDE_ERR_UNSUPPORTED: no kernel */
+}
+
 static int redis_conn_data(void *conn_state, struct sonde_conn *conn,
                            const struct sonde_chunk *c)
 {
@@ -800,6 +826,7 @@ static int redis_conn_data(void *conn_state, struct sonde_conn *conn,
 		lose_sync(rc, si, "not RESP");
 	else if (c->orig_len > c->len)
 		skip_uncaptured(rc, si, c);
+	ask_skip(rc, sd, c);
 	return SONDE_OK;
 }
 
@@ -826,6 +853,7 @@ static int redis_conn_open(void *plugin_state, struct sonde_conn *conn,
 		return SONDE_ERR_NOMEM;
 	rc->pl = pl;
 	rc->conn = conn;
+	rc->pol.struct_size = sizeof(rc->pol);
 	rc->conn_id = ci->conn_id;
 	rc->role = ci->role;
 	rc->cmd_dir = -1;

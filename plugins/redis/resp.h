@@ -194,6 +194,11 @@ int resp_stream_in_msg(const struct resp_stream *s);
 ssize_t resp_stream_feed(struct resp_stream *s, const uint8_t *buf, size_t len,
                          struct resp_summary *out, int *done);
 
+/* Payload bytes of the current bulk string still to come that nobody
+ * reads (its copy, if any, is full), its CRLF excluded; 0 otherwise. What
+ * a capture policy may leave out. */
+uint64_t resp_stream_skippable(const struct resp_stream *s);
+
 /* n bytes went by that were not captured. They are absorbed by count while
  * they fall inside a bulk payload (and its CRLF); the message may complete
  * (*done, *out). Returns the bytes absorbed; fewer than n with !*done means

@@ -290,6 +290,18 @@ static int bulk_bytes(struct resp_stream *s, const uint8_t *p, size_t n, size_t 
 	return 0;
 }
 
+uint64_t resp_stream_skippable(const struct resp_stream *s)
+{
+	const struct resp_copy *d;
+
+	if (s->state != RS_BULK || s->bulk_left <= 2)
+		return 0;
+	d = dest_ptr((struct resp_stream *)s, s->bulk_dest);
+	if (d && d->len < RESP_KEEP_LEN)
+		return 0; /* its first bytes are still to be copied */
+	return s->bulk_left - 2;
+}
+
 ssize_t resp_stream_feed(struct resp_stream *s, const uint8_t *buf, size_t len,
                          struct resp_summary *out, int *done)
 {

@@ -23,6 +23,13 @@
  * the answer is finished from the chunk that ends with its last packet
  * (found by chaining headers backwards), or when the client sends its next
  * command. Compressed connections are not followed (said once, counted).
+ *
+ * SDK 1.1 (when the host has it, see sql_common.c): the rest of a packet
+ * nobody reads (a big row, LOCAL INFILE data) is not even copied by the
+ * kernel (skip_to), the server side asks for a 16 KiB capture, compressed
+ * and replication connections are muted, TLS plaintext is told by the
+ * chunk's source, and a timer ends a dark answer whose tail may have been
+ * in a cut chunk once the server is silent (dark_timeout).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +106,11 @@ struct my_conn {
 	char change_db[SQL_COLL_MAX];
 	uint64_t last_sv_ts;
 	uint32_t unsynced_chunks, tls_wait_chunks;
+	uint8_t cl_hdr[4];        /* unsynced: a chunk that was exactly a command's header */
+	uint8_t cl_hdr_ok;
+	uint64_t cl_hdr_ts;
+	uint8_t giving_up;        /* compression, replication: not followed */
+	uint8_t last_sv_cut;      /* the last server chunk was cut by the capture */
 	uint8_t exe_mariadbd;     /* the watched process is MariaDB's server */
 };
 
@@ -459,6 +471,7 @@ static void on_cl_cmd(struct my_conn *mc, const struct my_pkt *k)
 	case MY_COM_REGISTER_SLAVE:
 		mc->phase = MP_DONE; /* replication stream: not followed */
 		mc->sc.st.given_up++;
+		mc->giving_up = 1;
 		return;
 	default:
 		break;
@@ -990,6 +1003,7 @@ static int on_auth_reply(struct my_conn *mc, const struct my_pkt *k)
 			                     mc->sc.system);
 		}
 		mc->phase = MP_DONE;
+		mc->giving_up = 1;
 		return SONDE_ERR_PROTO;
 	}
 	enter_commands(mc);
@@ -1107,6 +1121,7 @@ static void dark_finish(struct my_conn *mc, const struct sonde_chunk *c, size_t 
 static int sv_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 {
 	mc->last_sv_ts = c->ts_unix_ns;
+	mc->last_sv_cut = c->orig_len > c->len;
 	if (c->flags & SONDE_CHUNK_GAP && (mc->sv_sync || mc->q_len))
 		lose_sv(mc, "gap in server bytes");
 	if (mc->sv_dark) {
@@ -1128,9 +1143,28 @@ static int sv_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 	}
 	if (feed(mc, 0, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
 		return SONDE_ERR_PROTO;
-	if (c->orig_len > c->len)
-		return skip_uncaptured(mc, 0, c);
+	if (c->orig_len > c->len && skip_uncaptured(mc, 0, c) != SONDE_OK)
+		return SONDE_ERR_PROTO;
+	if (mc->sv_sync)
+		sql_capture_skip(&mc->sc, c, my_stream_skippable(&mc->sv));
 	return SONDE_OK;
+}
+
+/* A chunk that is exactly the header of a command packet (sequence id 0).
+ * The servers (mariadbd, mysqld) read a packet's 4-byte header, then its
+ * payload, in two reads: on the server side a clean start is split. */
+static int cl_header_only(const struct sonde_chunk *c)
+{
+	return c->len == 4 && c->orig_len == 4 && c->data[3] == 0 && my_le24(c->data) > 0;
+}
+
+/* The chunk after a header-only chunk: the payload of that packet when it
+ * starts with a known command and is exactly as long as the header says
+ * (a payload read in pieces is not taken: the next command will be). */
+static int cl_split_start(const struct my_conn *mc, const struct sonde_chunk *c)
+{
+	return mc->cl_hdr_ok && c->len > 0 && !(c->flags & SONDE_CHUNK_GAP) &&
+	       c->orig_len == my_le24(mc->cl_hdr) && known_cmd(c->data[0]);
 }
 
 static int cl_chunk(struct my_conn *mc, const struct sonde_chunk *c)
@@ -1138,20 +1172,32 @@ static int cl_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 	if (c->flags & SONDE_CHUNK_GAP && (mc->cl_sync || mc->q_len))
 		lose_cl(mc, "gap in client bytes");
 	if (!mc->cl_sync) {
-		if (!cl_clean_start(c)) {
+		int split = cl_split_start(mc, c);
+
+		if (!split && !cl_clean_start(c)) {
+			mc->cl_hdr_ok = cl_header_only(c);
+			if (mc->cl_hdr_ok) {
+				memcpy(mc->cl_hdr, c->data, 4);
+				mc->cl_hdr_ts = c->ts_unix_ns;
+			}
 			if (++mc->unsynced_chunks > MY_MAX_UNSYNCED_CHUNKS && !mc->ever_synced)
 				return SONDE_ERR_PROTO;
 			return SONDE_OK;
 		}
 		my_stream_reset(&mc->cl);
 		mc->cl_sync = 1;
+		mc->cl_hdr_ok = 0;
 		mc->unsynced_chunks = 0;
 		resynced(mc);
+		if (split && feed(mc, 1, mc->cl_hdr, 4, mc->cl_hdr_ts) != SONDE_OK)
+			return SONDE_ERR_PROTO;
 	}
 	if (feed(mc, 1, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
 		return SONDE_ERR_PROTO;
-	if (c->orig_len > c->len)
-		return skip_uncaptured(mc, 1, c);
+	if (c->orig_len > c->len && skip_uncaptured(mc, 1, c) != SONDE_OK)
+		return SONDE_ERR_PROTO;
+	if (mc->cl_sync)
+		sql_capture_skip(&mc->sc, c, my_stream_skippable(&mc->cl));
 	return SONDE_OK;
 }
 
@@ -1190,6 +1236,7 @@ static void set_cl_dir(struct my_conn *mc, int dir)
 {
 	mc->cl_dir = dir;
 	mc->sc.role = dir == SONDE_DIR_EGRESS ? SONDE_ROLE_CLIENT : SONDE_ROLE_SERVER;
+	sql_capture_role(&mc->sc);
 }
 
 static void first_chunk(struct my_conn *mc, const struct sonde_chunk *c)
@@ -1205,8 +1252,11 @@ static void first_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 		return;
 	}
 	/* Picked up mid-stream: a command (sequence id 0) or an answer (1 and
-	 * on) says who is the client, whatever the role guessed. */
-	if (cl_clean_start(c))
+	 * on) says who is the client, whatever the role guessed (not when the
+	 * host saw the connection accepted or connected, SDK 1.1). */
+	if (!sql_role_from_bytes(&mc->sc))
+		;
+	else if (cl_clean_start(c))
 		set_cl_dir(mc, (int)c->dir);
 	else if (c->len >= 4 && c->data[3] != 0 && sv_clean_start(c))
 		set_cl_dir(mc, c->dir == SONDE_DIR_EGRESS ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS);
@@ -1215,10 +1265,35 @@ static void first_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 	enter_commands(mc);
 }
 
+/* Compression or replication: nothing more is followed. The kernel is
+ * told to send nothing more (1.1); on a 1.0 host the answer the code gave
+ * stands (SONDE_ERR_PROTO for compression, ignoring for replication). */
+static int give_up(struct my_conn *mc, int rc)
+{
+	mc->giving_up = 0;
+	drop_all(mc);
+	mc->phase = MP_DONE;
+	return sql_capture_mute(&mc->sc) ? SONDE_OK : rc;
+}
+
+/* SDK 1.1 timer: a dark answer (its middle lost) whose last server chunk
+ * was cut by the capture may have ended inside it: once the server has
+ * been silent for dark_timeout, it ends at its last bytes, as the client's
+ * next command would have ended it. */
+static void my_tick(struct sql_conn *sc, uint64_t now)
+{
+	struct my_conn *mc = (struct my_conn *)sc;
+	uint64_t quiet = (uint64_t)sc->set.dark_timeout_s * 1000000000ull;
+
+	if (mc->sv_dark && mc->last_sv_cut && quiet && now > mc->last_sv_ts &&
+	    now - mc->last_sv_ts >= quiet)
+		end_dark(mc);
+}
+
 static int my_conn_data(void *state, struct sonde_conn *conn, const struct sonde_chunk *c)
 {
 	struct my_conn *mc = state;
-	const struct sonde_conn_info *ci;
+	int rc;
 
 	mc->sc.conn = conn;
 	if (c->len == 0 && c->orig_len == 0)
@@ -1228,8 +1303,7 @@ static int my_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 	if (mc->phase == MP_INIT && !mc->from_start && !mc->ever_synced)
 		first_chunk(mc, c);
 	if (mc->phase == MP_TLS_WAIT) {
-		ci = mc->sc.pl->host->conn_info(conn);
-		if (!ci || !ci->tls)
+		if (!sql_chunk_tls(&mc->sc, c))
 			return ++mc->tls_wait_chunks > MY_MAX_TLS_WAIT_CHUNKS ? SONDE_ERR_PROTO
 			                                                       : SONDE_OK;
 		/* the TLS plaintext starts with the handshake response */
@@ -1237,9 +1311,10 @@ static int my_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 		my_stream_reset(&mc->sv);
 		mc->phase = MP_GREETED;
 	}
-	if ((int)c->dir == mc->cl_dir)
-		return cl_chunk(mc, c);
-	return sv_chunk(mc, c);
+	rc = (int)c->dir == mc->cl_dir ? cl_chunk(mc, c) : sv_chunk(mc, c);
+	if (mc->giving_up)
+		return give_up(mc, rc);
+	return rc;
 }
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
@@ -1252,6 +1327,7 @@ static int my_conn_open(void *plugin_state, struct sonde_conn *conn,
 	if (!mc)
 		return SONDE_ERR_NOMEM;
 	sql_conn_init(&mc->sc, plugin_state, conn, ci, "mysql");
+	mc->sc.tick = my_tick;
 	mc->cl_dir = ci->role == SONDE_ROLE_SERVER ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
 	mc->bs = SQL_BS_UNKNOWN;
 	mc->multi = 1;

@@ -72,6 +72,14 @@ static void emit(struct my_stream *s, struct my_pkt *k, int *done)
 	*done = 1;
 }
 
+uint64_t my_stream_skippable(const struct my_stream *s)
+{
+	/* by_cmd: the command byte decides the copy; it must be read first */
+	if (!s->in_body || s->body_done < s->want || (s->by_cmd && !s->cont && !s->body_done))
+		return 0;
+	return s->body_len - s->body_done;
+}
+
 int my_cmd_has_text(uint8_t cmd)
 {
 	return cmd == MY_COM_QUERY || cmd == MY_COM_STMT_PREPARE || cmd == MY_COM_INIT_DB ||

@@ -88,6 +88,10 @@ void my_stream_free(struct my_stream *s);
 void my_stream_reset(struct my_stream *s);
 int my_stream_in_pkt(const struct my_stream *s);
 
+/* Payload bytes of the current packet left that nobody reads (beyond the
+ * copy), or 0: what a capture policy may skip. */
+uint64_t my_stream_skippable(const struct my_stream *s);
+
 /* 1 for the commands whose payload carries text the plugin reads. */
 int my_cmd_has_text(uint8_t cmd);
 

@@ -25,6 +25,13 @@
  * Nothing of a value is kept: bodies are copied only for the messages read
  * (query texts, statement and portal names, command tags, the SQLSTATE of
  * errors); passwords, parameters, rows and COPY data are skipped by count.
+ *
+ * SDK 1.1 (when the host has it, see sql_common.c): the rest of a message
+ * body nobody reads is not even copied by the kernel (skip_to), the server
+ * side asks for a 16 KiB capture, a connection given up (GSS encryption,
+ * replication) is muted instead of answered SONDE_ERR_PROTO, TLS plaintext
+ * is told by the chunk's source, and a timer ends a dark cycle whose tail
+ * may have been in a cut chunk once the server is silent (dark_timeout).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +86,8 @@ struct pg_conn {
 	uint8_t fe_sync, be_sync, ever_synced;
 	uint8_t be_dark;         /* lost bytes inside the head cycle's response */
 	uint8_t from_start;      /* the startup packet was seen */
+	uint8_t giving_up;       /* GSS encryption, replication: not followed */
+	uint8_t last_be_cut;     /* the last backend chunk was cut by the capture */
 	enum sql_backslash bs;
 	uint32_t unsynced_chunks, tls_wait_chunks;
 	uint64_t last_be_ts;
@@ -775,6 +784,7 @@ static int on_be(struct pg_conn *pc, const struct pg_msg *m, uint64_t ts)
 	case 'G': pc->copy_in = p && (p->kind == PK_EXECUTE || p->kind == PK_QUERY); break;
 	case 'W':
 		pc->sc.st.given_up++;
+		pc->giving_up = 1;
 		log_dbg(pc, "CopyBoth (replication): not followed");
 		return SONDE_ERR_PROTO;
 	default: break; /* rows, notices, notifications, auth, keys, COPY data */
@@ -918,6 +928,7 @@ static int be_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 	long off;
 
 	pc->last_be_ts = c->ts_unix_ns;
+	pc->last_be_cut = c->orig_len > c->len;
 	if (c->flags & SONDE_CHUNK_GAP && (pc->be_sync || pc->q_len))
 		lose_be(pc, "gap in backend bytes");
 	if (pc->be_dark) {
@@ -938,8 +949,10 @@ static int be_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 	}
 	if (feed(pc, &pc->be, PG_BE, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
 		return SONDE_ERR_PROTO;
-	if (c->orig_len > c->len)
-		return skip_uncaptured(pc, &pc->be, PG_BE, c);
+	if (c->orig_len > c->len && skip_uncaptured(pc, &pc->be, PG_BE, c) != SONDE_OK)
+		return SONDE_ERR_PROTO;
+	if (pc->be_sync)
+		sql_capture_skip(&pc->sc, c, pg_stream_skippable(&pc->be));
 	return SONDE_OK;
 }
 
@@ -961,6 +974,8 @@ static int fe_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 	feed(pc, &pc->fe, PG_FE, c->data, c->len, c->ts_unix_ns);
 	if (c->orig_len > c->len)
 		skip_uncaptured(pc, &pc->fe, PG_FE, c);
+	if (pc->fe_sync)
+		sql_capture_skip(&pc->sc, c, pg_stream_skippable(&pc->fe));
 	return SONDE_OK;
 }
 
@@ -1008,6 +1023,7 @@ static void first_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 	pc->phase = PH_RUN;
 	if (startup_prefix(c->data, c->len)) {
 		set_fe_dir(pc, (int)c->dir);
+		sql_capture_role(&pc->sc);
 		pg_stream_reset(&pc->fe, 1);
 		pc->fe_sync = pc->be_sync = 1;
 		pc->ever_synced = 1;
@@ -1015,18 +1031,47 @@ static void first_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 	}
 	/* Picked up mid-stream: the message types say who writes what (a
 	 * forked server process that did not accept the socket looks like a
-	 * client to the core). */
+	 * client to the core), unless the host saw the connection accepted
+	 * or connected (SDK 1.1). */
+	if (!sql_role_from_bytes(&pc->sc))
+		return;
 	side = pg_side_of(c->data, c->len);
 	if (side == PG_FE)
 		set_fe_dir(pc, (int)c->dir);
 	else if (side == PG_BE)
 		set_fe_dir(pc, c->dir == SONDE_DIR_EGRESS ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS);
+	sql_capture_role(&pc->sc);
+}
+
+/* GSS encryption or replication: nothing more is followed. The kernel is
+ * told to send nothing more (1.1); a 1.0 host is answered SONDE_ERR_PROTO. */
+static int give_up(struct pg_conn *pc)
+{
+	drop_all(pc);
+	pc->phase = PH_DONE;
+	return sql_capture_mute(&pc->sc) ? SONDE_OK : SONDE_ERR_PROTO;
+}
+
+/* SDK 1.1 timer: a dark cycle (its answer's middle lost) whose last backend
+ * chunk was cut by the capture may have ended inside it: once the server
+ * has been silent for dark_timeout, the cycle ends at its last bytes, as
+ * the client's next request would have ended it. A last chunk captured
+ * whole and not ending with ReadyForQuery says the answer goes on: never
+ * ended by the timer. */
+static void pg_tick(struct sql_conn *sc, uint64_t now)
+{
+	struct pg_conn *pc = (struct pg_conn *)sc;
+	uint64_t quiet = (uint64_t)sc->set.dark_timeout_s * 1000000000ull;
+
+	if (pc->be_dark && pc->last_be_cut && quiet && now > pc->last_be_ts &&
+	    now - pc->last_be_ts >= quiet)
+		end_dark_cycle(pc);
 }
 
 static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde_chunk *c)
 {
 	struct pg_conn *pc = state;
-	const struct sonde_conn_info *ci;
+	int rc;
 
 	pc->sc.conn = conn;
 	if (c->len == 0 && c->orig_len == 0)
@@ -1035,8 +1080,7 @@ static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 	case PH_DONE:
 		return SONDE_OK;
 	case PH_TLS_WAIT:
-		ci = pc->sc.pl->host->conn_info(conn);
-		if (!ci || !ci->tls) {
+		if (!sql_chunk_tls(&pc->sc, c)) {
 			/* ciphertext of the handshake */
 			return ++pc->tls_wait_chunks > PG_MAX_TLS_WAIT_CHUNKS ? SONDE_ERR_PROTO
 			                                                       : SONDE_OK;
@@ -1061,7 +1105,7 @@ static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 			int a = answer(pc, c);
 
 			if (a < 0)
-				return SONDE_ERR_PROTO;
+				return give_up(pc);
 			if (a > 0)
 				return SONDE_OK;
 		}
@@ -1073,9 +1117,10 @@ static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 	default:
 		break;
 	}
-	if ((int)c->dir == pc->fe_dir)
-		return fe_chunk(pc, c);
-	return be_chunk(pc, c);
+	rc = (int)c->dir == pc->fe_dir ? fe_chunk(pc, c) : be_chunk(pc, c);
+	if (rc == SONDE_ERR_PROTO && pc->giving_up)
+		return give_up(pc);
+	return rc;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------------- */
@@ -1088,6 +1133,7 @@ static int pg_conn_open(void *plugin_state, struct sonde_conn *conn,
 	if (!pc)
 		return SONDE_ERR_NOMEM;
 	sql_conn_init(&pc->sc, plugin_state, conn, ci, "postgresql");
+	pc->sc.tick = pg_tick;
 	pc->fe_dir = ci->role == SONDE_ROLE_SERVER ? SONDE_DIR_INGRESS : SONDE_DIR_EGRESS;
 	pc->bs = SQL_BS_UNKNOWN;
 	pg_stream_init(&pc->fe, PG_FE, pc->sc.set.query_max);

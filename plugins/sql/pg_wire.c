@@ -233,6 +233,13 @@ uint64_t pg_stream_skip(struct pg_stream *s, uint64_t n, struct pg_msg *m, int *
 	return k;
 }
 
+uint64_t pg_stream_skippable(const struct pg_stream *s)
+{
+	if (!s->in_body || s->body_done < s->want)
+		return 0;
+	return s->body_len - s->body_done;
+}
+
 int pg_chain(int side, const uint8_t *p, size_t n, int *end)
 {
 	size_t k = 0;

@@ -71,6 +71,10 @@ ssize_t pg_stream_feed(struct pg_stream *s, const uint8_t *p, size_t n, uint64_t
  * rest, if any, would be structure: the caller has lost its place. */
 uint64_t pg_stream_skip(struct pg_stream *s, uint64_t n, struct pg_msg *m, int *done);
 
+/* Body bytes of the current message left that nobody reads (beyond the
+ * copy), or 0: what a capture policy may skip. */
+uint64_t pg_stream_skippable(const struct pg_stream *s);
+
 /* Is (type, length field) a plausible header for this side? type 0 is a
  * startup-phase packet (frontend only). */
 int pg_header_ok(int side, uint8_t type, uint32_t lenfield);

@@ -69,6 +69,8 @@ void sql_settings_read(struct sql_plugin *pl, struct sonde_conn *conn, struct sq
 	                                         SQL_QUERY_MIN, SQL_QUERY_MAX_CFG);
 	s->prepared_max = (uint32_t)sql_config_long(pl, conn, "max_prepared",
 	                                            SQL_PREPARED_DEFAULT, 16, 65536);
+	s->dark_timeout_s = (uint32_t)sql_config_long(pl, conn, "dark_timeout",
+	                                              SQL_DARK_TIMEOUT_DEFAULT, 0, 86400);
 }
 
 /* ---- statements -------------------------------------------------------------------- */
@@ -346,11 +348,25 @@ void sql_conn_init(struct sql_conn *sc, struct sql_plugin *pl, struct sonde_conn
 		sc->local_port = sc->peer_port = 0;
 	}
 	sql_settings_read(pl, conn, &sc->set);
+	if (SONDE_HAS_FIELD(ci, struct sonde_conn_info, flags))
+		sc->flags = ci->flags;
+	sc->pol.struct_size = sizeof(sc->pol);
+	sc->next = pl->conns;
+	if (pl->conns)
+		pl->conns->pprev = &sc->next;
+	sc->pprev = &pl->conns;
+	pl->conns = sc;
+	sql_capture_role(sc);
 }
 
 void sql_conn_fini(struct sql_conn *sc)
 {
 	const struct sql_stats *s = &sc->st;
+
+	sql_report_stats(sc);
+	*sc->pprev = sc->next;
+	if (sc->next)
+		sc->next->pprev = sc->pprev;
 
 	if (s->dropped || s->unmatched || s->sync_lost || s->span_limit || s->unknown_stmt)
 		sc->pl->host->log(sc->pl->self, SONDE_LOG_DEBUG,
@@ -362,6 +378,104 @@ void sql_conn_fini(struct sql_conn *sc)
 		                  (unsigned long long)s->sync_lost,
 		                  (unsigned long long)s->unknown_stmt);
 	sql_stats_add(&sc->pl->tot, s);
+}
+
+/* ---- SDK 1.1 ------------------------------------------------------------------------------ */
+
+int sql_role_from_bytes(const struct sql_conn *sc)
+{
+	const struct sonde_host_api *h = sc->pl->host;
+
+	if (h->abi_minor < 1 || sc->role == SONDE_ROLE_UNKNOWN)
+		return 1;
+	return (sc->flags & (SONDE_CONN_ROLE_INFERRED | SONDE_CONN_MIDSTREAM)) != 0;
+}
+
+int sql_chunk_tls(const struct sql_conn *sc, const struct sonde_chunk *c)
+{
+	const struct sonde_conn_info *ci;
+
+	/* The chunk says it (1.1); a socket chunk is still plaintext when the
+	 * host says the connection is (a 1.0-style feeder: replays of old
+	 * recordings, th_conn_set_tls). */
+	if (SONDE_HAS_FIELD(c, struct sonde_chunk, source) && c->source != SONDE_SRC_SOCKET)
+		return 1;
+	ci = sc->pl->host->conn_info(sc->conn);
+	return ci && ci->tls;
+}
+
+/* 1 when the kernel will obey (SONDE_ERR_UNSUPPORTED: no kernel, a replay
+ * or the test host; a 1.0 host has no such call). */
+static int push_policy(struct sql_conn *sc)
+{
+	const struct sonde_host_api *h = sc->pl->host;
+
+	if (!SQL_HOST_HAS(h, conn_set_capture) || !sc->conn)
+		return 0;
+	return h->conn_set_capture(sc->conn, &sc->pol) == SONDE_OK;
+}
+
+void sql_capture_role(struct sql_conn *sc)
+{
+	uint32_t cap = sc->role == SONDE_ROLE_SERVER ? SQL_SERVER_CAP : 0;
+
+	if (sc->pol.cap == cap || sc->muted)
+		return;
+	sc->pol.cap = cap;
+	push_policy(sc);
+}
+
+int sql_capture_mute(struct sql_conn *sc)
+{
+	if (!sc->muted) {
+		sc->pol.flags |= SONDE_CAPTURE_MUTE;
+		sc->muted = (uint8_t)push_policy(sc);
+	}
+	return sc->muted;
+}
+
+void sql_capture_skip(struct sql_conn *sc, const struct sonde_chunk *c, uint64_t left)
+{
+	uint64_t to;
+	int d = c->dir == SONDE_DIR_EGRESS;
+
+	if (left < SQL_SKIP_MIN || sc->muted || !SONDE_HAS_FIELD(c, struct sonde_chunk, source) ||
+	    c->source != SONDE_SRC_SOCKET)
+		return;
+	to = c->pos + c->orig_len + left;
+	if (to <= sc->pol.skip_to[d])
+		return;
+	sc->pol.skip_to[d] = to;
+	push_policy(sc);
+}
+
+/* sonde.event values, in the order of struct sql_stats. */
+static const char *const event_names[] = {
+	"operations",     "spans",          "errors",         "dropped",       "unmatched",
+	"sync_lost",      "resyncs",        "dark_done",      "ended_unseen",  "unknown_stmt",
+	"stmt_evicted",   "not_run",        "split_mismatch", "unanswered",    "tls",
+	"compressed",     "given_up",       "span_limit",     "late_spans",    "cancels",
+	"auth_failed",
+};
+
+void sql_report_stats(struct sql_conn *sc)
+{
+	const uint64_t *now = (const uint64_t *)&sc->st;
+	uint64_t *was = (uint64_t *)&sc->reported;
+	const char *vals[2] = { sc->system, NULL };
+
+	_Static_assert(sizeof(event_names) / sizeof(event_names[0]) ==
+	               sizeof(struct sql_stats) / sizeof(uint64_t), "one name per counter");
+	if (!sc->pl->events)
+		return;
+	for (size_t i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++) {
+		/* spans and errors are the spans themselves (and the histogram) */
+		if (now[i] == was[i] || i == 1 || i == 2)
+			continue;
+		vals[1] = event_names[i];
+		sc->pl->host->counter_add(sc->pl->events, sc->conn, (double)(now[i] - was[i]), vals);
+		was[i] = now[i];
+	}
 }
 
 /* ---- spans --------------------------------------------------------------------------------- */

@@ -63,10 +63,23 @@ const struct sql_stats *sql_debug_totals(void);
 
 #define SQL_SERVERS 64 /* MySQL-protocol servers remembered (MariaDB or MySQL) */
 
+/* ---- SDK 1.1 (each member used only when the host has it) ---------------------- */
+
+#define SQL_HOST_HAS(h, f) ((h)->abi_minor >= 1 && SONDE_HAS_FIELD(h, struct sonde_host_api, f))
+#define SQL_SERVER_CAP 16384u     /* capture cap asked for the server side */
+#define SQL_SKIP_MIN 4096u        /* skip_to only for at least this many bytes */
+#define SQL_TICK_NS (5ull * 1000000000ull)
+#define SQL_DARK_TIMEOUT_DEFAULT 30 /* seconds; the `dark_timeout` setting */
+
+struct sql_conn;
+
 struct sql_plugin {
 	const struct sonde_host_api *host;
 	struct sonde_plugin_handle *self;
 	struct sonde_metric *duration; /* db.client.operation.duration */
+	struct sonde_metric *events;   /* sonde.sql.events (1.1 counter) or NULL */
+	struct sonde_timer *tick;      /* 1.1; freed by the host at unload */
+	struct sql_conn *conns;        /* open connections, for the timer */
 	struct sql_stats tot;
 	uint8_t logged_compress;       /* "compression is on" said once */
 	struct {
@@ -82,6 +95,7 @@ struct sql_settings {
 	uint8_t query_text;      /* export db.query.text (default on: it is sanitised) */
 	uint32_t query_max;      /* bytes of query text copied */
 	uint32_t prepared_max;   /* prepared statements remembered */
+	uint32_t dark_timeout_s; /* end a dark operation after this silence (0: never) */
 };
 
 void sql_settings_read(struct sql_plugin *pl, struct sonde_conn *conn, struct sql_settings *s);
@@ -154,12 +168,39 @@ struct sql_conn {
 	uint16_t family;
 	struct sql_settings set;
 	struct sql_stats st;
+	/* SDK 1.1 */
+	struct sql_conn *next, **pprev;  /* pl->conns */
+	void (*tick)(struct sql_conn *sc, uint64_t now); /* the protocol's timer step */
+	struct sql_stats reported;       /* already added to pl->events */
+	struct sonde_capture_policy pol; /* what was asked with conn_set_capture */
+	uint32_t flags;                  /* conn_info.flags (SONDE_CONN_*), 0 on 1.0 */
+	uint8_t muted;                   /* given up: the kernel was told to stop */
 };
 
 void sql_conn_init(struct sql_conn *sc, struct sql_plugin *pl, struct sonde_conn *conn,
                    const struct sonde_conn_info *ci, const char *system);
 /* Log the counters (debug) and add them to the totals. */
 void sql_conn_fini(struct sql_conn *sc);
+
+/* May the bytes decide who is the client? Not when the host saw the
+ * connection accepted or connected (SDK 1.1: the role is neither inferred
+ * nor of a connection met mid-stream); always on a 1.0 host. */
+int sql_role_from_bytes(const struct sql_conn *sc);
+/* Plaintext from a TLS library: the chunk's source (1.1), else
+ * conn_info.tls. */
+int sql_chunk_tls(const struct sql_conn *sc, const struct sonde_chunk *c);
+/* The server side asks for the larger capture cap (after a role change too). */
+void sql_capture_role(struct sql_conn *sc);
+/* The connection is given up: tell the kernel to send nothing more. 1 when
+ * it will (a 1.1 host with a kernel); 0 on a 1.0 host or without a kernel
+ * (replays, the test host): the caller then gives up the 1.0 way. */
+int sql_capture_mute(struct sql_conn *sc);
+/* After a socket chunk of c's direction: the next `left` bytes are inside
+ * a message body nobody reads, so no payload is needed before the stream
+ * position just after them (skip_to). */
+void sql_capture_skip(struct sql_conn *sc, const struct sonde_chunk *c, uint64_t left);
+/* Add what the connection counted since the last report to sonde.sql.events. */
+void sql_report_stats(struct sql_conn *sc);
 
 /* One operation becoming one span. */
 struct sql_op {

@@ -18,6 +18,38 @@ static const char *const duration_keys[] = {
 	"error.type",     "db.response.status_code", "server.address",     "server.port",
 };
 
+/* SDK 1.1 timer: each protocol's step (dark operations), then the counters. */
+static void sql_tick(void *arg, uint64_t now)
+{
+	struct sql_plugin *pl = arg;
+
+	for (struct sql_conn *sc = pl->conns; sc; sc = sc->next) {
+		if (sc->tick)
+			sc->tick(sc, now);
+		sql_report_stats(sc);
+	}
+}
+
+static void init_v11(struct sql_plugin *pl)
+{
+	static const char *const keys[] = { "db.system", "sonde.event" };
+	struct sonde_counter_desc d = {
+		.struct_size = sizeof(d),
+		.name = "sonde.sql.events",
+		.unit = "{event}",
+		.description = "What the sql plugin counted per connection: operations, and what "
+		               "did not become a span or was not followed (sonde.event).",
+		.attr_keys = keys,
+		.n_attr_keys = 2,
+	};
+	const struct sonde_host_api *h = pl->host;
+
+	if (SQL_HOST_HAS(h, counter_add))
+		pl->events = h->counter_register(pl->self, &d);
+	if (SQL_HOST_HAS(h, timer_start))
+		pl->tick = h->timer_start(pl->self, SQL_TICK_NS, SQL_TICK_NS, sql_tick, pl);
+}
+
 /* Totals for tests: reset at init, added as connections close. */
 static struct sql_stats debug_totals;
 static struct sql_plugin *current;
@@ -57,6 +89,7 @@ static int sql_init(const struct sonde_host_api *host, struct sonde_plugin_handl
 	if (!pl->duration)
 		host->log(self, SONDE_LOG_WARN, "db.client.operation.duration not registered; "
 		                                "client spans will have no metric");
+	init_v11(pl);
 	memset(&debug_totals, 0, sizeof(debug_totals));
 	current = pl;
 	*plugin_state = pl;

@@ -217,6 +217,8 @@ static void fuzz_plugin(const uint8_t *p, size_t n, uint8_t cfg)
 		off += len;
 		ts += 1000;
 	}
+	/* SDK 1.1 timers (expiry of uncertain streams): all due now */
+	th_run_timers(h, (uint64_t)1 << 62);
 	th_conn_close(c, ts);
 	if (th_n_open(h) || th_misuse(h))
 		__builtin_trap();

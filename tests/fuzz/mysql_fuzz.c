@@ -106,6 +106,16 @@ static void check_decoder(const uint8_t *p, size_t n)
 		__builtin_trap();
 }
 
+/* Points of one metric (SDK 1.1 counters are points too, without a span). */
+static size_t points_of(struct th_host *h, const char *metric)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < th_n_records(h); i++)
+		n += !strcmp(th_record(h, i)->m->name, metric);
+	return n;
+}
+
 static void run_plugin(const uint8_t *p, size_t n)
 {
 	struct th_host *h = th_new();
@@ -161,10 +171,12 @@ static void run_plugin(const uint8_t *p, size_t n)
 		off += len;
 		ts += 1 + (fl >> 5) * 1000;
 	}
+	/* SDK 1.1 timers (expiry of what waits too long): all due now */
+	th_run_timers(h, (uint64_t)1 << 62);
 	th_conn_close(c, ts);
 	if (th_n_open(h) != 0 || th_misuse(h) != 0)
 		__builtin_trap();
-	if (th_n_records(h) > th_n_ended(h))
+	if (points_of(h, "db.client.operation.duration") > th_n_ended(h))
 		__builtin_trap();
 	th_free(h);
 }

@@ -197,6 +197,13 @@ def part_fresh(d):
              "rpc_server_duration_milliseconds_count == RPC server spans")
     check_eq(int(prom_sum(metrics, "rpc_client_duration_milliseconds_count")), rpc_c,
              "rpc_client_duration_milliseconds_count == RPC client spans")
+    # SDK 1.1 counters: a stream is counted as dropped only when it got no
+    # span, so never more than the calls without one (both sides)
+    dropped = int(prom_sum(metrics, "sonde_h2_dropped_streams_total"))
+    losses = int(prom_sum(metrics, "sonde_h2_position_losses_total"))
+    check(dropped <= 2 * calls - len(ss) - len(cs),
+          f"grpcio: sonde_h2_dropped_streams_total ({dropped}) <= calls without a span "
+          f"({2 * calls - len(ss) - len(cs)}); position losses {losses}")
     uni = [s for s in ss if s["name"] == "demo.Echo/Unary"]
     if uni:
         a = uni[0]["attributes"]
@@ -240,6 +247,9 @@ def part_pre_existing(d):
         check_full(all(codes.get(c, 0) == 1 for c in (3, 5, 13, 14)),
                    f"pre-existing channel, {label}: error codes sent for the first time are "
                    f"known ({dict(codes)})", why)
+    # the fields left out are counted (SDK 1.1 counter)
+    unknown = int(prom_sum(metrics, "sonde_h2_unknown_header_fields_total"))
+    check(unknown > 0, f"pre-existing channel: sonde_h2_unknown_header_fields_total = {unknown} > 0")
     print(f"     plugin: {[l.strip() for l in agent.err if '[grpc] info' in l]}")
 
 

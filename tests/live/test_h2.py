@@ -12,6 +12,11 @@
    no query string in url.path.
 3. h2 over TLS: nghttpd with a self-signed certificate (libssl, through the
    TLS uprobes) driven by h2load and curl: spans with url.scheme=https.
+4. The plugin's capture cap (SDK 1.1): a node http2 client makes one
+   request, waits, then 20 at once; nghttpd answers the burst in one write
+   of about 10 KB (20 responses), more than the default 4 KiB capture: with
+   the 16384-byte cap the plugin asks for, that write is captured whole, so
+   all 21 requests are SERVER spans and no read or write was cut.
 """
 import collections
 import os
@@ -22,6 +27,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from sonde_live import (Agent, Proc, cannot_run, check, check_eq, fetch, finish, free_port,
                         prom_sum, require_live, wait_port, workdir)
+
+PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc_peers")
 
 
 def docroot(d):
@@ -34,6 +41,8 @@ def docroot(d):
             f.write("user\n")
     with open(os.path.join(root, "big.bin"), "wb") as f:
         f.write(b"b" * 300000)
+    with open(os.path.join(root, "burst.bin"), "wb") as f:
+        f.write(b"m" * 500)
     return root
 
 
@@ -168,13 +177,38 @@ def part_tls(d, root):
              "h2 over TLS (libssl uprobes): server spans with url.scheme=https")
 
 
+def part_burst(d, root):
+    port, pprom = free_port(), free_port()
+    srv = Proc(["nghttpd", "--no-tls", "-d", root, str(port)])
+    wait_port(port)
+    agent = Agent("--open-port", str(port), "--prometheus-port", str(pprom))
+    try:
+        r = subprocess.run(["node", os.path.join(PEERS, "h2_burst.js"), str(port), "/burst.bin", "20", "500"],
+                           capture_output=True, text=True, timeout=60)
+        agent.wait_spans(21, timeout=10, pred=lambda s: s["scope"] == "grpc")
+        time.sleep(0.5)
+        metrics = fetch(f"http://127.0.0.1:{pprom}/metrics")
+    finally:
+        agent.stop()
+        srv.stop()
+    check_eq(r.stdout.strip(), '{"ok":21}', f"node http2: 21 requests answered ({r.stderr.strip()[-200:]})")
+    spans = h2_spans(agent, "SERVER")
+    check_eq(collections.Counter((s["attributes"].get("url.path"), s["attributes"].get("http.response.status_code"))
+                                 for s in spans), {("/burst.bin", 200): 21},
+             "a burst answered in one ~10 KB write: one SERVER span per request")
+    check_eq(int(prom_sum(metrics, "sonde_payloads_truncated_total")), 0,
+             "capture cap 16384 (SDK 1.1 conn_set_capture): no write of nghttpd was cut")
+    check_eq(int(prom_sum(metrics, "sonde_h2_position_losses_total")), 0, "no frame position lost")
+
+
 def main():
-    require_live("nghttpd", "h2load", "curl", "openssl")
+    require_live("nghttpd", "h2load", "curl", "openssl", "node")
     d = workdir("h2")
     root = docroot(d)
     part_h2load(d, root)
     part_curl(d, root)
     part_tls(d, root)
+    part_burst(d, root)
     finish()
 
 

@@ -7,6 +7,12 @@ back end on the serving thread (client span must be the server span's
 child). Driven by curl, a keep-alive client and raw pipelined requests.
 Asserts span counts equal request counts, attributes, statuses, routes,
 traceparent, privacy, and /metrics histogram counts.
+
+Then (SDK 1.1 skip_to): 20 MB downloads from python http.server and nginx
+by curl, both ends watched: once a response head with its Content-Length
+is read, the body's reads and writes are not copied by the kernel
+(sonde_payload_bytes_skipped_total), and every download is still one span
+per side with status 200.
 """
 import os
 import subprocess
@@ -211,7 +217,38 @@ def main():
     check(prom_sum(metrics, "sonde_instrumented_processes") >= 3, "instrumented processes gauge")
     check(prom_sum(metrics, "sonde_payloads_truncated_total") >= 1, "truncated payloads counted (big.bin)")
     check('service_name="' in metrics, "service_name label")
+    skip_body_bytes()
     finish()
+
+
+def skip_body_bytes():
+    root = workdir("bigroot")
+    os.chmod(root, 0o755)
+    size = 20_000_000
+    with open(os.path.join(root, "big.bin"), "wb") as f:
+        f.write(os.urandom(size))
+    p_py, p_ng, p_prom = free_port(), free_port(), free_port()
+    py = Proc([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", root, str(p_py)])
+    ng = nginx(p_ng, root)
+    wait_port(p_py)
+    wait_port(p_ng)
+    agent = Agent("--open-port", f"{p_py},{p_ng}", "--exe-path", "curl$", "--prometheus-port", str(p_prom))
+    try:
+        codes = curl(f"http://127.0.0.1:{p_py}/big.bin") + curl(f"http://127.0.0.1:{p_ng}/big.bin")
+        agent.wait_spans(4, timeout=10)
+        time.sleep(1.0)
+        metrics = fetch(f"http://127.0.0.1:{p_prom}/metrics")
+    finally:
+        agent.stop()
+        py.stop()
+        ng.stop()
+    check_eq(codes, ["200", "200"], "two 20 MB downloads")
+    got = sorted((s["kind"], s["attributes"].get("http.response.status_code")) for s in agent.spans())
+    check_eq(got, [("CLIENT", 200)] * 2 + [("SERVER", 200)] * 2, "one span per download and side")
+    skipped = int(prom_sum(metrics, "sonde_payload_bytes_skipped_total"))
+    # The policy applies from the system call after the agent read the
+    # head: the first pieces of each body are still copied.
+    check(0 < skipped <= 2 * 2 * size, f"body bytes not copied (skip_to): {skipped} of {2 * 2 * size} moved")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ watched by --exe-path 'kcat$', and kafkajs (npm), watched from its first byte
    capture): one span each, counts right or left out; garbage, a truncated
    frame and hostile sizes sent to the broker do not hurt the agent.
 6. messaging_client_operation_duration_seconds_count == client spans.
+7. SDK 1.1 counters (semconv v1.28.0 names): messaging.client.sent.messages
+   of topic orders without error == the 300 messages kcat produced, those
+   with error.type == the messages of the rejected requests;
+   messaging.client.consumed.messages == the 300 kcat consumed and the 100
+   kafkajs consumed; every client span's count is in a counter.
 """
 import collections
 import os
@@ -238,6 +243,26 @@ def main():
              "messaging_client_operation_duration_seconds_count == client spans")
     check(not any("m001" in str(s["attributes"]) or "kjs-1" in str(s["attributes"]) for s in spans),
           "no message payload in any attribute")
+
+    # ---- 7. SDK 1.1 counters ------------------------------------------------------
+    sent, consumed = "messaging_client_sent_messages_total", "messaging_client_consumed_messages_total"
+    orders_all = int(prom_sum(metrics, sent, messaging_destination_name="orders"))
+    orders_err = int(prom_sum(metrics, sent, messaging_destination_name="orders",
+                              error_type="NOT_LEADER_OR_FOLLOWER"))
+    check_eq(orders_all - orders_err, 300, "messaging.client.sent.messages{orders}, no error == kcat's 300")
+    check_eq(orders_err, sum(count(s) for s in errs), "sent messages with error.type == the rejected requests'")
+    check_eq(int(prom_sum(metrics, sent, messaging_destination_name="audit")), 10 * len(a0),
+             "acks=0 sends are counted (10 messages each)")
+    check_eq(int(prom_sum(metrics, sent, messaging_destination_name="kjs")), 100, "kafkajs: 100 sent")
+    check_eq(int(prom_sum(metrics, consumed, messaging_destination_name="orders")), 300,
+             "messaging.client.consumed.messages{orders} == kcat's 300")
+    check_eq(int(prom_sum(metrics, consumed, messaging_destination_name="kjs")), 100,
+             "messaging.client.consumed.messages{kjs} == kafkajs' 100")
+    known = [s for s in client if count(s) is not None]
+    check_eq(int(prom_sum(metrics, sent)) + int(prom_sum(metrics, consumed)), sum(count(s) for s in known),
+             "sent + consumed == the messages of the client spans whose count is known")
+    check_eq(int(prom_sum(metrics, sent, server_port=port)), int(prom_sum(metrics, sent)),
+             "the counters carry server.port")
     finish()
 
 

@@ -15,7 +15,11 @@ clients' (pgbench's transaction count).
    equal pg_stat_statements calls.
 3. psql with literals and errors: SQLSTATE on error spans; no literal in any
    output (spans, agent log at debug level, /metrics).
-4. A big result (cut by the capture) is one span with the row count.
+4. A big result (cut by the capture) is one span with the row count. One
+   row of 2 MB: once its DataRow header is read the plugin says (SDK 1.1
+   skip_to) that the rest of the row is not needed, so the reads and writes
+   inside it are not copied (sonde_payload_bytes_skipped_total), and the
+   server side still counts its row.
 5. TLS (node pg, ssl): the plaintext after the SSL answer is followed.
 6. A connection picked up mid-stream (node pg with a named statement
    prepared before the agent started): one span per execution, no text.
@@ -289,6 +293,32 @@ def test_big_result(pg):
         check(ok_rows, f"cap {cap}: rows from the tag, or left out when the tail was not captured ({rows})")
 
 
+def test_big_row(pg):
+    q = "SELECT repeat('x', 2000000) AS big"
+    pprom = free_port()
+    agent = Agent("--open-port", str(pg.port), "--exe-path", "psql$", "--prometheus-port", str(pprom))
+    try:
+        r = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", "postgres",
+                            "-At", "-c", q], capture_output=True, text=True, timeout=30)
+        agent.wait_spans(2, timeout=10, pred=lambda s: s["scope"] == "sql")
+        time.sleep(0.3)
+        metrics = fetch(f"http://127.0.0.1:{pprom}/metrics")
+    finally:
+        agent.stop()
+    check_eq(len(r.stdout.strip()), 2000000, "psql read the 2 MB row")
+    big = [s for s in sql_spans(agent) if s["attributes"].get("db.query.text") == "SELECT repeat(?, ?) AS big"]
+    check_eq(sorted(s["kind"] for s in big), ["CLIENT", "SERVER"], "the 2 MB row: one span each side")
+    rows = {s["kind"]: s["attributes"].get("db.response.returned_rows") for s in big}
+    check(rows.get("SERVER") == 1 and rows.get("CLIENT") in (1, None),
+          f"the server side counts its one row; the client's count is exact or left out ({rows})")
+    skipped = int(prom_sum(metrics, "sonde_payload_bytes_skipped_total"))
+    # The policy lands when the agent has read the chunk with the row's
+    # header: the writes and reads made before that are copied as usual
+    # (how many depends on the agent's lag), the later ones inside the row
+    # are not. Nothing is skipped without skip_to.
+    check(0 < skipped <= 2 * 2000000, f"skip_to: {skipped} payload bytes not copied (of 2 x 2000000 moved)")
+
+
 def test_tls(d):
     cert, key = os.path.join(d, "server.crt"), os.path.join(d, "server.key")
     r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
@@ -402,6 +432,7 @@ def main():
     try:
         test_pgbench(pg, d)
         test_psql(pg, d)
+        test_big_row(pg)
         test_midstream(pg)
         test_unix(pg)
     finally:

@@ -11,6 +11,9 @@
    no span at all; with `protocols: [redis]` it does.
 4. Drop-in: sdk/template built out of tree with pkg-config, copied into a
    plugin directory while the agent runs, is loaded and produces spans.
+5. Values of 1 MB (redis-benchmark -d 1000000): spans per command ==
+   INFO commandstats on both sides, and (SDK 1.1 skip_to) part of the
+   value bytes are not copied (sonde_payload_bytes_skipped_total > 0).
 """
 import collections
 import os
@@ -57,6 +60,34 @@ def commandstats(port):
 def span_counts(spans, kind):
     return collections.Counter(s["attributes"]["db.operation.name"] for s in spans
                                if s["kind"] == kind and s["scope"] == "redis")
+
+
+def big_values(rport):
+    pprom = free_port()
+    bench = Proc(["sh", "-c", f"read go; exec redis-benchmark -p {rport} -c 1 -n 30 -d 1000000 "
+                  f"-t set,get -q"], stdin=subprocess.PIPE)
+    agent = Agent("--open-port", str(rport), "--pid", str(bench.pid), "--prometheus-port", str(pprom))
+    try:
+        before = commandstats(rport)
+        bench.p.stdin.write(b"go\n")
+        bench.p.stdin.flush()
+        bench.p.wait(120)
+        after = commandstats(rport)
+        delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("SET", "GET")}
+        agent.wait_spans(2 * sum(delta.values()), timeout=15,
+                         pred=lambda s: s["attributes"].get("db.operation.name") in ("SET", "GET"))
+        time.sleep(0.5)
+        metrics = fetch(f"http://127.0.0.1:{pprom}/metrics")
+    finally:
+        agent.stop()
+        bench.stop()
+    spans = agent.spans()
+    for kind in ("SERVER", "CLIENT"):
+        c = span_counts(spans, kind)
+        check_eq({k: c.get(k, 0) for k in delta}, delta, f"1 MB values: {kind} spans == INFO commandstats")
+    skipped = int(prom_sum(metrics, "sonde_payload_bytes_skipped_total"))
+    moved = 2 * 1000000 * sum(delta.values())
+    check(0 < skipped <= moved, f"value bytes not copied (skip_to): {skipped} of {moved} moved")
 
 
 def main():
@@ -138,6 +169,9 @@ def main():
         sets = [s for s in spans if s["name"] == "SET"]
         check(len(sets) == 1 and sets[0]["attributes"].get("db.namespace") == "3",
               "db.namespace after SELECT")
+
+        # ---- 5. big values: skip_to --------------------------------------
+        big_values(rport)
 
         # ---- 3. per-service enablement -------------------------------------
         for protos, want in (("[http]", 0), ("[http, redis]", 5)):

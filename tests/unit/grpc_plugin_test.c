@@ -19,6 +19,13 @@
 #include "testhost.h"
 #include "test/h2_build.h"
 
+/* SDK 1.1 checks read what the real host kept: the capture policy the
+ * plugin asked for (host_conn_capture) and span parents (a sink). */
+#include <time.h>
+#include "host/host.h"
+#include "host/loader.h"
+#include "telemetry/span.h"
+
 const struct sonde_plugin *sonde_plugin_entry(void);
 
 /* --- conversations --------------------------------------------------------------------- */
@@ -1134,6 +1141,386 @@ START_TEST(bulk_transfer_not_given_up)
 }
 END_TEST
 
+
+/* --- SDK 1.1 ------------------------------------------------------------------------------- */
+
+/* The plugin as a 1.0 host would run it: the real host's table cut to its
+ * 1.0 size (abi_minor 0), so no 1.1 member may be used. */
+static struct sonde_host_api api10;
+static struct sonde_plugin desc10;
+
+static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **st)
+{
+	api10 = *host;
+	api10.abi_minor = 0;
+	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
+	                    sizeof(api10.histogram_record);
+	return sonde_plugin_entry()->init(&api10, self, st);
+}
+
+static const struct sonde_plugin *as_abi_1_0(void)
+{
+	desc10 = *sonde_plugin_entry();
+	desc10.init = init_as_10;
+	return &desc10;
+}
+
+/* Ended spans as the host exports them (with their parents). */
+#define MAX_SUNK 64
+static struct span *sunk[MAX_SUNK];
+static size_t n_sunk;
+
+static void sink_emit(void *ctx, struct span *sp)
+{
+	(void)ctx;
+	if (n_sunk < MAX_SUNK)
+		sunk[n_sunk++] = span_ref(sp);
+}
+
+static struct span_sink parent_sink = { .name = "grpc_test", .emit = sink_emit };
+
+static void sink_attach(struct th_host *h)
+{
+	n_sunk = 0;
+	host_add_sink(th_self(h)->reg->owner, &parent_sink);
+}
+
+static void sink_release(void)
+{
+	for (size_t i = 0; i < n_sunk; i++)
+		span_unref(sunk[i]);
+	n_sunk = 0;
+}
+
+static const struct span *sunk_named(const char *name)
+{
+	for (size_t i = 0; i < n_sunk; i++)
+		if (!strcmp(sunk[i]->name, name))
+			return sunk[i];
+	return NULL;
+}
+
+static bool is_root(const struct span *sp)
+{
+	static const uint8_t zero[8];
+
+	return !memcmp(sp->parent_span_id, zero, 8);
+}
+
+static bool child_of(const struct span *c, const struct span *p)
+{
+	return !memcmp(c->trace_id, p->trace_id, 16) && !memcmp(c->parent_span_id, p->span_id, 8);
+}
+
+/* Writes [from, to) of c on thread tid. */
+static void feed_tid(struct th_conn *fc, const struct conv *c, enum sonde_role role, unsigned from,
+                     unsigned to, uint32_t tid)
+{
+	for (unsigned i = from; i < to && i < c->n; i++) {
+		struct sonde_chunk ch = { 0 };
+
+		ch.dir = dir_of(c->from_client[i], role);
+		ch.ts_unix_ns = ts_of(i);
+		ch.data = c->w[i].p;
+		ch.len = ch.orig_len = c->w[i].len;
+		ch.tid = tid;
+		th_conn_feed_chunk(fc, &ch);
+	}
+}
+
+/* Sum of the points of a counter with (optionally) one attribute value. */
+static double counted(struct th_host *h, const char *name, const char *key, const char *val)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < th_n_records(h); i++) {
+		const struct th_record *r = th_record(h, i);
+		const char *v = key ? th_record_val(r, key) : NULL;
+
+		if (!strcmp(r->m->name, name) && (!key || (v && !strcmp(v, val))))
+			sum += r->value;
+	}
+	return sum;
+}
+
+/* One thread reads every stream of a multiplexed server connection: a
+ * stream that starts while another is in flight is not made the thread's
+ * active span, so a client call made on that thread is not given it as a
+ * guessed parent. A stream alone on its connection is (the host's
+ * default). */
+START_TEST(v11_server_streams_not_active_when_multiplexed)
+{
+	struct conv sv, cl;
+	unsigned req3, resp1;
+
+	conv_init(&sv, false);
+	start(&sv);
+	grpc_req(&sv, 1, "/up.Front/One");
+	flush(&sv, true);
+	req3 = sv.n;
+	grpc_req(&sv, 3, "/up.Front/Three");
+	flush(&sv, true);
+	resp1 = sv.n;
+	RESP(&sv, 1, 0, ":status", "200", "content-type", "application/grpc");
+	RESP(&sv, 1, 1, "grpc-status", "0");
+	flush(&sv, false);
+	RESP(&sv, 3, 0, ":status", "200", "content-type", "application/grpc");
+	RESP(&sv, 3, 1, "grpc-status", "0");
+	flush(&sv, false);
+	conv_init(&cl, false);
+	start(&cl);
+	unary(&cl, 1, "/down.Back/Call", 0);
+
+	for (int multiplexed = 0; multiplexed <= 1; multiplexed++) {
+		struct th_host *h = th_new();
+		struct sonde_conn_info ci;
+		struct th_conn *a, *b;
+
+		ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+		sink_attach(h);
+		th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+		a = th_conn_open(h, &ci);
+		th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+		ci.conn_id = 2;
+		b = th_conn_open(h, &ci);
+		if (multiplexed) {
+			/* stream 1 alone (active), stream 3 joins it (not active),
+			 * stream 1 ends: the call made now is stream 3's or nobody's */
+			feed_tid(a, &sv, SONDE_ROLE_SERVER, 0, resp1 + 1, 7);
+			feed_tid(b, &cl, SONDE_ROLE_CLIENT, 0, cl.n, 7);
+			feed_tid(a, &sv, SONDE_ROLE_SERVER, resp1 + 1, sv.n, 7);
+		} else {
+			feed_tid(a, &sv, SONDE_ROLE_SERVER, 0, req3, 7);
+			feed_tid(b, &cl, SONDE_ROLE_CLIENT, 0, cl.n, 7);
+			feed_tid(a, &sv, SONDE_ROLE_SERVER, req3, sv.n, 7);
+		}
+		th_conn_close(a, ts_of(90));
+		th_conn_close(b, ts_of(90));
+		ck_assert_uint_eq(n_sunk, 3);
+		if (multiplexed)
+			ck_assert(is_root(sunk_named("down.Back/Call")));
+		else
+			ck_assert(child_of(sunk_named("down.Back/Call"), sunk_named("up.Front/One")));
+		ck_assert(is_root(sunk_named("up.Front/One")));
+		ck_assert(is_root(sunk_named("up.Front/Three")));
+		ck_assert_uint_eq(th_misuse(h), 0);
+		th_free(h);
+		sink_release();
+	}
+	conv_free(&sv);
+	conv_free(&cl);
+}
+END_TEST
+
+/* The largest capture cap is asked for each HTTP/2 connection (1.1 only). */
+START_TEST(v11_capture_cap)
+{
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct th_host *h = th_new();
+		struct sonde_conn_info ci;
+		struct sonde_capture_policy p;
+		struct th_conn *fc;
+
+		ck_assert_int_eq(th_load(h, v10 ? as_abi_1_0() : sonde_plugin_entry(), "grpc"),
+		                 SONDE_OK);
+		th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+		fc = th_conn_open(h, &ci);
+		memset(&p, 0, sizeof(p));
+		if (v10) {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(fc), &p), 0);
+		} else {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(fc), &p), 1);
+			ck_assert_uint_eq(p.cap, 16384);
+			ck_assert_uint_eq(p.flags, 0);
+			ck_assert_uint_eq(p.skip_to[0] | p.skip_to[1], 0);
+		}
+		th_free(h);
+	}
+}
+END_TEST
+
+/* The loss scenario of gap_in_responses, on a 1.1 host and on a 1.0 host:
+ * the same spans; the 1.1 host also gets the counters. */
+START_TEST(v11_counters_and_abi_1_0)
+{
+	struct conv c;
+	unsigned lost;
+	char want[8192], got[8192];
+
+	conv_init(&c, true);
+	start(&c);
+	grpc_req(&c, 1, "/pkg.Svc/One");
+	grpc_req(&c, 3, "/pkg.Svc/Two");
+	flush(&c, true);
+	RESP(&c, 1, 0, ":status", "200", "content-type", "application/grpc");
+	RESP(&c, 3, 0, ":status", "200", "content-type", "application/grpc");
+	flush(&c, false);
+	lost = c.n;
+	RESP(&c, 1, 1, "grpc-status", "0");
+	flush(&c, false);
+	RESP(&c, 3, 1, "grpc-status", "0");
+	flush(&c, false);
+	unary(&c, 5, "/pkg.Svc/Three", 0);
+	want[0] = 0;
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct run r;
+		struct sonde_chunk ch = { 0 };
+
+		r.h = th_new();
+		ck_assert_int_eq(th_load(r.h, v10 ? as_abi_1_0() : sonde_plugin_entry(), "grpc"),
+		                 SONDE_OK);
+		{
+			struct sonde_conn_info ci;
+			th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+			r.fc = th_conn_open(r.h, &ci);
+		}
+		feed_range(r.fc, &c, SONDE_ROLE_SERVER, 0, lost, 0);
+		ch.dir = SONDE_DIR_EGRESS;
+		ch.ts_unix_ns = ts_of(lost + 1);
+		ch.data = c.w[lost + 1].p;
+		ch.len = ch.orig_len = c.w[lost + 1].len;
+		ch.flags = SONDE_CHUNK_GAP;
+		th_conn_feed_chunk(r.fc, &ch);
+		feed_range(r.fc, &c, SONDE_ROLE_SERVER, lost + 2, c.n, 0);
+		run_close(&r);
+		ck_assert_uint_eq(th_n_ended(r.h), 2); /* Two and Three; One's end was lost */
+		ck_assert_uint_eq(th_n_dropped(r.h), 1);
+		summary(r.h, v10 ? got : want, sizeof(want));
+		if (v10) {
+			ck_assert_str_eq(got, want);
+			ck_assert_ptr_null(th_metric_by_name(r.h, "sonde.h2.dropped.streams"));
+			ck_assert_ptr_null(th_metric_by_name(r.h, "sonde.h2.position.losses"));
+			ck_assert_uint_eq(th_run_timers(r.h, ~0ull >> 1), 0); /* no timer */
+		} else {
+			struct th_metric *m = th_metric_by_name(r.h, "sonde.h2.dropped.streams");
+
+			ck_assert_ptr_nonnull(m);
+			ck_assert_str_eq(m->unit, "{stream}");
+			ck_assert(counted(r.h, "sonde.h2.dropped.streams", "sonde.reason",
+			                  "uncertain_at_close") == 1);
+			ck_assert(counted(r.h, "sonde.h2.position.losses", "network.io.direction",
+			                  "transmit") == 1);
+			ck_assert(counted(r.h, "sonde.h2.position.losses", "network.io.direction",
+			                  "receive") == 0);
+			/* Three's grpc-status was indexed in bytes that were lost */
+			ck_assert(counted(r.h, "sonde.h2.unknown.header_fields", NULL, NULL) >= 1);
+		}
+		th_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
+static uint64_t wall_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+/* A stream made uncertain by lost bytes, and silent for a minute, is
+ * dropped by the timer (its end may have been lost); a stream that goes on
+ * after the loss, and one never touched by a loss, are kept. */
+START_TEST(v11_uncertain_streams_expire)
+{
+	struct conv c;
+	struct run r;
+	struct sonde_chunk ch = { 0 };
+	uint64_t t0 = wall_now();
+	unsigned req5;
+
+	conv_init(&c, false);
+	start(&c);
+	grpc_req(&c, 1, "/pkg.Svc/Silent");
+	grpc_req(&c, 3, "/pkg.Svc/Talks");
+	flush(&c, true);
+	req5 = c.n;
+	grpc_req(&c, 5, "/pkg.Svc/Later");
+	flush(&c, true);
+	h2b_grpc_msg(&c.cur, 3, 10, 0);
+	flush(&c, true);
+	run_open(&r, SONDE_ROLE_SERVER, 0);
+	for (unsigned i = 0; i < req5; i++) {
+		memset(&ch, 0, sizeof(ch));
+		ch.dir = dir_of(c.from_client[i], SONDE_ROLE_SERVER);
+		ch.ts_unix_ns = t0 + i;
+		ch.data = c.w[i].p;
+		ch.len = ch.orig_len = c.w[i].len;
+		th_conn_feed_chunk(r.fc, &ch);
+	}
+	/* bytes lost: 1 and 3 are uncertain */
+	memset(&ch, 0, sizeof(ch));
+	ch.dir = SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = t0 + 30ull * 1000000000ull;
+	ch.data = c.w[req5].p;
+	ch.len = ch.orig_len = c.w[req5].len;
+	ch.flags = SONDE_CHUNK_GAP;
+	th_conn_feed_chunk(r.fc, &ch);
+	/* 3 goes on at +50 s */
+	ch.ts_unix_ns = t0 + 50ull * 1000000000ull;
+	ch.data = c.w[req5 + 1].p;
+	ch.len = ch.orig_len = c.w[req5 + 1].len;
+	ch.flags = 0;
+	th_conn_feed_chunk(r.fc, &ch);
+	th_run_timers(r.h, t0 + 20ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_dropped(r.h), 0);
+	th_run_timers(r.h, t0 + 65ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_dropped(r.h), 1); /* Silent: 65 s without a frame */
+	ck_assert_str_eq(th_span(r.h, 0)->name, "HTTP");
+	ck_assert_int_eq(th_span(r.h, 0)->state, TH_SPAN_DROPPED);
+	ck_assert(counted(r.h, "sonde.h2.dropped.streams", "sonde.reason", "expired") == 1);
+	th_run_timers(r.h, t0 + 200ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_dropped(r.h), 2); /* Talks: silent since +50 s */
+	ck_assert_int_eq(th_span(r.h, 2)->state, TH_SPAN_OPEN); /* Later: no loss */
+	th_run_timers(r.h, t0 + 5000ull * 1000000000ull);
+	ck_assert_int_eq(th_span(r.h, 2)->state, TH_SPAN_OPEN);
+	th_conn_close(r.fc, t0 + 5001ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_ended(r.h), 1); /* Later: connection_closed */
+	ck_assert_uint_eq(th_n_open(r.h), 0);
+	ck_assert_uint_eq(th_misuse(r.h), 0);
+	th_free(r.h);
+	conv_free(&c);
+}
+END_TEST
+
+
+/* url.scheme from the source of the request's bytes (SDK 1.1 chunk->source):
+ * TLS plaintext gives https even before conn_info.tls is set. */
+START_TEST(v11_scheme_from_chunk_source)
+{
+	struct conv c;
+
+	conv_init(&c, false);
+	start(&c);
+	REQ(&c, 1, 1, ":method", "GET", ":scheme", "http", ":path", "/a", ":authority", "x");
+	flush(&c, true);
+	RESP(&c, 1, 1, ":status", "200");
+	flush(&c, false);
+	for (int tls = 0; tls <= 1; tls++) {
+		struct run r;
+
+		run_open(&r, SONDE_ROLE_SERVER, 0);
+		for (unsigned i = 0; i < c.n; i++) {
+			struct sonde_chunk ch = { 0 };
+
+			ch.dir = dir_of(c.from_client[i], SONDE_ROLE_SERVER);
+			ch.ts_unix_ns = ts_of(i);
+			ch.data = c.w[i].p;
+			ch.len = ch.orig_len = c.w[i].len;
+			ch.source = tls ? SONDE_SRC_TLS : SONDE_SRC_SOCKET;
+			th_conn_feed_chunk(r.fc, &ch);
+		}
+		ck_assert_uint_eq(th_n_ended(r.h), 1);
+		ck_assert_str_eq(th_span_str(th_ended(r.h, 0), "url.scheme"), tls ? "https" : "http");
+		run_close(&r);
+		th_free(r.h);
+	}
+	conv_free(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("grpc_plugin");
@@ -1160,6 +1547,11 @@ static Suite *suite(void)
 	tcase_add_test(t, trailers_late_blocks_http_errors);
 	tcase_add_test(t, preface_overrides_role);
 	tcase_add_test(t, bulk_transfer_not_given_up);
+	tcase_add_test(t, v11_server_streams_not_active_when_multiplexed);
+	tcase_add_test(t, v11_capture_cap);
+	tcase_add_test(t, v11_counters_and_abi_1_0);
+	tcase_add_test(t, v11_uncertain_streams_expire);
+	tcase_add_test(t, v11_scheme_from_chunk_source);
 	suite_add_tcase(s, t);
 	return s;
 }

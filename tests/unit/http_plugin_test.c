@@ -14,6 +14,9 @@
 #include <string.h>
 
 #include "testhost.h"
+/* SDK 1.1 checks read the capture policy the plugin asked for from the
+ * real host (the test host has no getter for it). */
+#include "host/host.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
@@ -1082,6 +1085,156 @@ START_TEST(link_and_header_precedence)
 }
 END_TEST
 
+/* --- SDK 1.1 ---------------------------------------------------------------------- */
+
+/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
+ * size (abi_minor 0), so no 1.1 member may be used. */
+static struct sonde_host_api api10;
+static struct sonde_plugin desc10;
+
+static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **st)
+{
+	api10 = *host;
+	api10.abi_minor = 0;
+	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
+	                    sizeof(api10.histogram_record);
+	return sonde_plugin_entry()->init(&api10, self, st);
+}
+
+static void start_v(enum sonde_role role, int v10)
+{
+	H = th_new();
+	desc10 = *sonde_plugin_entry();
+	desc10.init = init_as_10;
+	ck_assert_int_eq(th_load(H, v10 ? &desc10 : sonde_plugin_entry(), "http"), SONDE_OK);
+	open_conn(H, role, 0, NULL);
+}
+
+/* A chunk at stream position pos; s == NULL: skipped by the kernel. */
+static void feed_pos(enum sonde_dir dir, uint64_t ts, uint64_t pos, const char *s, size_t len,
+                     size_t orig, uint8_t source)
+{
+	struct sonde_chunk ch = { 0 };
+
+	ch.dir = dir;
+	ch.ts_unix_ns = ts;
+	ch.data = (const uint8_t *)s;
+	ch.len = len;
+	ch.orig_len = orig;
+	ch.pos = pos;
+	ch.source = source;
+	ch.tid = 77;
+	if (!s)
+		ch.flags = SONDE_CHUNK_SKIPPED | SONDE_CHUNK_TRUNCATED;
+	else if (orig > len)
+		ch.flags = SONDE_CHUNK_TRUNCATED;
+	ck_assert_int_eq(th_conn_feed_chunk(C, &ch), SONDE_OK);
+}
+
+/* A 1 MB download (client side): after the read holding the head, no
+ * payload is needed up to the end of the body (skip_to on the read
+ * direction); the reads the kernel skips end the exchange on time, and the
+ * next exchange is followed. TLS chunks and a 1.0 host ask nothing. */
+START_TEST(v11_skip_content_length_body)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n";
+	static char first[4096];
+	const size_t hl = sizeof(head) - 1;
+	const uint64_t p0 = 300; /* the request's bytes came before, other direction */
+
+	memcpy(first, head, hl);
+	memset(first + hl, 'b', sizeof(first) - hl);
+	for (int mode = 0; mode < 3; mode++) { /* 0: 1.1, 1: TLS chunks, 2: 1.0 host */
+		struct sonde_capture_policy p;
+		uint64_t end = p0 + hl + 1000000, off;
+
+		start_v(SONDE_ROLE_CLIENT, mode == 2);
+		feed(REQ, 1000, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+		feed_pos(RES, 2000, p0, first, sizeof(first), 65536, mode == 1 ? SONDE_SRC_TLS : 0);
+		if (mode) {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 0);
+		} else {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 1);
+			ck_assert_uint_eq(p.skip_to[RES], end);
+			ck_assert_uint_eq(p.skip_to[REQ], 0);
+			ck_assert_uint_eq(p.flags, 0);
+		}
+		for (off = p0 + 65536; off + 65536 <= end; off += 65536)
+			feed_pos(RES, 3000, off, NULL, 0, 65536, mode == 1 ? SONDE_SRC_TLS : 0);
+		feed_pos(RES, 4000, off, NULL, 0, end - off, mode == 1 ? SONDE_SRC_TLS : 0);
+		ck_assert_uint_eq(th_n_ended(H), 1);
+		ck_assert_uint_eq(ended(0)->end_ns, 4000);
+		ck_assert_int_eq(status_of(ended(0)), 200);
+		feed(REQ, 5000, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n");
+		feed_pos(RES, 6000, end, RESP_OK_5, strlen(RESP_OK_5), strlen(RESP_OK_5), 0);
+		ck_assert_uint_eq(th_n_ended(H), 2);
+		assert_str_attr(ended(1), "url.path", "/small");
+		/* nothing more to skip: nothing asked again */
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 0);
+		finish(7000);
+	}
+}
+END_TEST
+
+/* An upload in chunked coding: inside a chunk's data, no payload is needed
+ * up to the chunk's end; the next size line is read. Below 4096 bytes left
+ * nothing is asked. */
+START_TEST(v11_skip_chunk_data)
+{
+	static const char head[] = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                           "10000\r\n"; /* 65536 bytes of data */
+	static char w1[1024];
+	const size_t hl = sizeof(head) - 1;
+	struct sonde_capture_policy p;
+	const char *tail = "\r\n0\r\n\r\n";
+
+	memcpy(w1, head, hl);
+	memset(w1 + hl, 'u', sizeof(w1) - hl);
+	start(SONDE_ROLE_SERVER);
+	feed_pos(REQ, 1000, 0, w1, sizeof(w1), sizeof(w1), 0);
+	ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 1);
+	ck_assert_uint_eq(p.skip_to[REQ], hl + 65536);
+	feed_pos(REQ, 1100, sizeof(w1), NULL, 0, hl + 65536 - 3000 - sizeof(w1), 0);
+	{
+		static char w3[3000 + 16];
+
+		memset(w3, 'u', 3000);
+		memcpy(w3 + 3000, tail, strlen(tail));
+		feed_pos(REQ, 1200, hl + 65536 - 3000, w3, 3000 + strlen(tail), 3000 + strlen(tail), 0);
+	}
+	ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 0); /* 3000 < 4096 */
+	feed(RES, 2000, RESP_OK_5);
+	ck_assert_uint_eq(th_n_ended(H), 1);
+	assert_str_attr(ended(0), "http.request.method", "POST");
+	finish(3000);
+}
+END_TEST
+
+/* After 101 Switching Protocols (a WebSocket) nothing is HTTP any more: the
+ * connection is muted (1.1), its span ended first. */
+START_TEST(v11_tunnel_muted)
+{
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct sonde_capture_policy p;
+
+		start_v(SONDE_ROLE_SERVER, v10);
+		feed(REQ, 1000, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+		                "Connection: Upgrade\r\n\r\n");
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 0);
+		feed(RES, 2000, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		                "Connection: Upgrade\r\n\r\n");
+		ck_assert_uint_eq(th_n_ended(H), 1);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), !v10);
+		if (!v10)
+			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
+		feed(REQ, 3000, "\x81\x05hello");
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(C), &p), 0); /* once */
+		finish(4000);
+	}
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http_plugin");
@@ -1120,6 +1273,9 @@ static Suite *suite(void)
 	tcase_add_test(tc, same_host_late_link_moves_children);
 	tcase_add_test(tc, forwarded_traceparent_finds_the_proxy_span);
 	tcase_add_loop_test(tc, link_and_header_precedence, 0, 2);
+	tcase_add_test(tc, v11_skip_content_length_body);
+	tcase_add_test(tc, v11_skip_chunk_data);
+	tcase_add_test(tc, v11_tunnel_muted);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -19,7 +19,12 @@
 
 #include <sonde/plugin.h>
 
+#include <time.h>
+
 #include "testhost.h"
+/* SDK 1.1 checks read the capture policy the plugin asked for from the
+ * real host (the test host has no getter for it). */
+#include "host/host.h"
 #include "kafka_build.h"
 #include "kafka_internal.h"
 #include "kafka_stream.h"
@@ -97,6 +102,42 @@ static void feed_chunk(struct t *t, enum sonde_dir d, uint64_t ts, const void *p
 	ch.tid = 3;
 	th_conn_feed_chunk(t->c, &ch);
 }
+
+/* Points of one metric: the duration histogram's, or a counter's (SDK 1.1
+ * counters are recorded by the host like histogram values). */
+static size_t n_points(struct th_host *h, const char *metric)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < th_n_records(h); i++)
+		n += !strcmp(th_record(h, i)->m->name, metric);
+	return n;
+}
+
+static const struct th_record *point(struct th_host *h, const char *metric, size_t k)
+{
+	for (size_t i = 0; i < th_n_records(h); i++)
+		if (!strcmp(th_record(h, i)->m->name, metric) && k-- == 0)
+			return th_record(h, i);
+	return NULL;
+}
+
+/* Sum of a counter's points whose `key` is `val` (key NULL: all). */
+static double counted(struct th_host *h, const char *metric, const char *key, const char *val)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < th_n_records(h); i++) {
+		const struct th_record *r = th_record(h, i);
+		const char *v = key ? th_record_val(r, key) : NULL;
+
+		if (!strcmp(r->m->name, metric) && (!key || (val ? v && !strcmp(v, val) : !v)))
+			sum += r->value;
+	}
+	return sum;
+}
+
+#define DURATION "messaging.client.operation.duration"
 
 static const char *sattr(const struct th_span *s, const char *k)
 {
@@ -233,12 +274,20 @@ START_TEST(test_rec_kcat_produce)
 		}
 	}
 	/* one duration point per span, labelled like it */
-	ck_assert_uint_eq(th_n_records(t.h), 5);
-	ck_assert_str_eq(th_record_val(th_record(t.h, 0), "error.type"),
+	ck_assert_uint_eq(n_points(t.h, DURATION), 5);
+	ck_assert_str_eq(th_record_val(point(t.h, DURATION, 0), "error.type"),
 	                 "NOT_LEADER_OR_FOLLOWER");
-	ck_assert_str_eq(th_record_val(th_record(t.h, 4), "messaging.destination.name"),
+	ck_assert_str_eq(th_record_val(point(t.h, DURATION, 4), "messaging.destination.name"),
 	                 "orders");
-	ck_assert_ptr_null(th_record_val(th_record(t.h, 4), "error.type"));
+	ck_assert_ptr_null(th_record_val(point(t.h, DURATION, 4), "error.type"));
+	/* SDK 1.1: the messages of every answered Produce, failed ones too */
+	ck_assert(counted(t.h, "messaging.client.sent.messages", NULL, NULL) == 34);
+	ck_assert(counted(t.h, "messaging.client.sent.messages", "error.type",
+	                  "NOT_LEADER_OR_FOLLOWER") == 14);
+	ck_assert(counted(t.h, "messaging.client.sent.messages", "messaging.destination.name",
+	                  "orders") == 34);
+	ck_assert(counted(t.h, "messaging.client.sent.messages", "server.port", "9092") == 34);
+	ck_assert_uint_eq(n_points(t.h, "messaging.client.consumed.messages"), 0);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->requests, 8);
 	ck_assert_uint_eq(kafka_debug_totals()->by_api[KFK_API_PRODUCE], 5);
@@ -270,7 +319,7 @@ START_TEST(test_rec_broker)
 		ck_assert_int_eq(iattr(s, "server.port"), 9092);
 		ck_assert_int_eq(s->status, i < 2 ? SONDE_STATUS_ERROR : SONDE_STATUS_UNSET);
 	}
-	ck_assert_uint_eq(th_n_records(t.h), 0);
+	ck_assert_uint_eq(th_n_records(t.h), 0); /* the broker side: no metric, no counter */
 	done(&t);
 
 	/* acks=0: the span ends with the request */
@@ -329,7 +378,13 @@ START_TEST(test_rec_kcat_fetch)
 		sum += iattr(s, "messaging.batch.message_count");
 	}
 	ck_assert_int_eq(sum, 20);
-	ck_assert_uint_eq(th_n_records(t.h), 3);
+	ck_assert_uint_eq(n_points(t.h, DURATION), 3);
+	/* SDK 1.1: the 20 messages delivered */
+	ck_assert(counted(t.h, "messaging.client.consumed.messages", "messaging.destination.name",
+	                  "orders") == 20);
+	ck_assert(counted(t.h, "messaging.client.consumed.messages", "messaging.operation.name",
+	                  "receive") == 20);
+	ck_assert_uint_eq(n_points(t.h, "messaging.client.sent.messages"), 0);
 	done(&t);
 	ck_assert_uint_eq(kafka_debug_totals()->fetch_empty, 1);
 	ck_assert_uint_eq(kafka_debug_totals()->closed_pending, 1);
@@ -806,6 +861,209 @@ START_TEST(test_privacy)
 }
 END_TEST
 
+/* ---- SDK 1.1 ------------------------------------------------------------------------ */
+
+/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
+ * size (abi_minor 0), so no 1.1 member may be used. */
+static struct sonde_host_api api10;
+static struct sonde_plugin desc10;
+
+static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **st)
+{
+	api10 = *host;
+	api10.abi_minor = 0;
+	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
+	                    sizeof(api10.histogram_record);
+	return sonde_plugin_entry()->init(&api10, self, st);
+}
+
+static struct t setup_v(enum sonde_role role, int v10, uint32_t flags, const char *key,
+                        const char *val)
+{
+	struct t t;
+	struct sonde_conn_info ci;
+
+	t.h = th_new();
+	if (key) {
+		const char *v[] = { val };
+
+		th_set_config(t.h, NULL, key, v, 1);
+	}
+	desc10 = *sonde_plugin_entry();
+	desc10.init = init_as_10;
+	ck_assert_int_eq(th_load(t.h, v10 ? &desc10 : sonde_plugin_entry(), "kafka"), SONDE_OK);
+	th_conn_info_init(&ci, role);
+	ci.local_port = role == SONDE_ROLE_CLIENT ? 51000 : 9092;
+	ci.peer_port = role == SONDE_ROLE_CLIENT ? 9092 : 51000;
+	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "127.0.0.9");
+	ci.flags = flags;
+	t.c = th_conn_open(t.h, &ci);
+	ck_assert_ptr_nonnull(t.c);
+	return t;
+}
+
+static void feed_at(struct t *t, enum sonde_dir d, uint64_t ts, uint64_t pos, const void *p,
+                    size_t len, size_t orig)
+{
+	struct sonde_chunk ch = { 0 };
+
+	ch.dir = d;
+	ch.ts_unix_ns = ts;
+	ch.data = p;
+	ch.len = len;
+	ch.orig_len = orig;
+	ch.pos = pos;
+	if (!p)
+		ch.flags = SONDE_CHUNK_SKIPPED | SONDE_CHUNK_TRUNCATED;
+	else if (orig > len)
+		ch.flags = SONDE_CHUNK_TRUNCATED;
+	th_conn_feed_chunk(t->c, &ch);
+}
+
+/* A Produce request of two 60,000-byte record batches written in pieces:
+ * after the piece holding a batch header, no payload is needed up to the
+ * next batch header (skip_to, in stream positions); the pieces the kernel
+ * then skips are walked by count, the second header is read, and the
+ * message count stays exact. A 1.0 host is asked nothing. */
+START_TEST(v11_skip_records)
+{
+	struct kb_topic tp = { "bulk", 1, { { .index = 0, .nbatches = 2, .recs = { 500, 400 },
+	                                      .body = 60000 } } };
+
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct t t = setup_v(SONDE_ROLE_CLIENT, v10, 0, NULL, NULL);
+		struct kb q = { 0 }, r = { 0 };
+		struct sonde_capture_policy p;
+		const uint64_t pos = 700;
+		size_t hdr1, off, next;
+
+		kb_produce_req(&q, 8, 1, "bulker", 1, &tp, 1);
+		kb_produce_resp(&r, 8, 1, &tp, 1);
+		/* the first batch header ends 61 bytes into the records */
+		hdr1 = q.n - 2 * (61 + 60000) + 61;
+		feed_at(&t, EG, 10, pos, q.b, hdr1 + 3000, hdr1 + 3000);
+		if (v10) {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		} else {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_uint_eq(p.skip_to[SONDE_DIR_EGRESS], pos + hdr1 + 60000);
+			ck_assert_uint_eq(p.skip_to[SONDE_DIR_INGRESS], 0);
+		}
+		/* skipped writes inside batch 1, then one holding batch 2's header */
+		off = hdr1 + 3000;
+		next = hdr1 + 60000;
+		for (; off + 20000 <= next; off += 20000)
+			feed_at(&t, EG, 11, pos + off, NULL, 0, 20000);
+		feed_at(&t, EG, 12, pos + off, q.b + off, (next - off) + 61 + 100, (next - off) + 61 + 100);
+		off = next + 61 + 100;
+		if (!v10) {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_uint_eq(p.skip_to[SONDE_DIR_EGRESS], pos + q.n);
+		}
+		feed_at(&t, EG, 13, pos + off, NULL, 0, q.n - off);
+		feed(&t, IN, 20, &r);
+		ck_assert_uint_eq(th_n_ended(t.h), 1);
+		ck_assert_int_eq(iattr(th_ended(t.h, 0), "messaging.batch.message_count"), 900);
+		if (!v10)
+			ck_assert(counted(t.h, "messaging.client.sent.messages", "messaging.destination.name",
+			                  "bulk") == 900);
+		else
+			ck_assert_uint_eq(n_points(t.h, "messaging.client.sent.messages"), 0);
+		done(&t);
+		ck_assert_uint_eq(kafka_debug_totals()->sync_lost, 0);
+		kb_free(&q);
+		kb_free(&r);
+	}
+}
+END_TEST
+
+/* A connection the host met mid-stream (SDK 1.1 SONDE_CONN_MIDSTREAM)
+ * whose first write is the middle of a frame: both directions start
+ * unsynced and find their place at the next request, with no loss
+ * counted; the same bytes on a connection seen from its start are a loss
+ * in each direction. */
+START_TEST(v11_midstream_starts_unsynced)
+{
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic tp = orders_topic;
+
+	kb_produce_req(&q, 8, 1, "c", 1, &tp, 1);
+	kb_produce_resp(&r, 8, 1, &tp, 1);
+	for (int mid = 0; mid <= 1; mid++) {
+		struct t t = setup_v(SONDE_ROLE_CLIENT, 0, mid ? SONDE_CONN_MIDSTREAM : 0, NULL, NULL);
+
+		feed_chunk(&t, EG, 5, q.b + 20, q.n - 20, q.n - 20, 0); /* the tail of a frame */
+		feed_chunk(&t, IN, 6, r.b + 9, r.n - 9, r.n - 9, 0);
+		feed(&t, EG, 10, &q);
+		feed(&t, IN, 20, &r);
+		ck_assert_uint_eq(th_n_ended(t.h), 1);
+		ck_assert_str_eq(th_ended(t.h, 0)->name, "send orders");
+		done(&t);
+		ck_assert_uint_eq(kafka_debug_totals()->sync_lost, (mid ? 0 : 2)); /* both directions */
+	}
+	kb_free(&q);
+	kb_free(&r);
+}
+END_TEST
+
+/* A request whose answer never comes: the timer drops it (and its span)
+ * once it has waited longer than request_timeout (300 s by default),
+ * counted as expired; request_timeout 0 keeps it until close. */
+START_TEST(v11_request_timeout)
+{
+	struct kb q = { 0 };
+	struct kb_topic tp = orders_topic;
+	struct timespec now;
+	uint64_t t0;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	t0 = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	kb_produce_req(&q, 8, 1, "c", 1, &tp, 1);
+	for (int off = 0; off <= 1; off++) {
+		struct t t = setup_v(SONDE_ROLE_CLIENT, 0, 0, off ? "request_timeout" : NULL, "0");
+
+		feed(&t, EG, t0, &q);
+		th_run_timers(t.h, t0 + 200ull * 1000000000ull);
+		ck_assert_uint_eq(th_n_dropped(t.h), 0);
+		th_run_timers(t.h, t0 + 301ull * 1000000000ull);
+		ck_assert_uint_eq(th_n_dropped(t.h), off ? 0 : 1);
+		if (!off)
+			ck_assert(counted(t.h, "sonde.kafka.dropped.requests", "sonde.reason",
+			                  "expired") == 1);
+		done(&t);
+		ck_assert_uint_eq(kafka_debug_totals()->expired, off ? 0 : 1);
+		ck_assert_uint_eq(kafka_debug_totals()->closed_pending, off ? 1 : 0);
+	}
+	kb_free(&q);
+}
+END_TEST
+
+
+/* A Produce answer cut by the capture before its error codes: the span
+ * ends, but the sent-messages counter adds nothing (whether it failed is
+ * not known, and a count without error.type would say it did not). */
+START_TEST(v11_sent_needs_a_known_outcome)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct kb q = { 0 }, r = { 0 };
+	struct kb_topic tp = orders_topic;
+
+	kb_produce_req(&q, 8, 1, "c", 1, &tp, 1);
+	kb_produce_resp(&r, 8, 1, &tp, 1);
+	feed(&t, EG, 10, &q);
+	feed_chunk(&t, IN, 20, r.b, 8, r.n, 0); /* size and correlation id only */
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(n_points(t.h, "messaging.client.sent.messages"), 0);
+	feed(&t, EG, 30, &q);
+	feed(&t, IN, 40, &r);
+	ck_assert(counted(t.h, "messaging.client.sent.messages", NULL, NULL) > 0);
+	done(&t);
+	kb_free(&q);
+	kb_free(&r);
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka_plugin");
@@ -828,6 +1086,10 @@ static Suite *kafka_suite(void)
 	tcase_add_test(tc, test_role_unknown);
 	tcase_add_test(tc, test_empty_fetch_spans);
 	tcase_add_test(tc, test_privacy);
+	tcase_add_test(tc, v11_skip_records);
+	tcase_add_test(tc, v11_midstream_starts_unsynced);
+	tcase_add_test(tc, v11_request_timeout);
+	tcase_add_test(tc, v11_sent_needs_a_known_outcome);
 	suite_add_tcase(s, tc);
 	return s;
 }

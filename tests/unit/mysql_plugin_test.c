@@ -19,9 +19,14 @@
 
 #include <sonde/plugin.h>
 
+#include <time.h>
+
 #include "testhost.h"
 #include "mysql_wire.h"
 #include "sql_internal.h"
+/* SDK 1.1 checks read the capture policy the plugin asked for from the
+ * real host (the test host has no getter for it). */
+#include "host/host.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
@@ -948,6 +953,48 @@ START_TEST(test_midstream)
 }
 END_TEST
 
+/* The server side of a connection older than the agent: mariadbd reads
+ * each packet's 4-byte header, then its payload (two reads, as recorded
+ * with strace on MariaDB 10.11), and answers in one write. The executions
+ * of a statement prepared before the agent give one span each. */
+START_TEST(test_midstream_server_split_reads)
+{
+	struct t t = setup(SONDE_ROLE_SERVER);
+	struct pk c = { .n = 0 }, s = { .n = 0 }, junk = { .n = 0 };
+	uint8_t exec[] = { MY_COM_STMT_EXECUTE, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 5, 0, 0, 0, 0,
+	                   0, 0, 0, 0, 0 };
+	struct sql_stats st;
+
+	pkt(&c, 0, exec, sizeof(exec));
+	result(&s, 1, 1, 0x0002);
+	/* a header-only chunk followed by bytes that are not its payload
+	 * (wrong length) is not a start */
+	pkt(&junk, 0, "\x03SELECT", 7);
+	chunk(&t, CL, c.b, 4);
+	chunk(&t, CL, junk.b + 4, 5);
+	chunk(&t, SV, s.b, s.n);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	for (int i = 0; i < 3; i++) {
+		chunk(&t, CL, c.b, 4);
+		chunk(&t, CL, c.b + 4, c.n - 4);
+		chunk(&t, SV, s.b, s.n);
+	}
+	ck_assert_uint_eq(th_n_ended(t.h), 3);
+	for (int i = 0; i < 3; i++) {
+		const struct th_span *sp = th_ended(t.h, (size_t)i);
+
+		ck_assert_int_eq(sp->kind, SONDE_SPAN_SERVER);
+		ck_assert_str_eq(sp->name, "mysql");
+		ck_assert_int_eq(num(sp, "db.response.returned_rows"), 1);
+		/* from the header's read (the request's first byte) */
+		ck_assert_uint_eq(sp->end_ns - sp->start_ns, 2000);
+	}
+	st = teardown(&t);
+	ck_assert_uint_eq(st.unknown_stmt, 3);
+	ck_assert_uint_eq(st.dropped, 0);
+}
+END_TEST
+
 /* A MariaDB server greeted on one connection is known as MariaDB to a
  * connection to it picked up mid-stream. */
 START_TEST(test_midstream_system_remembered)
@@ -1147,6 +1194,228 @@ START_TEST(test_detect)
 }
 END_TEST
 
+/* ---- SDK 1.1 ---------------------------------------------------------------------------------- */
+
+/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
+ * size (abi_minor 0), so no 1.1 member may be used. */
+static struct sonde_host_api api10;
+static struct sonde_plugin desc10;
+
+static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **st)
+{
+	api10 = *host;
+	api10.abi_minor = 0;
+	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
+	                    sizeof(api10.histogram_record);
+	return sonde_plugin_entry()->init(&api10, self, st);
+}
+
+static const struct sonde_plugin *as_abi_1_0(void)
+{
+	desc10 = *sonde_plugin_entry();
+	desc10.init = init_as_10;
+	return &desc10;
+}
+
+static struct t setup_10(enum sonde_role role, int v10)
+{
+	struct t t;
+	struct sonde_conn_info ci;
+
+	memset(&t, 0, sizeof(t));
+	t.h = th_new();
+	ck_assert_int_eq(th_load(t.h, v10 ? as_abi_1_0() : sonde_plugin_entry(), "mysql"),
+	                 SONDE_OK);
+	th_conn_info_init(&ci, role);
+	ci.local_port = role == SONDE_ROLE_SERVER ? 3306 : 51000;
+	ci.peer_port = role == SONDE_ROLE_SERVER ? 40000 : 3306;
+	t.c = th_conn_open(t.h, &ci);
+	t.role = role;
+	t.ts = 1000000;
+	return t;
+}
+
+static uint64_t wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The server side (mariadbd) asks for a 16 KiB capture; a client does not;
+ * a 1.0 host is asked nothing. */
+START_TEST(v11_capture_cap_server_side)
+{
+	struct sonde_capture_policy p;
+
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct t srv = setup_10(SONDE_ROLE_SERVER, v10);
+
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(srv.c), &p), !v10);
+		if (!v10)
+			ck_assert_uint_eq(p.cap, 16384);
+		teardown(&srv);
+		struct t cli = setup_10(SONDE_ROLE_CLIENT, v10);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(cli.c), &p), 0);
+		teardown(&cli);
+	}
+}
+END_TEST
+
+/* Compression: the kernel is asked to mute the connection (the test host
+ * has no kernel, so it is also given up the 1.0 way); a replication
+ * stream (COM_BINLOG_DUMP) is muted too. A 1.0 host is asked nothing. */
+START_TEST(v11_given_up_muted)
+{
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct t t = setup_10(SONDE_ROLE_CLIENT, v10);
+		struct sonde_capture_policy p;
+		struct pk c = { .n = 0 };
+		uint8_t dump[] = { MY_COM_BINLOG_DUMP, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+
+		connect_db(&t, 1, CAPS_BASE | MY_CLIENT_COMPRESS, "shop");
+		ck_assert_int_eq(th_conn_given_up(t.c), 1);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), !v10);
+		if (!v10)
+			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
+		teardown(&t);
+		t = setup_10(SONDE_ROLE_CLIENT, v10);
+		connect_db(&t, 1, CAPS_BASE, "shop");
+		pkt(&c, 0, dump, sizeof(dump));
+		chunk(&t, CL, c.b, c.n);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), !v10);
+		if (!v10)
+			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
+		ck_assert_uint_eq(teardown(&t).given_up, 1);
+	}
+}
+END_TEST
+
+/* One read of the test's client process (no payload when skipped). */
+static void read_at(struct t *t, uint64_t pos, const void *p, size_t len, size_t orig)
+{
+	struct sonde_chunk ch = { 0 };
+
+	ch.dir = SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = t->ts += 1000;
+	ch.data = p;
+	ch.len = len;
+	ch.orig_len = orig;
+	ch.pos = pos;
+	if (!p)
+		ch.flags = SONDE_CHUNK_SKIPPED | SONDE_CHUNK_TRUNCATED;
+	th_conn_feed_chunk(t->c, &ch);
+}
+
+/* A row of 200,000 bytes: after the read holding its start, no payload is
+ * needed up to its end (skip_to); the reads the kernel skipped are walked
+ * by count and the row count stays exact. */
+START_TEST(v11_skip_big_row)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	static struct pk c, s;
+	struct sonde_capture_policy p;
+	const uint32_t big = 200000;
+	uint64_t pos = 5000, off, end;
+	uint8_t seq = 1, cc = 1;
+
+	c.n = s.n = 0;
+	connect_db(&t, 1, CAPS_BASE, "shop");
+	query(&c, MY_COM_QUERY, "SELECT doc FROM blobs");
+	chunk(&t, CL, c.b, c.n);
+	pkt(&s, seq++, &cc, 1);
+	coldef(&s, seq++);
+	eof(&s, seq++, 0x0002);
+	/* the row's header and its first 6000 bytes */
+	s.b[s.n++] = (uint8_t)big;
+	s.b[s.n++] = (uint8_t)(big >> 8);
+	s.b[s.n++] = (uint8_t)(big >> 16);
+	s.b[s.n++] = seq++;
+	end = pos + s.n + big;
+	memset(s.b + s.n, 'r', 6000);
+	read_at(&t, pos, s.b, s.n + 6000, s.n + 6000);
+	off = s.n + 6000;
+	ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+	ck_assert_uint_eq(p.skip_to[SONDE_DIR_INGRESS], end);
+	for (; end - (pos + off) > 60000; off += 60000)
+		read_at(&t, pos + off, NULL, 0, 60000);
+	s.n = (size_t)(end - pos - off);
+	memset(s.b, 'r', s.n);
+	eof(&s, seq++, 0x0002);
+	read_at(&t, pos + off, s.b, s.n, s.n);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 1);
+	ck_assert_uint_eq(teardown(&t).sync_lost, 0);
+}
+END_TEST
+
+/* TLS plaintext told by the chunk's source, without conn_info.tls. */
+START_TEST(v11_tls_from_chunk_source)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct pk c = { .n = 0 }, s = { .n = 0 };
+	uint8_t ssl[32] = { 0 };
+	uint32_t caps = CAPS_BASE | MY_CLIENT_SSL;
+	struct sonde_chunk ch = { 0 };
+
+	greeting(&t, 1, caps);
+	memcpy(ssl, &caps, 4);
+	pkt(&c, 1, ssl, sizeof(ssl));
+	chunk(&t, CL, c.b, c.n);
+	chunk(&t, CL, "\x16\x03\x01\x00\x01\x01", 6); /* ciphertext, from the socket */
+	c.n = 0;
+	query(&c, MY_COM_QUERY, "SELECT 1 FROM t");
+	ch.dir = SONDE_DIR_EGRESS;
+	ch.ts_unix_ns = t.ts += 1000;
+	ch.data = c.b;
+	ch.len = ch.orig_len = c.n;
+	ch.source = SONDE_SRC_TLS;
+	th_conn_feed_chunk(t.c, &ch);
+	result(&s, 1, 1, 0x0002);
+	ch.dir = SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = t.ts += 1000;
+	ch.data = s.b;
+	ch.len = ch.orig_len = s.n;
+	th_conn_feed_chunk(t.c, &ch);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT t");
+	teardown(&t);
+}
+END_TEST
+
+/* test_dark_next_command without a next command: the timer ends the
+ * answer at its last server bytes once the server has been silent for
+ * dark_timeout (30 s), not before. */
+START_TEST(v11_dark_answer_ended_by_timer)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	static struct pk c, s;
+	uint64_t last;
+
+	c.n = s.n = 0;
+	t.ts = wall_now();
+	connect_db(&t, 1, CAPS_BASE, "shop");
+	query(&c, MY_COM_QUERY, "SELECT intcol1,charcol1 FROM t1");
+	chunk(&t, CL, c.b, c.n);
+	big_answer(&s, 600);
+	for (size_t off = 0; off < s.n; off += 16384) {
+		size_t orig = s.n - off < 16384 ? s.n - off : 16384;
+
+		/* every write cut by the capture, the last one too */
+		chunk_cut(&t, SV, s.b + off, orig > 4096 ? 4096 : orig / 2, orig, 0);
+	}
+	last = t.ts;
+	th_run_timers(t.h, last + 29ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	th_run_timers(t.h, last + 35ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, last);
+	ck_assert_uint_eq(teardown(&t).ended_unseen, 1);
+}
+END_TEST
+
 Suite *mysql_suite(void)
 {
 	Suite *s = suite_create("mysql_plugin");
@@ -1169,6 +1438,12 @@ Suite *mysql_suite(void)
 	tcase_add_test(tc, test_big_packets);
 	tcase_add_test(tc, test_gap_client);
 	tcase_add_test(tc, test_midstream);
+	tcase_add_test(tc, test_midstream_server_split_reads);
+	tcase_add_test(tc, v11_capture_cap_server_side);
+	tcase_add_test(tc, v11_given_up_muted);
+	tcase_add_test(tc, v11_skip_big_row);
+	tcase_add_test(tc, v11_tls_from_chunk_source);
+	tcase_add_test(tc, v11_dark_answer_ended_by_timer);
 	tcase_add_test(tc, test_midstream_system_remembered);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_tls_late);

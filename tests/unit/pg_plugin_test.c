@@ -18,10 +18,62 @@
 
 #include <sonde/plugin.h>
 
+#include <time.h>
+
 #include "testhost.h"
 #include "sql_internal.h"
+/* SDK 1.1 checks read the capture policy the plugin asked for from the
+ * real host (the test host has no getter for it). */
+#include "host/host.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
+
+/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
+ * size (abi_minor 0), so no 1.1 member may be used. */
+static struct sonde_host_api api10;
+static struct sonde_plugin desc10;
+
+static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **st)
+{
+	api10 = *host;
+	api10.abi_minor = 0;
+	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
+	                    sizeof(api10.histogram_record);
+	return sonde_plugin_entry()->init(&api10, self, st);
+}
+
+static const struct sonde_plugin *as_abi_1_0(void)
+{
+	desc10 = *sonde_plugin_entry();
+	desc10.init = init_as_10;
+	return &desc10;
+}
+
+static uint64_t wall_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sum of the points of sonde.sql.events{sonde.event=ev}. */
+static double events(struct th_host *h, const char *ev, const char *system)
+{
+	double sum = 0;
+
+	for (size_t i = 0; i < th_n_records(h); i++) {
+		const struct th_record *r = th_record(h, i);
+		const char *e = th_record_val(r, "sonde.event");
+		const char *sys = th_record_val(r, "db.system");
+
+		if (!strcmp(r->m->name, "sonde.sql.events") && e && !strcmp(e, ev) && sys &&
+		    !strcmp(sys, system))
+			sum += r->value;
+	}
+	return sum;
+}
 
 #define FE 0
 #define BE 1
@@ -133,7 +185,8 @@ struct t {
 	uint64_t ts;
 };
 
-static struct t setup_cfg(enum sonde_role role, const char *key, const char *val)
+static struct t setup_ex(enum sonde_role role, const char *key, const char *val, uint32_t flags,
+                         const struct sonde_plugin *desc)
 {
 	struct t t;
 	struct sonde_conn_info ci;
@@ -145,7 +198,7 @@ static struct t setup_cfg(enum sonde_role role, const char *key, const char *val
 
 		ck_assert_int_eq(th_set_config(t.h, NULL, key, v, 1), 0);
 	}
-	ck_assert_int_eq(th_load(t.h, sonde_plugin_entry(), "postgresql"), SONDE_OK);
+	ck_assert_int_eq(th_load(t.h, desc, "postgresql"), SONDE_OK);
 	th_conn_info_init(&ci, role);
 	if (role == SONDE_ROLE_CLIENT) {
 		ci.local_port = 51000;
@@ -155,11 +208,17 @@ static struct t setup_cfg(enum sonde_role role, const char *key, const char *val
 		ci.local_port = 5432;
 		snprintf(ci.local_addr, sizeof(ci.local_addr), "10.0.0.9");
 	}
+	ci.flags = flags;
 	t.c = th_conn_open(t.h, &ci);
 	ck_assert_ptr_nonnull(t.c);
 	t.role = role;
 	t.ts = 1000000;
 	return t;
+}
+
+static struct t setup_cfg(enum sonde_role role, const char *key, const char *val)
+{
+	return setup_ex(role, key, val, 0, sonde_plugin_entry());
 }
 
 static struct t setup(enum sonde_role role)
@@ -1060,10 +1119,14 @@ START_TEST(test_midstream)
 END_TEST
 
 /* A forked server process picked up mid-stream: the core guessed CLIENT
- * (it does not listen), the bytes say it reads frontend messages. */
+ * (it does not listen), the bytes say it reads frontend messages. A 1.1
+ * core says so (SONDE_CONN_MIDSTREAM | SONDE_CONN_ROLE_INFERRED); a 1.0
+ * core cannot, and the bytes decide too (see v11_role_seen_is_kept). */
 START_TEST(test_midstream_role_from_bytes)
 {
-	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL,
+	                      _i ? 0 : SONDE_CONN_MIDSTREAM | SONDE_CONN_ROLE_INFERRED,
+	                      _i ? as_abi_1_0() : sonde_plugin_entry());
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
 
 	t.role = SONDE_ROLE_SERVER;
@@ -1350,6 +1413,316 @@ START_TEST(test_detect)
 }
 END_TEST
 
+/* ---- SDK 1.1 ---------------------------------------------------------------------------------- */
+
+/* A 1.1 host that saw the connection connected (no MIDSTREAM, no
+ * ROLE_INFERRED): its role is kept, whatever a first chunk looks like. */
+START_TEST(v11_role_seen_is_kept)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 };
+	struct sql_stats st;
+
+	/* frontend messages read by a process the host saw connect */
+	t.role = SONDE_ROLE_SERVER;
+	put_query(&fe, "SELECT 1");
+	chunk(&t, FE, fe.b, fe.n);
+	chunk(&t, FE, fe.b, fe.n);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	st = teardown(&t);
+	ck_assert_uint_eq(st.ops, 0); /* read as answers, never as queries */
+}
+END_TEST
+
+/* The server side asks for a 16 KiB capture; the client side keeps the
+ * agent's; a 1.0 host is asked nothing. A forked server picked up
+ * mid-stream asks once the bytes said it is the server. */
+START_TEST(v11_capture_cap_server_side)
+{
+	struct sonde_capture_policy p;
+
+	for (int v10 = 0; v10 <= 1; v10++) {
+		const struct sonde_plugin *d = v10 ? as_abi_1_0() : sonde_plugin_entry();
+		struct t srv = setup_ex(SONDE_ROLE_SERVER, NULL, NULL, 0, d);
+
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(srv.c), &p), !v10);
+		if (!v10)
+			ck_assert_uint_eq(p.cap, 16384);
+		teardown(&srv);
+		d = v10 ? as_abi_1_0() : sonde_plugin_entry();
+		struct t cli = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL, 0, d);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(cli.c), &p), 0);
+		teardown(&cli);
+	}
+	{
+		struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL,
+		                      SONDE_CONN_MIDSTREAM | SONDE_CONN_ROLE_INFERRED,
+		                      sonde_plugin_entry());
+		struct msgbuf fe = { .n = 0 };
+
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		t.role = SONDE_ROLE_SERVER;
+		put_query(&fe, "SELECT 1");
+		chunk(&t, FE, fe.b, fe.n);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+		ck_assert_uint_eq(p.cap, 16384);
+		teardown(&t);
+	}
+}
+END_TEST
+
+/* One read chunk of the test (no payload when skipped). */
+static void read_at(struct t *t, uint64_t pos, const void *p, size_t len, size_t orig, int tls)
+{
+	struct sonde_chunk ch = { 0 };
+
+	ch.dir = SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = t->ts += 1000;
+	ch.data = p;
+	ch.len = len;
+	ch.orig_len = orig;
+	ch.pos = pos;
+	ch.source = tls ? SONDE_SRC_TLS : SONDE_SRC_SOCKET;
+	if (!p)
+		ch.flags = SONDE_CHUNK_SKIPPED | SONDE_CHUNK_TRUNCATED;
+	th_conn_feed_chunk(t->c, &ch);
+}
+
+/* A DataRow of 100,000 bytes read in pieces: after the first piece no
+ * payload is needed up to the end of the row (skip_to on the read
+ * direction, in stream positions); the pieces the kernel then skips
+ * (SKIPPED, no payload) are walked by count and the statement ends with
+ * its exact row count. Chunks from a TLS library set nothing (their
+ * positions are not the socket's). */
+START_TEST(v11_skip_big_datarow)
+{
+	static struct {
+		uint8_t b[20000];
+		size_t n;
+	} be;
+	const uint32_t body = 100000;
+	const uint64_t pos = 1000;
+	const size_t first = 8000;
+
+	for (int tls = 0; tls <= 1; tls++) {
+		struct t t = setup(SONDE_ROLE_CLIENT);
+		struct msgbuf fe = { .n = 0 };
+		struct sonde_capture_policy p;
+		uint64_t off, end;
+
+		startup(&t, "db");
+		put_query(&fe, "SELECT img FROM pics");
+		chunk(&t, FE, fe.b, fe.n);
+		be.n = 0;
+		{
+			struct msgbuf m = { .n = 0 };
+
+			put_msg(&m, 'T', "\0\1x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+			memcpy(be.b, m.b, m.n);
+			be.n = m.n;
+		}
+		be.b[be.n++] = 'D';
+		be.b[be.n++] = (uint8_t)((body + 4) >> 24);
+		be.b[be.n++] = (uint8_t)((body + 4) >> 16);
+		be.b[be.n++] = (uint8_t)((body + 4) >> 8);
+		be.b[be.n++] = (uint8_t)(body + 4);
+		end = pos + be.n + body;
+		memset(be.b + be.n, 'v', first);
+		read_at(&t, pos, be.b, be.n + first, be.n + first, tls);
+		off = be.n + first;
+		if (tls) {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		} else {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_uint_eq(p.skip_to[SONDE_DIR_INGRESS], end);
+			ck_assert_uint_eq(p.skip_to[SONDE_DIR_EGRESS], 0);
+			ck_assert_uint_eq(p.cap, 0);
+		}
+		/* two reads the kernel skipped, then the rest with the tail */
+		for (int i = 0; i < 2; i++, off += 40000)
+			read_at(&t, pos + off, NULL, 0, 40000, tls);
+		be.n = (size_t)(end - pos - off);
+		memset(be.b, 'v', be.n);
+		{
+			struct msgbuf m = { .n = 0 };
+
+			put_strs(&m, 'C', 1, "SELECT 1");
+			put_ready(&m);
+			memcpy(be.b + be.n, m.b, m.n);
+			be.n += m.n;
+		}
+		read_at(&t, pos + off, be.b, be.n, be.n, tls);
+		ck_assert_uint_eq(th_n_ended(t.h), 1);
+		ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 1);
+		ck_assert_uint_eq(sql_debug_totals()->sync_lost, 0);
+		/* nothing more to skip: nothing asked again */
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		teardown(&t);
+	}
+}
+END_TEST
+
+/* GSS encryption: the kernel is asked to mute the connection; the test
+ * host has no kernel (SONDE_ERR_UNSUPPORTED), so the connection is also
+ * given up the 1.0 way. A 1.0 host is asked nothing. */
+START_TEST(v11_gss_muted)
+{
+	static const uint8_t gss_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30 };
+
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL, 0,
+		                      v10 ? as_abi_1_0() : sonde_plugin_entry());
+		struct sonde_capture_policy p;
+
+		chunk(&t, FE, gss_req, sizeof(gss_req));
+		chunk(&t, BE, "G", 1);
+		ck_assert_int_eq(th_conn_given_up(t.c), 1);
+		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), !v10);
+		if (!v10)
+			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
+		teardown(&t);
+	}
+}
+END_TEST
+
+/* TLS plaintext told by the chunk's source, without conn_info.tls. */
+START_TEST(v11_tls_from_chunk_source)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	static const uint8_t ssl_req[] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+	static const uint8_t hello[] = { 0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5 };
+	struct sonde_chunk ch = { 0 };
+
+	chunk(&t, FE, ssl_req, sizeof(ssl_req));
+	chunk(&t, BE, "S", 1);
+	chunk(&t, FE, hello, sizeof(hello)); /* ciphertext, from the socket */
+	put_query(&fe, "SELECT 1 FROM t");
+	ch.dir = SONDE_DIR_EGRESS;
+	ch.ts_unix_ns = t.ts += 1000;
+	ch.data = fe.b;
+	ch.len = ch.orig_len = fe.n;
+	ch.source = SONDE_SRC_TLS;
+	th_conn_feed_chunk(t.c, &ch);
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	ch.dir = SONDE_DIR_INGRESS;
+	ch.ts_unix_ns = t.ts += 1000;
+	ch.data = be.b;
+	ch.len = ch.orig_len = be.n;
+	th_conn_feed_chunk(t.c, &ch);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_str_eq(th_ended(t.h, 0)->name, "SELECT t");
+	teardown(&t);
+}
+END_TEST
+
+/* The dark cycle of test_dark_next_request, with no next request: the
+ * timer ends it at its last backend bytes once the server has been silent
+ * for dark_timeout (30 s), not before; counted as ended_unseen. With
+ * dark_timeout 0 the timer never ends it. */
+START_TEST(v11_dark_cycle_ended_by_timer)
+{
+	struct t t = _i ? setup_cfg(SONDE_ROLE_CLIENT, "dark_timeout", "0")
+	                : setup(SONDE_ROLE_CLIENT);
+	uint64_t last_be;
+
+	t.ts = wall_now();
+	big_result(&t, 1);
+	last_be = t.ts;
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	th_run_timers(t.h, last_be + 29ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	th_run_timers(t.h, last_be + 35ull * 1000000000ull); /* (the tick is every 5 s) */
+	if (_i) {
+		ck_assert_uint_eq(th_n_ended(t.h), 0);
+		teardown(&t); /* ended at close, as before */
+		return;
+	}
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_uint_eq(th_ended(t.h, 0)->end_ns, last_be);
+	ck_assert_ptr_null(th_span_attr(th_ended(t.h, 0), "db.response.returned_rows"));
+	th_run_timers(t.h, last_be + 41ull * 1000000000ull); /* counters of the tick */
+	ck_assert(events(t.h, "ended_unseen", "postgresql") == 1);
+	teardown(&t);
+}
+END_TEST
+
+/* Rows arriving slowly after a loss: the last chunk was whole and did not
+ * end the answer, so however long the silence, the timer leaves it; the
+ * tail that comes later finishes it. */
+START_TEST(v11_dark_cycle_going_on_is_kept)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	t.ts = wall_now();
+	startup(&t, "db");
+	put_query(&fe, "SELECT * FROM slow");
+	chunk(&t, FE, fe.b, fe.n);
+	put_msg(&be, 'T', "\0\1x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	for (int i = 0; i < 50; i++)
+		put_row(&be, "row-value-0123456789");
+	chunk_cut(&t, BE, be.b, be.n, 64, 0); /* the place is lost */
+	be.n = 0;
+	for (int i = 0; i < 5; i++)
+		put_row(&be, "row-value-0123456789");
+	chunk(&t, BE, be.b, be.n);            /* whole, no ReadyForQuery */
+	th_run_timers(t.h, t.ts + 3600ull * 1000000000ull);
+	ck_assert_uint_eq(th_n_ended(t.h), 0);
+	be.n = 0;
+	put_row(&be, "row-value-0123456789");
+	put_strs(&be, 'C', 1, "SELECT 56");
+	put_ready(&be);
+	t.ts += 3600ull * 1000000000ull;
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 56);
+	teardown(&t);
+}
+END_TEST
+
+/* A connection's counters reach sonde.sql.events at the timer's tick and
+ * at close, each event once; a 1.0 host has no such counter. */
+START_TEST(v11_counters)
+{
+	for (int v10 = 0; v10 <= 1; v10++) {
+		struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL, 0,
+		                      v10 ? as_abi_1_0() : sonde_plugin_entry());
+		struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+		t.ts = wall_now();
+		startup(&t, "db");
+		put_query(&fe, "SELECT 1");
+		chunk(&t, FE, fe.b, fe.n);
+		put_strs(&be, 'C', 1, "SELECT 1");
+		put_ready(&be);
+		chunk(&t, BE, be.b, be.n);
+		th_run_timers(t.h, t.ts + 6ull * 1000000000ull);
+		if (!v10)
+			ck_assert(events(t.h, "operations", "postgresql") == 1);
+		/* a second query, then frontend bytes lost before a third */
+		chunk(&t, FE, fe.b, fe.n);
+		chunk_cut(&t, FE, fe.b, fe.n, fe.n, SONDE_CHUNK_GAP);
+		th_conn_close(t.c, t.ts + 1000);
+		if (v10) {
+			ck_assert_ptr_null(th_metric_by_name(t.h, "sonde.sql.events"));
+		} else {
+			/* the query in the chunk after the gap is followed again,
+			 * and dropped at close with no answer */
+			ck_assert(events(t.h, "operations", "postgresql") == 3);
+			ck_assert(events(t.h, "sync_lost", "postgresql") == 1);
+			ck_assert(events(t.h, "dropped", "postgresql") == 2);
+			ck_assert(events(t.h, "spans", "postgresql") == 0); /* not a counter */
+			ck_assert_str_eq(th_metric_by_name(t.h, "sonde.sql.events")->unit, "{event}");
+		}
+		ck_assert_uint_eq(th_n_open(t.h), 0);
+		ck_assert_uint_eq(th_misuse(t.h), 0);
+		th_free(t.h);
+	}
+}
+END_TEST
+
 Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg_plugin");
@@ -1375,7 +1748,7 @@ Suite *pg_suite(void)
 	tcase_add_test(tc, test_dark_next_request);
 	tcase_add_test(tc, test_gap_frontend);
 	tcase_add_test(tc, test_midstream);
-	tcase_add_test(tc, test_midstream_role_from_bytes);
+	tcase_add_loop_test(tc, test_midstream_role_from_bytes, 0, 2);
 	tcase_add_test(tc, test_unix_socket);
 	tcase_add_test(tc, test_tls);
 	tcase_add_test(tc, test_tls_late);
@@ -1385,6 +1758,14 @@ Suite *pg_suite(void)
 	tcase_add_test(tc, test_nothing_of_a_value_leaves);
 	tcase_add_test(tc, test_garbage);
 	tcase_add_test(tc, test_detect);
+	tcase_add_test(tc, v11_role_seen_is_kept);
+	tcase_add_test(tc, v11_capture_cap_server_side);
+	tcase_add_test(tc, v11_skip_big_datarow);
+	tcase_add_test(tc, v11_gss_muted);
+	tcase_add_test(tc, v11_tls_from_chunk_source);
+	tcase_add_loop_test(tc, v11_dark_cycle_ended_by_timer, 0, 2);
+	tcase_add_test(tc, v11_dark_cycle_going_on_is_kept);
+	tcase_add_test(tc, v11_counters);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

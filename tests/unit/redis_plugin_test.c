@@ -19,6 +19,9 @@
 #include <sonde/plugin.h>
 
 #include "testhost.h"
+/* SDK 1.1 checks read the capture policy the plugin asked for from the
+ * real host (the test host has no getter for it). */
+#include "host/host.h"
 #include "redis_cmd.h"
 #include "redis_internal.h"
 
@@ -1135,6 +1138,100 @@ START_TEST(test_metric_count_equals_span_count)
 }
 END_TEST
 
+/* ---- SDK 1.1 ------------------------------------------------------------------ */
+
+/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
+ * size (abi_minor 0), so no 1.1 member may be used. */
+static struct sonde_host_api api10;
+static struct sonde_plugin desc10;
+
+static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                      void **st)
+{
+	api10 = *host;
+	api10.abi_minor = 0;
+	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
+	                    sizeof(api10.histogram_record);
+	return sonde_plugin_entry()->init(&api10, self, st);
+}
+
+static void feed_pos(struct t *t, enum sonde_dir dir, uint64_t ts, uint64_t pos, const void *p,
+                     size_t len, size_t orig, uint8_t source)
+{
+	struct sonde_chunk ch = { 0 };
+
+	ch.dir = dir;
+	ch.ts_unix_ns = ts;
+	ch.data = p;
+	ch.len = len;
+	ch.orig_len = orig;
+	ch.pos = pos;
+	ch.source = source;
+	if (!p)
+		ch.flags = SONDE_CHUNK_SKIPPED | SONDE_CHUNK_TRUNCATED;
+	else if (orig > len)
+		ch.flags = SONDE_CHUNK_TRUNCATED;
+	ck_assert_int_eq(th_conn_feed_chunk(t->c, &ch), SONDE_OK);
+}
+
+/* SET of a 1 MB value written in pieces: after the piece holding the
+ * value's start, no payload is needed up to its CRLF (skip_to); the pieces
+ * the kernel skips are counted through, the next command is followed. TLS
+ * chunks and a 1.0 host ask nothing. */
+START_TEST(v11_skip_big_value)
+{
+	static char w1[8192];
+	const size_t big = 1000000;
+	const uint64_t p0 = 50;
+
+	for (int mode = 0; mode < 3; mode++) { /* 0: 1.1, 1: TLS chunks, 2: 1.0 host */
+		struct t t = setup(SONDE_ROLE_CLIENT, NULL);
+		struct sonde_capture_policy p;
+		int hl;
+		uint64_t end, off;
+		char get[64];
+
+		if (mode == 2) {
+			th_free(t.h);
+			t.h = th_new();
+			desc10 = *sonde_plugin_entry();
+			desc10.init = init_as_10;
+			ck_assert_int_eq(th_load(t.h, &desc10, "redis"), SONDE_OK);
+			{
+				struct sonde_conn_info ci;
+				th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+				t.c = th_conn_open(t.h, &ci);
+			}
+		}
+		hl = snprintf(w1, sizeof(w1), "*3\r\n$3\r\nSET\r\n$5\r\nphoto\r\n$%zu\r\n", big);
+		memset(w1 + hl, 'v', sizeof(w1) - (size_t)hl);
+		end = p0 + (uint64_t)hl + big; /* the CRLF follows */
+		feed_pos(&t, EG, 1000, p0, w1, sizeof(w1), sizeof(w1), mode == 1 ? SONDE_SRC_TLS : 0);
+		if (mode) {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		} else {
+			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_uint_eq(p.skip_to[EG], end);
+			ck_assert_uint_eq(p.skip_to[IN], 0);
+		}
+		for (off = p0 + sizeof(w1); off + 100000 <= end; off += 100000)
+			feed_pos(&t, EG, 1100, off, NULL, 0, 100000, mode == 1 ? SONDE_SRC_TLS : 0);
+		feed_pos(&t, EG, 1200, off, NULL, 0, end - off, mode == 1 ? SONDE_SRC_TLS : 0);
+		feed_pos(&t, EG, 1300, end, "\r\n", 2, 2, mode == 1 ? SONDE_SRC_TLS : 0);
+		feed(&t, IN, 2000, "+OK\r\n");
+		ck_assert_uint_eq(th_n_ended(t.h), 1);
+		ck_assert_str_eq(ended(&t, 0)->name, "SET");
+		ck_assert_uint_eq(ended(&t, 0)->end_ns, 2000);
+		cmd(get, sizeof(get), "GET", "photo", NULL);
+		feed_pos(&t, EG, 3000, end + 2, get, strlen(get), strlen(get), 0);
+		feed(&t, IN, 4000, "$1\r\nx\r\n");
+		ck_assert_uint_eq(th_n_ended(t.h), 2);
+		ck_assert_str_eq(ended(&t, 1)->name, "GET");
+		ck_assert_uint_eq(teardown(&t, 5000).sync_lost, 0);
+	}
+}
+END_TEST
+
 static Suite *redis_suite(void)
 {
 	Suite *s = suite_create("redis_plugin");
@@ -1168,6 +1265,7 @@ static Suite *redis_suite(void)
 	tcase_add_test(tc, test_query_text_rules);
 	tcase_add_test(tc, test_names_and_error_types);
 	tcase_add_test(tc, test_metric_count_equals_span_count);
+	tcase_add_test(tc, v11_skip_big_value);
 	suite_add_tcase(s, tc);
 	return s;
 }
