@@ -334,7 +334,7 @@ int sys_exit_listen(struct trace_event_raw_sys_exit *ctx)
 	if (sonde_file_sock(sonde_fd_file(task, fd), &sk) != SONDE_KIND_TCP)
 		return 0;
 	sonde_sock_tuple(sk, &t);
-	sonde_emit_conn(SONDE_EV_LISTEN, id >> 32, (__u32)id, fd, 0, &t, 0, NULL);
+	sonde_emit_conn(SONDE_EV_LISTEN, id >> 32, (__u32)id, fd, 0, &t, 0, NULL, NULL);
 	return 0;
 }
 

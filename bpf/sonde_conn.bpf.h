@@ -269,7 +269,7 @@ static __always_inline __u64 sonde_next_gen(void)
  * than the BPF stack likes. */
 static __always_inline void sonde_emit_conn(__u32 type, __u32 tgid, __u32 tid, __u32 fd,
 					    __u64 gen, const struct sonde_tuple *t, __u8 role,
-					    struct sock *sk)
+					    struct sock *sk, const __u64 *end_pos)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct sonde_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
@@ -291,6 +291,10 @@ static __always_inline void sonde_emit_conn(__u32 type, __u32 tgid, __u32 tid, _
 		if (role == SONDE_EV_ROLE_UNKNOWN)
 			ev->role = server_end ? SONDE_EV_ROLE_SERVER : SONDE_EV_ROLE_CLIENT;
 	}
+	if (end_pos) {
+		ev->end_pos[0] = end_pos[0];
+		ev->end_pos[1] = end_pos[1];
+	}
 	sonde_output(tgid, ev, sizeof(*ev), type == SONDE_EV_LISTEN);
 }
 
@@ -308,7 +312,7 @@ static __always_inline void sonde_conn_announce(__u32 tgid, __u32 tid, __u32 fd,
 	if (c->kind == SONDE_KIND_TCP && c->t.lport == 0)
 		return;
 	c->open_sent = 1;
-	sonde_emit_conn(SONDE_EV_CONN_OPEN, tgid, tid, fd, c->gen, &c->t, c->role, sk);
+	sonde_emit_conn(SONDE_EV_CONN_OPEN, tgid, tid, fd, c->gen, &c->t, c->role, sk, NULL);
 }
 
 /* Remove the entry for key if it still is generation gen; CONN_CLOSE goes out
@@ -325,7 +329,7 @@ static __always_inline void sonde_conn_drop(struct sonde_kconn_key *key, __u32 t
 		return;
 	if (old.open_sent)
 		sonde_emit_conn(SONDE_EV_CONN_CLOSE, key->tgid, tid, key->fd, old.gen, &old.t,
-				old.role, NULL);
+				old.role, NULL, old.pos);
 }
 
 /* A new connection on fd (accept, connect, or first sight of a pre-existing

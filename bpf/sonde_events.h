@@ -95,6 +95,10 @@ struct sonde_ev_conn {
 	 * "@name" for the abstract namespace; "" when unnamed. */
 	char unix_path[SONDE_UNIX_PATH_MAX];
 	__u32 pad2;
+	/* Appended (older recordings end above): CONN_CLOSE only, the bytes
+	 * the socket moved per direction (socket source), so user space can
+	 * tell a hole at the very end (the last records lost) from silence. */
+	__u64 end_pos[2];
 };
 #define SONDE_EVC_MIDSTREAM (1u << 0) /* first seen at a read/write, not at
                                         accept/connect (open before capture) */

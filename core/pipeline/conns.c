@@ -184,12 +184,66 @@ void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p
 	cs->n.opened++;
 }
 
-void conns_close(struct conns *cs, uint64_t gen, uint64_t ts_unix_ns)
+/* Bytes the socket moved that never reached us, at the very end (its last
+ * records were lost or shed): the owner hears of the hole before the close,
+ * so it does not take a lost answer for no answer. */
+static void end_gaps(struct conns *cs, struct flow *f, uint64_t ts, const uint64_t end_pos[2])
+{
+	if (f->tls || host_conn_state(f->hc) != HOST_CONN_OWNED)
+		return; /* socket positions do not count its plaintext */
+	for (unsigned dir = 0; dir < 2; dir++) {
+		uint64_t seen = f->pos_known[0][dir] ? f->next_pos[0][dir] : 0;
+		struct sonde_chunk ch;
+
+		if (end_pos[dir] <= seen)
+			continue;
+		memset(&ch, 0, sizeof(ch));
+		ch.struct_size = sizeof(ch);
+		ch.dir = dir ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
+		ch.ts_unix_ns = ts;
+		ch.orig_len = end_pos[dir] - seen;
+		ch.flags = SONDE_CHUNK_GAP | SONDE_CHUNK_NOBUF | SONDE_CHUNK_TRUNCATED;
+		ch.pos = end_pos[dir];
+		ch.source = SONDE_SRC_SOCKET;
+		cs->n.gaps++;
+		cs->n.end_gaps++;
+		host_conn_data(f->hc, &ch);
+		if (host_conn_state(f->hc) != HOST_CONN_OWNED)
+			return;
+	}
+}
+
+/* The connection ends without us knowing what its last bytes were (the
+ * agent stops, a recording ends, a process that lost records exits): a hole
+ * of unknown size in both directions, so no owner reads silence into it. */
+static void unknown_tail(struct conns *cs, struct flow *f, uint64_t ts)
+{
+	for (unsigned dir = 0; dir < 2; dir++) {
+		struct sonde_chunk ch;
+
+		if (host_conn_state(f->hc) != HOST_CONN_OWNED)
+			return;
+		memset(&ch, 0, sizeof(ch));
+		ch.struct_size = sizeof(ch);
+		ch.dir = dir ? SONDE_DIR_EGRESS : SONDE_DIR_INGRESS;
+		ch.ts_unix_ns = ts;
+		ch.flags = SONDE_CHUNK_GAP | SONDE_CHUNK_NOBUF;
+		ch.pos = f->pos_known[0][dir] ? f->next_pos[0][dir] : 0;
+		ch.source = SONDE_SRC_SOCKET;
+		host_conn_data(f->hc, &ch);
+	}
+	(void)cs;
+}
+
+void conns_close(struct conns *cs, uint64_t gen, uint64_t ts_unix_ns, const uint64_t end_pos[2])
 {
 	struct flow *f = hmap_get(&cs->flows, gen);
 
-	if (f)
-		flow_free(cs, f, ts_unix_ns);
+	if (!f)
+		return;
+	if (end_pos)
+		end_gaps(cs, f, ts_unix_ns, end_pos);
+	flow_free(cs, f, ts_unix_ns);
 }
 
 static int looks_like_tls(const uint8_t *d, size_t n)
@@ -304,6 +358,13 @@ static void close_one(struct conns *cs, struct flow *f, uint64_t ts, const struc
 	flow_free(cs, f, ts);
 }
 
+static void close_one_unsure(struct conns *cs, struct flow *f, uint64_t ts, const struct proc *p)
+{
+	(void)p;
+	unknown_tail(cs, f, ts);
+	flow_free(cs, f, ts);
+}
+
 static void renew_one(struct conns *cs, struct flow *f, uint64_t ts, const struct proc *p)
 {
 	(void)cs;
@@ -312,9 +373,9 @@ static void renew_one(struct conns *cs, struct flow *f, uint64_t ts, const struc
 	                       p->res);
 }
 
-void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns)
+void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns, bool unsure)
 {
-	each_of_proc(cs, tgid, ts_unix_ns, close_one, NULL);
+	each_of_proc(cs, tgid, ts_unix_ns, unsure ? close_one_unsure : close_one, NULL);
 }
 
 void conns_renew_proc(struct conns *cs, const struct proc *p)
@@ -331,6 +392,7 @@ void conns_close_all(struct conns *cs, uint64_t ts_unix_ns)
 		size_t it = 0;
 		if (!hmap_next(&cs->flows, &it, &key, &val))
 			break;
+		unknown_tail(cs, val, ts_unix_ns);
 		flow_free(cs, val, ts_unix_ns);
 	}
 }

@@ -28,6 +28,7 @@ struct conns_counters {
 	uint64_t opened;       /* connections seen */
 	uint64_t gaps;         /* places where captured bytes were missing */
 	uint64_t unknown_data; /* DATA for a gen never opened (its OPEN was lost) */
+	uint64_t end_gaps;     /* of gaps: holes at the very end, found at close */
 };
 
 /* cap (may be NULL) receives the control words: mute, TLS. */
@@ -39,13 +40,17 @@ void conns_free(struct conns *cs);
 /* CONN_OPEN for a watched process p. A repeated gen closes the old one. */
 void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p,
                 uint64_t ts_unix_ns);
-void conns_close(struct conns *cs, uint64_t gen, uint64_t ts_unix_ns);
+/* CONN_CLOSE; end_pos (may be NULL, or zeros from older recordings): the
+ * bytes the socket moved per direction, to flag a hole at the very end. */
+void conns_close(struct conns *cs, uint64_t gen, uint64_t ts_unix_ns, const uint64_t end_pos[2]);
 /* One DATA record (already length-checked by the caller). */
 void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_unix_ns);
 
 /* Every connection of process tgid: closed (it exited), or renamed
  * (it exec'd another program). */
-void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns);
+/* unsure: records of the process were lost, so what its connections last
+ * moved is not known (a hole is reported before each close). */
+void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns, bool unsure);
 void conns_renew_proc(struct conns *cs, const struct proc *p);
 void conns_close_all(struct conns *cs, uint64_t ts_unix_ns);
 

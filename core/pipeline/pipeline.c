@@ -10,6 +10,7 @@
 
 #include <sonde/plugin.h>
 
+#include "capture/capture.h"
 #include "host/host.h"
 #include "pipeline/conns.h"
 #include "pipeline/pipeline.h"
@@ -88,7 +89,12 @@ static void on_proc_gone(void *ctx, struct proc *p)
 		clock_gettime(CLOCK_REALTIME, &t);
 		ts = (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 	}
-	conns_close_proc(pl->conns, p->tgid, ts);
+	/* A process whose records were lost may have answered in them. */
+	uint64_t lost = 0, lost_bytes;
+
+	if (pl->o.cap)
+		capture_proc_dropped(pl->o.cap, p->tgid, &lost, &lost_bytes);
+	conns_close_proc(pl->conns, p->tgid, ts, lost > 0);
 	host_process_gone(pl->o.host, p->tgid);
 }
 
@@ -225,7 +231,8 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 		break;
 	case SONDE_EV_CONN_CLOSE:
 		if ((cev = conn_record(rec, len, &cbuf)))
-			conns_close(pl->conns, cev->gen, cev->h.ts_ns + pl->o.mono_to_real);
+			conns_close(pl->conns, cev->gen, cev->h.ts_ns + pl->o.mono_to_real,
+			            (const uint64_t *)cev->end_pos);
 		break;
 	case SONDE_EV_PROC_EXEC:
 		if (len >= sizeof(struct sonde_ev_exec) && live)

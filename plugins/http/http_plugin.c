@@ -105,6 +105,8 @@ struct http_txn {
 	bool resp_open_end;        /* the response's end can't be seen */
 	bool is_head, is_connect;
 	bool error_set;            /* error.type already set */
+	bool resp_unsure;          /* response bytes were lost while it waited:
+	                              "no response" cannot be told at close */
 };
 
 struct http_conn {
@@ -586,6 +588,8 @@ static void lose_bytes(struct http_conn *hc, int dir, bool strict)
 	reading = rq->cur && rq->st != DS_IDLE && hc->q_len &&
 	          q_at(hc, hc->q_len - 1)->id == rq->cur_id;
 	awaiting = hc->q_len - reading;
+	for (unsigned i = 0; i < awaiting; i++)
+		q_at(hc, i)->resp_unsure = true;
 	if (awaiting && !strict && (front->resp_started || d->st == DS_HEAD)) {
 		q_drop_front(hc);
 		awaiting--;
@@ -1167,7 +1171,7 @@ static void http_conn_close(void *conn_state, struct sonde_conn *conn, uint64_t 
 				host->span_set_status(t->span, SONDE_STATUS_ERROR,
 				                      "connection closed before the response ended");
 			q_finish_front(hc, ts_unix_ns);
-		} else if (t->req_parsed && t->span) {
+		} else if (t->req_parsed && t->span && !t->resp_unsure) {
 			/* A request that never got an answer (the peer crashed, the
 			 * process exited) is still a request, and a failed one. */
 			host->span_attr_str(t->span, "error.type", "no_response", 11);

@@ -1235,6 +1235,26 @@ START_TEST(v11_tunnel_muted)
 }
 END_TEST
 
+/* The answer's bytes were lost (a hole at the end, reported at close): the
+ * request cannot be called unanswered; it is dropped, not made an error. */
+START_TEST(lost_answer_is_not_no_response)
+{
+	struct sonde_chunk ch = {0};
+
+	start(SONDE_ROLE_SERVER);
+	feed(REQ, 100, "GET /lost HTTP/1.1\r\n\r\n");
+	ch.dir = RES;
+	ch.ts_unix_ns = 200;
+	ch.orig_len = 120;
+	ch.flags = SONDE_CHUNK_GAP | SONDE_CHUNK_NOBUF | SONDE_CHUNK_TRUNCATED;
+	ck_assert_int_eq(th_conn_feed_chunk(C, &ch), SONDE_OK);
+	th_conn_close(C, 300);
+	ck_assert_uint_eq(th_n_ended(H), 0);
+	ck_assert_uint_eq(th_n_dropped(H), 1);
+	finish(300);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http_plugin");
@@ -1248,6 +1268,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, chunked_response_every_split);
 	tcase_add_test(tc, request_split_everywhere);
 	tcase_add_test(tc, close_mid_response);
+	tcase_add_test(tc, lost_answer_is_not_no_response);
 	tcase_add_test(tc, close_delimited_body);
 	tcase_add_test(tc, truncated_body_then_next);
 	tcase_add_test(tc, truncated_heads);
