@@ -24,6 +24,7 @@
 #include "sonde_sock.bpf.h"
 #include "sonde_conn.bpf.h"
 #include "sonde_tls.bpf.h"
+#include "sonde_inject.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -254,6 +255,10 @@ static __always_inline int accept_exit(long ret)
 		return 0;
 	}
 	sonde_conn_new(tgid, (__u32)id, ret, file, sk, kind, SONDE_EV_ROLE_SERVER, BPF_ANY);
+	/* A process that serves: a request it sends may belong to one it
+	 * serves (traceparent injection needs that context or nothing). */
+	if ((sonde_pid_flags(tgid) & (SONDE_PID_INJECT | SONDE_PID_SERVES)) == SONDE_PID_INJECT)
+		sonde_pid_set(tgid, SONDE_PID_SERVES);
 	return 0;
 }
 
@@ -465,11 +470,13 @@ int sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *parent = (struct task_struct *)ctx->args[0];
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	__u8 pf = sonde_pid_flags(ptgid) & SONDE_PID_CAPTURE;
+	__u8 all = sonde_pid_flags(ptgid), pf = all & SONDE_PID_CAPTURE;
 	__u32 ctgid, cpid;
 
 	if (!pf)
 		return 0;
+	/* A forked worker serves and injects like its parent (prefork). */
+	pf |= all & (SONDE_PID_INJECT | SONDE_PID_SERVES);
 	ctgid = BPF_CORE_READ(child, tgid);
 	cpid = BPF_CORE_READ(child, pid);
 	if (ctgid == ptgid || cpid != ctgid)

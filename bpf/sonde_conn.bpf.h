@@ -576,7 +576,11 @@ static __always_inline int sonde_data_end(__u32 tgid, struct sonde_kconn *c,
 		if (!(ev->flags & (SONDE_EVF_SKIPPED | SONDE_EVF_NOBUF)))
 			sonde_count(SONDE_CNT_TRUNCATED);
 	}
-	if (sonde_output(tgid, ev, sizeof(*ev) + cap_len, 0)) {
+	/* A request read by a process that injects traceparent: user space
+	 * should publish what the thread serves before it calls out. */
+	if (sonde_output(tgid, ev, sizeof(*ev) + cap_len,
+			 ev->dir == SONDE_EV_DIR_INGRESS &&
+				 (sonde_pid_flags(tgid) & SONDE_PID_INJECT))) {
 		c->shed = shed_high ? 1 : 0;
 		return -1;
 	}

@@ -31,6 +31,7 @@ enum sonde_ev_type {
 	SONDE_EV_PROC_EXIT = 5,  /* struct sonde_ev_proc (watched only) */
 	SONDE_EV_PROC_FORK = 6,  /* struct sonde_ev_proc (watched parent) */
 	SONDE_EV_LISTEN = 7,     /* struct sonde_ev_conn (any process; tuple = local) */
+	SONDE_EV_INJECT = 8,     /* struct sonde_ev_inject: a traceparent was inserted */
 };
 
 enum sonde_ev_dir {
@@ -152,6 +153,12 @@ enum sonde_counter {
 	SONDE_CNT_SKIPPED = 9,   /* payload bytes not copied: before a skip position */
 	SONDE_CNT_NOBUF = 10,    /* sendfile/splice records (byte counts only) */
 	SONDE_CNT_EXEC_ADOPTED = 11, /* exec'd processes watched provisionally */
+	SONDE_CNT_INJECTED = 12,     /* traceparent headers inserted */
+	SONDE_CNT_INJ_HAS_TP = 13,   /* requests left alone: they carry a traceparent */
+	SONDE_CNT_INJ_UNSURE = 14,   /* messages not exactly whole HTTP/1 requests (or
+	                                after one: the connection is left alone) */
+	SONDE_CNT_INJ_NOCTX = 15,    /* requests of a serving thread whose request
+	                                context was not known yet */
 	SONDE_CNT_MAX = 16,
 };
 
@@ -163,6 +170,10 @@ enum sonde_counter {
 #define SONDE_PID_TLS (1u << 2)         /* TLS-library uprobes attached */
 #define SONDE_PID_CONTEXTS (1u << 3)    /* a runtime plugin keeps sonde_thread_ctx
                                            current: stamp data with it */
+#define SONDE_PID_INJECT (1u << 4)      /* insert traceparent into its HTTP/1
+                                           requests (opt-in per service) */
+#define SONDE_PID_SERVES (1u << 5)      /* it accepted a connection: a request
+                                           it sends may belong to one it serves */
 #define SONDE_PID_CAPTURE (SONDE_PID_WATCHED | SONDE_PID_PROVISIONAL)
 
 /* The per-connection control word user space writes (sonde_ctl: an mmap'ed
@@ -176,6 +187,34 @@ struct sonde_ctl {
 	__u32 flags;      /* SONDE_CTL_* */
 	__u32 cap;        /* payload cap for this connection; 0 = the global one */
 	__u64 skip_to[2]; /* per direction: no payload needed before this position */
+};
+
+/* A traceparent inserted into a request (bpf/sonde_inject.bpf.h). The
+ * connection is told by its ports within the process; pos is the request's
+ * first byte in the application's stream (the bytes the process wrote,
+ * without the inserted ones), as DATA records count it. */
+struct sonde_ev_inject {
+	struct sonde_ev_hdr h;
+	__u16 lport, rport;
+	__u8 has_parent;   /* parent_id is the serving request's span */
+	__u8 pad[3];
+	__u64 pos;
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u8 parent_id[8];
+};
+
+/* What a serving thread is serving, for injection (sonde_tid_trace, by
+ * tid): written by user space when a server span starts on the thread. It
+ * holds while the server connection (tgid, fd, gen) has written no byte
+ * since (pos[EGRESS] == out_pos): a response, or the next request's, ends
+ * it. */
+struct sonde_trace_ctx {
+	__u8 trace_id[16];
+	__u8 span_id[8];
+	__u32 tgid, fd;
+	__u64 gen;
+	__u64 out_pos;
 };
 
 /* Per-process pressure accounting (sonde_budget, keyed by tgid): what the

@@ -146,6 +146,25 @@ static void publish_self_metrics(struct agent *a)
 	metrics_counter_set(m, "sonde_nobuf_records_total",
 	                    "sendfile/splice transfers counted by size only (no payload).",
 	                    cs.nobuf);
+	if (a->cap && capture_injecting(a->cap)) {
+		metrics_counter_set(m, "sonde_traceparent_injected_total",
+		                    "traceparent headers the kernel inserted into HTTP/1 requests.",
+		                    cs.injected);
+		metrics_counter_set(m, "sonde_traceparent_present_total",
+		                    "Requests not injected: they already carried a traceparent.",
+		                    cs.inj_present);
+		metrics_counter_set(m, "sonde_traceparent_unsure_total",
+		                    "Messages not injected: not exactly one whole HTTP/1 request "
+		                    "(the connection is left alone from then on).",
+		                    cs.inj_unsure);
+		metrics_counter_set(m, "sonde_traceparent_no_context_total",
+		                    "Requests of a serving thread not injected: the request it "
+		                    "served was not known in time.",
+		                    cs.inj_noctx);
+		metrics_counter_set(m, "sonde_traceparent_matched_total",
+		                    "Inserted traceparents whose client span took their ids.",
+		                    hn->injected_matched);
+	}
 	metrics_counter_set(m, "sonde_spans_total", "Spans produced.", hn->spans);
 	metrics_counter_set(m, "sonde_spans_dropped_total",
 	                    "Spans abandoned (connection closed first, limits).", hn->spans_dropped);
@@ -219,6 +238,30 @@ static struct sonde_conn *rt_conn_lookup(void *ctx, uint32_t pid, uint32_t fd)
 	return a->pl ? conns_lookup_fd(pipeline_conns(a->pl), pid, fd) : NULL;
 }
 
+static bool rt_injects(void *ctx, uint32_t pid)
+{
+	struct agent *a = ctx;
+
+	return capture_injecting(a->cap) && (capture_pid_flags(a->cap, pid) & SONDE_PID_INJECT);
+}
+
+/* A server span of an injecting process started (or changed ids): the
+ * kernel learns what thread tid serves, so the requests the thread sends
+ * for it carry its trace. */
+static void rt_serving(void *ctx, uint32_t pid, uint64_t conn_id, uint32_t tid,
+                       const uint8_t trace_id[16], const uint8_t span_id[8])
+{
+	struct agent *a = ctx;
+	struct sonde_trace_ctx t = {0};
+
+	(void)pid;
+	if (!a->pl || !conns_trace_ctx(pipeline_conns(a->pl), conn_id, &t))
+		return;
+	memcpy(t.trace_id, trace_id, 16);
+	memcpy(t.span_id, span_id, 8);
+	capture_trace_ctx(a->cap, tid, &t);
+}
+
 static void install_runtime(struct agent *a)
 {
 	struct host_runtime_ops ops = {.ctx = a, .conn_lookup = rt_conn_lookup};
@@ -230,6 +273,10 @@ static void install_runtime(struct agent *a)
 		ops.bpf_detach_pid = rt_bpf_detach_pid;
 		ops.bpf_free = rt_bpf_free;
 		ops.process_set = rt_process_set;
+		if (capture_injecting(a->cap)) {
+			ops.injects = rt_injects;
+			ops.serving = rt_serving;
+		}
 	}
 	host_set_runtime(a->host, &ops);
 }
@@ -335,6 +382,8 @@ static int start_capture(struct agent *a, char *err, size_t errlen)
 	co.shed_pct = cfg->shed_percent;
 	co.budget_bytes = cfg->budget_bytes;
 	co.max_connections = cfg->max_connections;
+	for (size_t i = 0; i < cfg->n_services; i++)
+		co.inject |= cfg->services[i].inject_traceparent;
 	/* With an exe_path selector, new programs that may match are watched
 	 * from their first instruction until discovery has matched them. */
 	if (cfg->have_cli_service)

@@ -385,6 +385,7 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	skel->rodata->wakeup_bytes = rb / 16;
 	capture_set_exec_adopt(c, o, skel);
 	capture_set_pressure(o, rb, skel);
+	inject_prepare(c, SONDE_HAS_OPT(o, inject) && o->inject);
 	c->pid_words = (capture_pid_max() + 7) / 8;
 	rc = bpf_map__set_max_entries(skel->maps.events, rb);
 	if (!rc)
@@ -400,6 +401,18 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	tls_prepare(c);
 	memset(&capture_last, 0, sizeof(capture_last));
 	rc = capture_bpf__load(skel);
+	if (rc && c->inject) {
+		/* Injection is optional: without it, the rest must still load. */
+		struct capture_opts no = *o;
+
+		capture_explain("loading the traceparent injection programs", rc, err, errlen);
+		fprintf(stderr, "sonde: warning: traceparent injection off: %s\n", err);
+		err[0] = 0;
+		no.inject = false;
+		capture_bpf__destroy(skel);
+		c->skel = NULL;
+		return capture_load(c, &no, err, errlen);
+	}
 	if (rc) {
 		capture_explain("loading the capture BPF programs", rc, err, errlen);
 		return rc;
@@ -412,6 +425,12 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	if (rc) {
 		capture_explain("attaching the capture BPF programs", rc, err, errlen);
 		return rc;
+	}
+	if (c->inject) {
+		char why[256];
+
+		if (inject_attach(c, why, sizeof(why)))
+			fprintf(stderr, "sonde: warning: traceparent injection off: %s\n", why);
 	}
 	c->rb = ring_buffer__new(bpf_map__fd(skel->maps.events), capture_on_record, c, NULL);
 	if (!c->rb) {
@@ -539,6 +558,7 @@ void capture_close(struct capture *c)
 	if (c->skel)
 		capture_summary(c);
 	tls_free(c);
+	inject_detach(c);
 	ring_buffer__free(c->rb);
 	if (c->pids)
 		munmap(c->pids, c->pids_len);
@@ -728,6 +748,14 @@ int capture_stats(struct capture *c, struct capture_stats *out)
 		rc = capture_sum(fd, SONDE_CNT_NOBUF, vals, c->ncpu, &out->nobuf);
 	if (!rc)
 		rc = capture_sum(fd, SONDE_CNT_EXEC_ADOPTED, vals, c->ncpu, &out->exec_adopted);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_INJECTED, vals, c->ncpu, &out->injected);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_INJ_HAS_TP, vals, c->ncpu, &out->inj_present);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_INJ_UNSURE, vals, c->ncpu, &out->inj_unsure);
+	if (!rc)
+		rc = capture_sum(fd, SONDE_CNT_INJ_NOCTX, vals, c->ncpu, &out->inj_noctx);
 	free(vals);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct capture;
+struct sonde_trace_ctx;
 
 struct capture_opts {
 	size_t struct_size;
@@ -33,6 +34,8 @@ struct capture_opts {
 	uint32_t budget_bytes;  /* a process's share per 100 ms under pressure;
 	                           0 = a quarter of the ring */
 	uint32_t max_connections; /* the kernel's connection table; 0 = 65536 */
+	bool inject;            /* load the traceparent injection programs (a
+	                           service asked for it) */
 };
 
 /* True when opts (of its own struct_size) carries field f. */
@@ -64,6 +67,11 @@ struct capture_stats {
 	uint64_t skipped_bytes; /* payload bytes not copied: before a skip position */
 	uint64_t nobuf;     /* sendfile/splice records (byte counts only) */
 	uint64_t exec_adopted; /* exec'd programs watched provisionally */
+	uint64_t injected;     /* traceparent headers inserted (injection) */
+	uint64_t inj_present;  /* requests left alone: they carried a traceparent */
+	uint64_t inj_unsure;   /* messages left alone: not exactly whole requests */
+	uint64_t inj_noctx;    /* requests of a serving thread left alone: what it
+	                          served was not published in time */
 };
 
 /* Called for every record. `rec` points at a struct sonde_ev_hdr; it is only
@@ -104,6 +112,12 @@ int capture_proc_dropped(struct capture *c, uint32_t tgid, uint64_t *records, ui
 /* Wait up to timeout_ms for records and deliver them. Returns the number of
  * records delivered, or a negative errno. */
 int capture_poll(struct capture *c, int timeout_ms);
+/* Traceparent injection is attached (capture_opts.inject, and the kernel
+ * and cgroup v2 allowed it). */
+bool capture_injecting(const struct capture *c);
+/* What thread tid is serving now, for the requests it sends (injection). */
+int capture_trace_ctx(struct capture *c, uint32_t tid, const struct sonde_trace_ctx *t);
+
 /* Deliver at most `records` per capture_poll() (0: everything waiting), so
  * the caller can give the CPU back between slices. */
 void capture_set_slice(struct capture *c, int records);

@@ -16,6 +16,7 @@
 struct capture_bpf;
 struct ring_buffer;
 struct capture_tls;
+struct bpf_link;
 
 struct capture {
 	struct capture_bpf *skel;
@@ -38,6 +39,9 @@ struct capture {
 	bool more;      /* the last capture_poll() stopped at the slice */
 	int stop_rc;    /* what cb returned when it asked to stop */
 	bool stopped;
+	bool inject;             /* traceparent injection programs loaded */
+	bool inject_attached;    /* ... and attached (inject.c) */
+	struct bpf_link *inject_cgroup;
 };
 
 /* Sum of one slot of the per-CPU `counters` map, or 0. */
@@ -58,6 +62,13 @@ void tls_poll(struct capture *c);
 /* Destroy every uprobe link and free the state (c->tls becomes NULL).
  * Called by capture_close() while c->skel is still loaded. */
 void tls_free(struct capture *c);
+
+/* inject.c: traceparent injection. prepare before the load (on: load its
+ * programs and maps), attach after it (a message in err when it cannot:
+ * injection stays off), detach before the object goes. */
+void inject_prepare(struct capture *c, bool on);
+int inject_attach(struct capture *c, char *err, size_t errlen);
+void inject_detach(struct capture *c);
 
 /* features.c: paths and the filesystem check capture.c's mounts share. */
 #define CAPTURE_BTF_PATH "/sys/kernel/btf/vmlinux"

@@ -82,6 +82,7 @@ struct service_cfg {
 	size_t n_routes;
 	struct plugin_settings *plugins;
 	size_t n_plugins;
+	bool inject_traceparent;    /* insert traceparent into its HTTP/1 requests */
 	int line;                   /* where it was declared (for messages) */
 };
 

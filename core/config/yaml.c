@@ -365,6 +365,25 @@ static int get_uint(struct loader *ld, yaml_node_t *k, yaml_node_t *v, const cha
 	return 0;
 }
 
+/* A YAML 1.2 core-schema boolean: true/false (any case). */
+static int get_bool(struct loader *ld, yaml_node_t *k, yaml_node_t *v, const char *path,
+		    bool *out)
+{
+	const char *s;
+
+	if (is_null(v))
+		return 1;
+	if (scalar(ld, k, v, path, "true or false", &s) < 0)
+		return -1;
+	if (!strcasecmp(s, "true"))
+		*out = true;
+	else if (!strcasecmp(s, "false"))
+		*out = false;
+	else
+		return fail(ld, v, "%s must be true or false (got \"%s\")", path, s);
+	return 0;
+}
+
 static int set_duration(struct loader *ld, yaml_node_t *k, yaml_node_t *v, const char *path,
 			uint32_t *ms)
 {
@@ -677,10 +696,22 @@ static int svc_plugins(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t
 	return plugins_map(ld, k, v, path, &s->plugins, &s->n_plugins, NULL);
 }
 
+/* services[].inject_traceparent: W3C traceparent into outgoing HTTP/1
+ * requests (opt-in; docs/architecture.md, "Trace context"). */
+static int svc_inject(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
+		      const char *path)
+{
+	struct service_cfg *s = obj;
+	int rc = get_bool(ld, k, v, path, &s->inject_traceparent);
+
+	return rc < 0 ? -1 : 0;
+}
+
 static const struct field service_fields[] = {
 	{ "name", svc_name },         { "open_ports", svc_ports }, { "exe_path", svc_exe },
 	{ "pids", svc_pids },         { "protocols", svc_protocols },
-	{ "routes", svc_routes },     { "plugins", svc_plugins },  { NULL, NULL },
+	{ "routes", svc_routes },     { "plugins", svc_plugins },
+	{ "inject_traceparent", svc_inject }, { NULL, NULL },
 };
 
 static int service_item(struct loader *ld, void *obj, yaml_node_t *item, const char *path)

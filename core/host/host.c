@@ -174,7 +174,30 @@ void host_conn_close(struct sonde_conn *c, uint64_t ts_unix_ns)
 	free_held(c);
 	resource_unref(c->res);
 	free(c->unix_path);
+	free(c->inj);
 	free(c);
+}
+
+void host_conn_injected(struct sonde_conn *c, uint64_t pos, const uint8_t trace_id[16],
+                        const uint8_t span_id[8], const uint8_t *parent_id)
+{
+	struct injected *in;
+
+	c->injecting = true;
+	if (!c->inj && !(c->inj = calloc(HOST_INJ_MAX, sizeof(*c->inj))))
+		return;
+	if (c->n_inj == HOST_INJ_MAX) { /* never matched: forget the oldest */
+		memmove(c->inj, c->inj + 1, (HOST_INJ_MAX - 1) * sizeof(*c->inj));
+		c->n_inj--;
+	}
+	in = &c->inj[c->n_inj++];
+	in->pos = pos;
+	memcpy(in->trace_id, trace_id, 16);
+	memcpy(in->span_id, span_id, 8);
+	in->has_parent = parent_id != NULL;
+	if (parent_id)
+		memcpy(in->parent_id, parent_id, 8);
+	c->host->n.injected++;
 }
 
 int host_conn_capture(struct sonde_conn *c, struct sonde_capture_policy *out)

@@ -54,6 +54,8 @@ struct host_counters {
 	uint64_t link_collisions; /* links not made: two requests' keys collided */
 	uint64_t link_conflicts;  /* links not made: an incoming traceparent of
 	                             another trace came first */
+	uint64_t injected;        /* traceparents the kernel inserted */
+	uint64_t injected_matched; /* ... whose client span took their ids */
 };
 
 struct host *host_new(const struct host_opts *o);
@@ -116,6 +118,12 @@ void host_conn_set_identity(struct sonde_conn *c, const char *service_name,
                             const char *exe_name, struct resource *res);
 /* Plaintext arrives from a TLS library from now on (conn_info.tls = 1). */
 void host_conn_set_tls(struct sonde_conn *c);
+/* The kernel inserted a traceparent (trace_id, span_id; parent_id the
+ * serving request's span or NULL for a new trace) into the request that
+ * starts at byte pos of c's outgoing stream: the client span of that
+ * request takes those ids. */
+void host_conn_injected(struct sonde_conn *c, uint64_t pos, const uint8_t trace_id[16],
+                        const uint8_t span_id[8], const uint8_t *parent_id);
 enum host_conn_state host_conn_state(const struct sonde_conn *c);
 /* Skip detection: make `proto` the owner now (tests). SONDE_OK, or
  * SONDE_ERR_NOENT / the plugin's conn_open error. */
@@ -143,6 +151,12 @@ struct host_runtime_ops {
 	void (*bpf_free)(void *ctx, void *obj);
 	int (*process_set)(void *ctx, uint32_t pid, uint32_t flags);
 	struct sonde_conn *(*conn_lookup)(void *ctx, uint32_t pid, uint32_t fd);
+	/* Traceparent injection: thread tid of pid now serves the request of
+	 * server span (trace_id, span_id) read on connection conn_id. Called
+	 * only for processes that inject (injects() true). */
+	bool (*injects)(void *ctx, uint32_t pid);
+	void (*serving)(void *ctx, uint32_t pid, uint64_t conn_id, uint32_t tid,
+	                const uint8_t trace_id[16], const uint8_t span_id[8]);
 };
 void host_set_runtime(struct host *h, const struct host_runtime_ops *ops);
 /* Free the plugins' BPF objects now (before the capture they share maps

@@ -44,6 +44,17 @@ struct sonde_conn {
 	unsigned detect_tries;
 	unsigned open_spans;
 	struct sonde_span *spans;  /* open spans, a list */
+	struct injected *inj;      /* traceparents inserted, not yet matched */
+	unsigned n_inj;
+	bool injecting;            /* the kernel inserts bytes: positions on the
+	                              peer's side no longer match ours */
+};
+
+#define HOST_INJ_MAX 16
+struct injected {
+	uint64_t pos;
+	uint8_t trace_id[16], span_id[8], parent_id[8];
+	bool has_parent;
 };
 
 enum span_slot_state { SPAN_FREE = 0, SPAN_OPEN, SPAN_DEAD };
@@ -59,6 +70,7 @@ enum parent_src {
 	PARENT_FORWARDED,  /* the server span that received the traceparent this
 	                      client request forwards */
 	PARENT_THREAD,     /* the only server span open on the thread */
+	PARENT_INJECTED,   /* the request the kernel inserted a traceparent for */
 };
 
 /* A span being built. Slots are pooled and recycled oldest-first, so a
@@ -215,6 +227,9 @@ void tracer_drop(struct sonde_span *sp, bool by_host);
 struct sonde_span *tracer_live(struct sonde_span *sp);
 /* Spans a plugin left open on a closing connection. */
 void tracer_drop_conn_spans(struct sonde_conn *c);
+/* sp is the thread's active server span (new, or its ids changed): a
+ * process that injects traceparent learns what the thread serves. */
+void tracer_serving(struct host *h, struct sonde_span *sp);
 
 /* sdk_api.c */
 void metric_record_mapped(struct sonde_metric *m, const struct resource *res, double value,

@@ -222,6 +222,7 @@ static void adopt(struct host *h, struct sonde_span *srv, const struct link *l)
 	s->remote_parent = false;
 	srv->psrc = PARENT_LINK;
 	h->n.links++;
+	tracer_serving(h, srv);
 }
 
 /* The ids a client entry stands for, as its span has them now (a client
@@ -264,6 +265,38 @@ static int add_entry(struct links *ls, uint64_t hash, const struct link_key *k,
 	return SONDE_OK;
 }
 
+/* The kernel put a traceparent into this client request: the span is what
+ * went on the wire, whatever the host would have chosen. */
+static bool take_injected(struct sonde_span *sp, uint8_t source, uint64_t pos)
+{
+	struct sonde_conn *c = sp->conn;
+	struct span *s = sp->s;
+
+	if (source != SONDE_SRC_SOCKET)
+		return false;
+	for (unsigned i = 0; i < c->n_inj; i++) {
+		struct injected *in = &c->inj[i];
+
+		if (in->pos != pos)
+			continue;
+		memcpy(s->trace_id, in->trace_id, 16);
+		memcpy(s->span_id, in->span_id, 8);
+		if (in->has_parent) {
+			memcpy(s->parent_span_id, in->parent_id, 8);
+			sp->psrc = PARENT_INJECTED;
+		} else {
+			memset(s->parent_span_id, 0, 8);
+			sp->psrc = PARENT_NONE;
+		}
+		s->remote_parent = false;
+		memmove(in, in + 1, (c->n_inj - i - 1) * sizeof(*in));
+		c->n_inj--;
+		sp->host->n.injected_matched++;
+		return true;
+	}
+	return false;
+}
+
 int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 {
 	struct host *h = sp->host;
@@ -276,6 +309,12 @@ int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 
 	if (!server && kind != SONDE_SPAN_CLIENT && kind != SONDE_SPAN_PRODUCER)
 		return SONDE_ERR_INVAL;
+	if (!server && sp->conn->n_inj && take_injected(sp, source, pos))
+		return SONDE_OK;
+	/* Bytes were inserted on this connection: the peer's positions are
+	 * ahead of ours, and its spans link through the header instead. */
+	if (!server && sp->conn->injecting)
+		return SONDE_OK;
 	if (sp->link || !span_key(sp, server, source, pos, &k))
 		return SONDE_OK;
 	if (!(ls = links_of(h)))
@@ -402,6 +441,7 @@ static void incoming(struct host *h, struct links *ls, struct sonde_span *sp,
 	s->remote_parent = true;
 	sp->psrc = PARENT_HEADER;
 	fwd_add(ls, sp);
+	tracer_serving(h, sp);
 }
 
 /* A CLIENT request of this process carries this context: a proxy

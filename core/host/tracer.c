@@ -298,6 +298,17 @@ static void make_active(struct host *h, struct sonde_span *sp, const struct sond
 	sp->counted = true;
 }
 
+void tracer_serving(struct host *h, struct sonde_span *sp)
+{
+	const struct sonde_conn *c = sp->conn;
+
+	if (!h->rt.serving || !sp->active || !sp->tid || sp->state != SPAN_OPEN ||
+	    !h->rt.injects(h->rt.ctx, c->info.pid))
+		return;
+	h->rt.serving(h->rt.ctx, c->info.pid, c->info.conn_id, sp->tid, sp->s->trace_id,
+	              sp->s->span_id);
+}
+
 struct sonde_span *tracer_start(struct sonde_conn *c, const struct sonde_span_opts *o)
 {
 	struct host *h = c->host;
@@ -335,6 +346,7 @@ struct sonde_span *tracer_start(struct sonde_conn *c, const struct sonde_span_op
 	set_parent(h, sp, o);
 	make_active(h, sp, o);
 	list_add(sp);
+	tracer_serving(h, sp);
 	if (h->obs.span_started)
 		h->obs.span_started(h->obs.ctx, s);
 	return sp;

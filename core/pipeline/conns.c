@@ -31,6 +31,7 @@ struct flow {
 	uint32_t ctl;              /* SONDE_CTL_* flags written to the kernel */
 	uint32_t cap;              /* the owner's payload cap (0: global) */
 	uint64_t skip[2];          /* the owner's skip positions */
+	uint64_t ports_key;        /* its key in by_ports (TCP), 0 */
 };
 
 struct conns {
@@ -38,6 +39,7 @@ struct conns {
 	struct capture *cap;       /* the kernel's control words; NULL in replays */
 	struct hmap flows;         /* gen -> struct flow */
 	struct hmap by_fd;         /* tgid << 32 | fd -> struct flow (the current one) */
+	struct hmap by_ports;      /* tgid << 32 | lport << 16 | rport -> struct flow */
 	struct conns_counters n;
 };
 
@@ -51,6 +53,7 @@ struct conns *conns_new(struct host *h, struct capture *cap)
 	cs->cap = cap;
 	hmap_init(&cs->flows);
 	hmap_init(&cs->by_fd);
+	hmap_init(&cs->by_ports);
 	return cs;
 }
 
@@ -66,6 +69,7 @@ void conns_free(struct conns *cs)
 	conns_close_all(cs, 0);
 	hmap_free(&cs->flows);
 	hmap_free(&cs->by_fd);
+	hmap_free(&cs->by_ports);
 	free(cs);
 }
 
@@ -122,6 +126,8 @@ static void flow_free(struct conns *cs, struct flow *f, uint64_t ts)
 	hmap_del(&cs->flows, f->gen);
 	if (hmap_get(&cs->by_fd, fd_key(f->tgid, f->fd)) == f)
 		hmap_del(&cs->by_fd, fd_key(f->tgid, f->fd));
+	if (f->ports_key && hmap_get(&cs->by_ports, f->ports_key) == f)
+		hmap_del(&cs->by_ports, f->ports_key);
 	host_conn_close(f->hc, ts);
 	free(f);
 }
@@ -181,7 +187,37 @@ void conns_open(struct conns *cs, const struct sonde_ev_conn *ev, struct proc *p
 		return;
 	}
 	hmap_put(&cs->by_fd, fd_key(f->tgid, f->fd), f);
+	if (ev->t.family != AF_UNIX && ev->t.lport && ev->t.rport) {
+		f->ports_key = (uint64_t)f->tgid << 32 | (uint64_t)ev->t.lport << 16 | ev->t.rport;
+		hmap_put(&cs->by_ports, f->ports_key, f);
+	}
 	cs->n.opened++;
+}
+
+void conns_injected(struct conns *cs, const struct sonde_ev_inject *ev)
+{
+	uint64_t k = (uint64_t)ev->h.tgid << 32 | (uint64_t)ev->lport << 16 | ev->rport;
+	struct flow *f = hmap_get(&cs->by_ports, k);
+
+	if (!f) {
+		cs->n.inject_unknown++;
+		return;
+	}
+	host_conn_injected(f->hc, ev->pos, ev->trace_id, ev->span_id,
+	                   ev->has_parent ? ev->parent_id : NULL);
+}
+
+bool conns_trace_ctx(struct conns *cs, uint64_t gen, struct sonde_trace_ctx *t)
+{
+	struct flow *f = hmap_get(&cs->flows, gen);
+
+	if (!f)
+		return false;
+	t->tgid = f->tgid;
+	t->fd = f->fd;
+	t->gen = f->gen;
+	t->out_pos = f->pos_known[0][1] ? f->next_pos[0][1] : 0;
+	return true;
 }
 
 /* Bytes the socket moved that never reached us, at the very end (its last

@@ -29,6 +29,7 @@ struct conns_counters {
 	uint64_t gaps;         /* places where captured bytes were missing */
 	uint64_t unknown_data; /* DATA for a gen never opened (its OPEN was lost) */
 	uint64_t end_gaps;     /* of gaps: holes at the very end, found at close */
+	uint64_t inject_unknown; /* INJECT records for a connection not known */
 };
 
 /* cap (may be NULL) receives the control words: mute, TLS. */
@@ -53,6 +54,13 @@ void conns_data(struct conns *cs, const struct sonde_ev_data *ev, uint64_t ts_un
 void conns_close_proc(struct conns *cs, uint32_t tgid, uint64_t ts_unix_ns, bool unsure);
 void conns_renew_proc(struct conns *cs, const struct proc *p);
 void conns_close_all(struct conns *cs, uint64_t ts_unix_ns);
+
+/* The kernel inserted a traceparent into a request of a connection (told
+ * by its process and ports): its host connection hears of it. */
+void conns_injected(struct conns *cs, const struct sonde_ev_inject *ev);
+/* The kernel's identity of connection gen (tgid, fd, gen, bytes written
+ * so far) for the serving-thread table; false if unknown. */
+bool conns_trace_ctx(struct conns *cs, uint64_t gen, struct sonde_trace_ctx *t);
 
 /* The host connection process tgid has on fd now, or NULL. */
 struct sonde_conn *conns_lookup_fd(struct conns *cs, uint32_t tgid, uint32_t fd);

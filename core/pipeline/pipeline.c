@@ -246,6 +246,10 @@ int pipeline_handle(struct pipeline *pl, const void *rec, size_t len)
 		if (len >= sizeof(struct sonde_ev_proc))
 			procs_on_exit(pl->procs, rec);
 		break;
+	case SONDE_EV_INJECT:
+		if (len >= sizeof(struct sonde_ev_inject))
+			conns_injected(pl->conns, rec);
+		break;
 	case SONDE_EV_LISTEN:
 		if ((cev = conn_record(rec, len, &cbuf)) && live)
 			procs_on_listen(pl->procs, cev);

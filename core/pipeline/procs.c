@@ -404,6 +404,10 @@ static struct proc *proc_new(struct procs *ps, uint32_t tgid, struct service *sv
 		free(p);
 		return NULL;
 	}
+	/* Its service asked for traceparent injection: the kernel's sk_msg
+	 * program looks at its connections (bpf/sonde_inject.bpf.h). */
+	if (ps->cap && svc && svc->cfg->inject_traceparent)
+		capture_pid_set(ps->cap, tgid, SONDE_PID_INJECT, 0);
 	return p;
 }
 
@@ -452,6 +456,9 @@ static struct proc *watch_tree(struct procs *ps, uint32_t tgid, struct service *
 	p->n_listen = proc_listen_ports(tgid, &lm, p->listen_ports, 32);
 	free(lm.inode);
 	free(lm.port);
+	/* It listens: a request it sends may belong to one it serves. */
+	if (ps->cap && p->n_listen && svc && svc->cfg->inject_traceparent)
+		capture_pid_set(ps->cap, tgid, SONDE_PID_SERVES, 0);
 	if (ps->cap && capture_watch(ps->cap, tgid))
 		fprintf(stderr, "sonde: cannot watch pid %u in the kernel filter\n", tgid);
 	if (ps->cap)

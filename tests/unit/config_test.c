@@ -323,7 +323,7 @@ START_TEST(test_unknown_keys)
 		     "export, resource, service_name); did you mean 'services'?");
 	expect_error("services:\n  - name: a\n    pids: [1]\n    protcols: [http]\n", 4,
 		     "services[0]: unknown key 'protcols' (expected: name, open_ports, exe_path, pids, "
-		     "protocols, routes, plugins); did you mean 'protocols'?");
+		     "protocols, routes, plugins, inject_traceparent); did you mean 'protocols'?");
 	expect_error("export:\n  otlp:\n    endpiont: http://x\n", 3,
 		     "did you mean 'endpoint'?");
 	/* nothing close: no suggestion */
@@ -343,6 +343,8 @@ START_TEST(test_unknown_keys)
 	expect_error("export:\n  otlp:\n    headers:\n      a: 1\n      b: 2\n      a: 3\n", 6,
 		     "export.otlp.headers: duplicate key 'a' (first at line 4)");
 	expect_error("? [a, b]\n: 1\n", 1, "keys must be plain strings, not a list");
+	expect_error("services:\n  - name: a\n    pids: [1]\n    inject_traceparent: maybe\n", 4,
+		     "services[0].inject_traceparent");
 }
 END_TEST
 
