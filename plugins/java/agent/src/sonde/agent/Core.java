@@ -489,24 +489,26 @@ public final class Core {
     /* --- engines ------------------------------------------------------------------------ */
 
     /**
-     * The first unwrap of an engine: its socket is the channel this thread read
-     * last (the ciphertext it is about to unwrap), if that channel's peer port
-     * is the engine's (when the engine knows one). Decided once per engine.
+     * Before each unwrap of an engine whose socket is not known yet: its
+     * socket is the channel this thread read last (the ciphertext it is
+     * about to unwrap), if that channel's peer port is the engine's (when
+     * the engine knows one). No channel read on this thread since the last
+     * unwrap (the read came before the agent did): ask again at the next
+     * unwrap. A peer port that disagrees: ask again, a few times, then the
+     * socket stays unknown; nothing is guessed.
      */
     static void engineSeen(Object engine, Object ch) {
         try {
             Stream s = Stream.of(engine);
-            if (s.fd != Stream.UNTRIED)
+            if (s.fd != Stream.UNTRIED || ch == null || fChanFd == null)
                 return;
-            int fd = Stream.UNKNOWN;
-            if (ch != null && fChanFd != null) {
-                int peer = ((SSLEngine) engine).getPeerPort();
-                Object ra = fChanRemote != null ? fChanRemote.get(ch) : null;
-                int rport = ra instanceof InetSocketAddress ? ((InetSocketAddress) ra).getPort() : -1;
-                if (peer <= 0 || peer == rport)
-                    fd = fChanFd.getInt(ch);
-            }
-            s.fd = fd;
+            int peer = ((SSLEngine) engine).getPeerPort();
+            Object ra = fChanRemote != null ? fChanRemote.get(ch) : null;
+            int rport = ra instanceof InetSocketAddress ? ((InetSocketAddress) ra).getPort() : -1;
+            if (peer <= 0 || peer == rport)
+                s.fd = fChanFd.getInt(ch);
+            else if (++s.misses >= 8)
+                s.fd = Stream.UNKNOWN;
         } catch (Throwable e) {
             fault(e);
         }

@@ -17,6 +17,7 @@ final class Stream {
 
     final long id;
     volatile int fd = UNTRIED;
+    int misses; // engines: channels read before an unwrap that were not this engine's
     final long[] pos = new long[2];
 
     private Stream(long id) {
