@@ -57,7 +57,7 @@ int java_attach_request(const char *agent, char *buf, size_t len)
 
 int java_attach_parse(const char *buf, size_t n, struct java_attach_res *res)
 {
-	const char *nl, *p = buf, *end = buf + n;
+	const char *nl, *p = buf, *end;
 	char line[32], *e;
 	size_t k, o = 0;
 	long v;
@@ -66,6 +66,7 @@ int java_attach_parse(const char *buf, size_t n, struct java_attach_res *res)
 	res->agent = INT32_MIN;
 	if (!buf || !n)
 		return -1;
+	end = buf + n;
 	nl = memchr(p, '\n', n);
 	k = (size_t)((nl ? nl : end) - p);
 	if (k == 0 || k >= sizeof(line))

@@ -508,16 +508,23 @@ static int jvm_look(struct java_state *st, struct jvm *j, int *gone)
 		*gone = 1;
 		return SONDE_OK;
 	}
+	if (p.openj9)
+		return jvm_refuse(st, j, "an OpenJ9 JVM (its attach mechanism is not HotSpot's)");
 	if (!p.jvm)
 		return jvm_wait(st, j, "libjvm.so not loaded");
 	if ((p.perf_found && p.perf.attachable == 0) || (!p.perf_found && p.flag_no_attach))
 		return jvm_refuse(st, j, "the JVM refuses dynamic attach (-XX:+DisableAttachMechanism)");
-	if (p.perf_found && p.perf.started == 0)
-		return jvm_wait(st, j, "the JVM did not finish starting");
 	snprintf(sock, sizeof(sock), "/proc/%u/root/tmp/.java_pid%u", j->pid, p.nspid);
 	have_socket = access(sock, F_OK) == 0;
+	/* SIGQUIT goes only to a JVM that said, in its own performance data,
+	 * that it is HotSpot, started, and takes attach: to anything else it
+	 * may be a thread dump on its stdout, or its end. */
+	if (!have_socket && !p.perf_found)
+		return jvm_wait(st, j, "no HotSpot performance data (-XX:-UsePerfData?), not signalled");
+	if (!have_socket && p.perf.started != 1)
+		return jvm_wait(st, j, "the JVM did not finish starting");
 	if (!have_socket && !JAVA_SIGQUIT_CAUGHT(&p))
-		return jvm_wait(st, j, "the JVM does not handle SIGQUIT (-Xrs, or still starting)");
+		return jvm_wait(st, j, "the JVM does not handle SIGQUIT (-Xrs?), not signalled");
 	if (!p.libc[0])
 		return jvm_refuse(st, j, "no C library found in its memory map");
 	load_bpf(st);

@@ -105,6 +105,8 @@ void java_proc_parse_maps_line(const char *line, struct java_proc *p)
 		p->jvm = 1;
 	else if (!strcmp(base, "libjli.so"))
 		p->launcher = 1;
+	else if (!strncmp(base, "libj9vm", 7))
+		p->openj9 = 1;
 	else if (!p->libc[0] && (!strcmp(base, "libc.so.6") || !strncmp(base, "libc-2.", 7) ||
 				 !strncmp(base, "ld-musl-", 8)))
 		snprintf(p->libc, sizeof(p->libc), "%s", buf);
@@ -155,9 +157,12 @@ int java_proc_no_attach(const char *buf, size_t n, int environ)
 			if (len == sizeof(no_attach_flag) - 1 && has_option(s, len))
 				return 1;
 		} else {
-			for (size_t v = 0; v < sizeof(vars) / sizeof(vars[0]); v++)
-				if (!strncmp(s, vars[v], strlen(vars[v])) && has_option(s, len))
+			for (size_t v = 0; v < sizeof(vars) / sizeof(vars[0]); v++) {
+				size_t pl = strlen(vars[v]);
+
+				if (len >= pl && !memcmp(s, vars[v], pl) && has_option(s, len))
 					return 1;
+			}
 		}
 		i += len + 1;
 	}

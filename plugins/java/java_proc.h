@@ -25,6 +25,7 @@ struct java_proc {
 	int jvm;                /* libjvm.so is mapped: HotSpot (or a JVM built like it) */
 	int launcher;           /* libjli.so mapped or the executable is .../java: a JVM
 	                           that may not have mapped libjvm.so yet */
+	int openj9;             /* libj9vm*.so mapped: OpenJ9, whose attach is not HotSpot's */
 	char libc[PATH_MAX];    /* the C library's path as the process sees it */
 	/* the performance data file */
 	int perf_found;

@@ -33,7 +33,7 @@
 const struct sonde_plugin *sonde_plugin_entry(void);
 
 static const struct sonde_plugin *http;
-static uint8_t rec[sizeof(struct java_rec) + JAVA_MSG_MAX + 64];
+static _Alignas(8) uint8_t rec[sizeof(struct java_rec) + JAVA_MSG_MAX + 64];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

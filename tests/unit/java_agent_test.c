@@ -200,7 +200,8 @@ static void replay_sink(const struct session *s, pid_t pid, struct outcome *o)
 	struct th_host *h = th_new();
 	const struct sonde_plugin *java = sonde_plugin_entry();
 	void *state = NULL;
-	static uint8_t buf[4 << 20], rec[sizeof(struct java_rec) + JAVA_MSG_MAX];
+	static uint8_t buf[4 << 20];
+	static _Alignas(8) uint8_t rec[sizeof(struct java_rec) + JAVA_MSG_MAX];
 	int fd = open(s->sink, O_RDONLY), fds[64], nfds = 0;
 	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf)) : 0;
 	size_t off = 0;

@@ -57,7 +57,7 @@ struct pair {
 	const struct sonde_plugin *java;
 	void *state;
 	uint32_t base;
-	uint8_t rec[sizeof(struct java_rec) + JAVA_MSG_MAX];
+	_Alignas(8) uint8_t rec[sizeof(struct java_rec) + JAVA_MSG_MAX];
 	uint8_t msg[JAVA_MSG_MAX];
 };
 
@@ -143,7 +143,8 @@ END_TEST
 START_TEST(loads_and_claims_its_record_type)
 {
 	struct th_host *h = th_new();
-	uint8_t msg[64], rec[sizeof(struct java_rec) + 64];
+	uint8_t msg[64];
+	_Alignas(8) uint8_t rec[sizeof(struct java_rec) + 64];
 	size_t m, n;
 
 	ck_assert_int_eq(th_load(h, sonde_plugin_entry(), NULL), SONDE_OK);
