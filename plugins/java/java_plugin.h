@@ -1,0 +1,28 @@
+/*
+ * java_plugin.h - the Java plugin's internals that its unit tests read:
+ * what it counted, which record types it claimed, and the entry points a
+ * test uses in place of the kernel and the clock.
+ */
+#ifndef SONDE_JAVA_PLUGIN_H
+#define SONDE_JAVA_PLUGIN_H
+
+#include <stdint.h>
+
+struct java_counters {
+	uint64_t procs_attached;  /* JVMs whose agent said hello */
+	uint64_t procs_refused;   /* JVMs left to the generic layer */
+	uint64_t msgs;            /* agent messages received */
+	uint64_t data;            /* ... plaintext */
+	uint64_t injected;        /* ... injected into a host connection */
+	uint64_t no_socket;       /* ... whose socket the agent did not know */
+	uint64_t no_conn;         /* ... whose (pid, fd) the host did not know */
+	uint64_t inject_err;      /* ... the host refused */
+	uint64_t gaps;            /* ... after missing plaintext of their stream */
+	uint64_t bad;             /* records or messages that do not parse */
+};
+
+/* The plugin loaded last (NULL after its fini). */
+const struct java_counters *java_debug_counters(void);
+uint32_t java_debug_rec_base(void);
+
+#endif /* SONDE_JAVA_PLUGIN_H */

@@ -1,0 +1,64 @@
+/*
+ * java_rec.h - what the Java plugin's BPF program (java.bpf.c) and its
+ * user side (java_plugin.c) share: the per-process configuration and the
+ * record the program writes into the host's ring buffer.
+ *
+ * The one idea: the BPF program understands nothing of Java. The agent in
+ * the JVM writes each message with pwrite(2) to /dev/null at an offset only
+ * it and the plugin know (the token); the uprobe on the C library's
+ * pwrite64 copies the buffer of a call with that offset, as it is, behind
+ * the host's record header. What the message says is java_msg.h's business,
+ * in user space.
+ *
+ * Layouts are packed by hand (explicit padding) so clang -target bpf and
+ * the host compiler agree.
+ */
+#ifndef SONDE_JAVA_REC_H
+#define SONDE_JAVA_REC_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define JAVA_MSG_HDR 40u         /* the agent's message header (java_msg.h) */
+#define JAVA_MAX_PAYLOAD 16384u  /* plaintext bytes per message at most */
+#define JAVA_MSG_MAX (JAVA_MSG_HDR + JAVA_MAX_PAYLOAD)
+
+/* Record types, relative to the base the plugin claimed (java_cfg.rec_base). */
+enum java_rec_type {
+	JAVA_REC_MSG = 0, /* struct java_rec + the agent's message */
+	JAVA_REC_COUNT = 1,
+};
+
+/* Per process (map java_cfgs, by tgid). */
+struct java_cfg {
+	__u32 rec_base;
+	__u32 pad;
+	__u64 token;      /* the pwrite offset the agent writes at */
+};
+
+/* Same layout as struct sonde_bpf_hdr (sonde/bpf.h). */
+struct java_rec_hdr {
+	__u32 type;
+	__u32 tgid;
+	__u32 tid;        /* the thread that made the TLS call */
+	__u32 fd;         /* the fd pwrite was given (the agent's /dev/null) */
+	__u64 ts_ns;      /* bpf_ktime_get_ns() */
+};
+
+struct java_rec {
+	struct java_rec_hdr h;
+	__u32 len;        /* pwrite's count: the message's length */
+	__u32 cap_len;    /* bytes that follow (== len, or 0 if unreadable) */
+	__u8 data[];
+};
+
+/* Self-counters (per-CPU array java_stats). */
+enum java_stat {
+	JAVA_ST_MSG = 0,  /* messages copied */
+	JAVA_ST_LOST,     /* not written: ring buffer full */
+	JAVA_ST_BAD,      /* a call with the token whose length is out of bounds */
+	JAVA_ST_COUNT,
+};
+
+#endif /* SONDE_JAVA_REC_H */
