@@ -72,12 +72,18 @@ struct {
 	__type(value, struct go_call);
 } go_calls SEC(".maps");
 
-/* goroutine -> the context it works for (when not its own). */
+/* goroutine -> the context it works for (when not its own), and the
+ * *http.Request that made it so (0 when not a request write). */
+struct go_work {
+	__u64 ctx;
+	__u64 req;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct go_key);
-	__type(value, __u64);
+	__type(value, struct go_work);
 } go_override SEC(".maps");
 
 /* goroutine -> the context of the goroutine that created it. */
@@ -194,9 +200,9 @@ static __always_inline __u64 go_cur_goid(struct pt_regs *ctx, const struct go_cf
 static __always_inline __u64 go_ctx_of(__u32 tgid, __u64 goid)
 {
 	struct go_key k = { .tgid = tgid, .id = goid };
-	__u64 *o = bpf_map_lookup_elem(&go_override, &k);
+	struct go_work *o = bpf_map_lookup_elem(&go_override, &k);
 
-	return o ? *o : goid;
+	return o && o->ctx ? o->ctx : goid;
 }
 
 /* The socket under a *tls.Conn: its conn (a net.Conn interface) must hold a
@@ -552,14 +558,22 @@ int go_http_roundtrip(struct pt_regs *ctx)
  * headers reach the socket inside write(); writeLoop flushes the rest
  * after it returns, so the goroutine keeps working for that caller until
  * it starts on its next request (or exits): its work in between is
- * waiting for that next request. */
+ * waiting for that next request.
+ *
+ * An entry probe of a Go function can fire twice for one call: when the
+ * goroutine's stack is too small for the frame, the prologue calls
+ * runtime.morestack, which copies the stack and restarts the function at
+ * its entry. The origin was taken (deleted) at the first hit, so a second
+ * hit for the same request must keep the delegation, not end it: the
+ * override remembers which request it was made for. */
 SEC("uprobe")
 int go_http_write_enter(struct pt_regs *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct go_cfg *cfg = go_cfg_get(tgid);
 	struct go_key rk = { .tgid = tgid }, gk = { .tgid = tgid };
-	__u64 *o, origin;
+	struct go_work w = {}, *cur;
+	__u64 *o;
 
 	if (!cfg || !(cfg->features & GO_F_HTTP_CLIENT))
 		return 0;
@@ -569,15 +583,23 @@ int go_http_write_enter(struct pt_regs *ctx)
 	rk.id = go_reg(ctx, cfg->reg[GO_R_RW_REQ]);
 	o = bpf_map_lookup_elem(&go_req_origin, &rk);
 	if (!o) {
+		cur = bpf_map_lookup_elem(&go_override, &gk);
+		if (cur && rk.id && cur->req == rk.id) {
+			/* The same call again, after stack growth. */
+			sonde_thread_ctx_set(cur->ctx);
+			go_stat(GO_ST_HTTP_REENTRY);
+			return 0;
+		}
 		/* Nobody we know of waits for this one: its own context. */
 		if (bpf_map_delete_elem(&go_override, &gk) == 0)
 			sonde_thread_ctx_set(gk.id);
 		return 0;
 	}
-	origin = *o;
+	w.ctx = *o;
+	w.req = rk.id;
 	bpf_map_delete_elem(&go_req_origin, &rk);
-	bpf_map_update_elem(&go_override, &gk, &origin, BPF_ANY);
-	sonde_thread_ctx_set(origin);
+	bpf_map_update_elem(&go_override, &gk, &w, BPF_ANY);
+	sonde_thread_ctx_set(w.ctx);
 	go_stat(GO_ST_HTTP_DELEGATE);
 	return 0;
 }
@@ -591,7 +613,8 @@ int go_http_bgread(struct pt_regs *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct go_cfg *cfg = go_cfg_get(tgid);
 	struct go_key gk = { .tgid = tgid };
-	__u64 *parent, p;
+	struct go_work w = {};
+	__u64 *parent;
 
 	if (!cfg || !(cfg->features & GO_F_HTTP_BGREAD))
 		return 0;
@@ -599,8 +622,8 @@ int go_http_bgread(struct pt_regs *ctx)
 	parent = gk.id ? bpf_map_lookup_elem(&go_parents, &gk) : NULL;
 	if (!parent)
 		return 0;
-	p = *parent;
-	bpf_map_update_elem(&go_override, &gk, &p, BPF_ANY);
-	sonde_thread_ctx_set(p);
+	w.ctx = *parent;
+	bpf_map_update_elem(&go_override, &gk, &w, BPF_ANY);
+	sonde_thread_ctx_set(w.ctx);
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include <sonde/plugin.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <linux/bpf.h>
 #include <stdio.h>
@@ -119,9 +120,8 @@ static int64_t go_clock_offset(void)
 	return ((int64_t)r.tv_sec - m.tv_sec) * 1000000000ll + ((int64_t)r.tv_nsec - m.tv_nsec);
 }
 
-/* Sum the BPF programs' per-CPU counters into st->kstats. Read while the
- * object is loaded (a timer, process_gone), never in fini: the host may
- * have closed the object by then. */
+/* Sum the BPF programs' per-CPU counters into st->kstats (a timer,
+ * process_gone, and a last time in fini through our own descriptor). */
 static void go_stats_refresh(struct go_state *st)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
@@ -226,7 +226,7 @@ static void go_load_bpf(struct go_state *st)
 		.obj = go_bpf_obj_start,
 		.obj_len = (size_t)(go_bpf_obj_end - go_bpf_obj_start),
 	};
-	int rc;
+	int rc, stats_fd;
 
 	if (st->bpf_tried)
 		return;
@@ -240,7 +240,11 @@ static void go_load_bpf(struct go_state *st)
 		return;
 	}
 	st->cfg_fd = st->host->bpf_map_fd(st->bpf, "go_cfgs");
-	st->stats_fd = st->host->bpf_map_fd(st->bpf, "go_stats");
+	/* The counters map is kept open by a descriptor of our own: the agent
+	 * frees plugins' BPF objects before it calls fini, and the totals line
+	 * of fini needs a last read. */
+	stats_fd = st->host->bpf_map_fd(st->bpf, "go_stats");
+	st->stats_fd = stats_fd >= 0 ? fcntl(stats_fd, F_DUPFD_CLOEXEC, 3) : -1;
 	if (st->cfg_fd < 0) {
 		st->host->log(st->self, SONDE_LOG_ERROR, "BPF object has no go_cfgs map");
 		st->bpf = NULL;
@@ -290,16 +294,20 @@ static void go_fini(void *state)
 
 	if (!st)
 		return;
+	go_stats_refresh(st);
+	if (st->stats_fd >= 0)
+		close(st->stats_fd);
 	k = st->kstats;
 	st->host->log(st->self, SONDE_LOG_INFO,
 		      "processes %" PRIu64 " instrumented, %" PRIu64 " refused; plaintext records %" PRIu64
 		      " (injected %" PRIu64 ", no connection %" PRIu64 ", lost in the kernel %" PRIu64
 		      ", not over TCP %" PRIu64 "), goroutines %" PRIu64 " created / %" PRIu64
-		      " ended, http writes on behalf %" PRIu64 ", bad records %" PRIu64,
+		      " ended, http writes on behalf %" PRIu64 " (re-entered after stack growth %" PRIu64
+		      "), bad records %" PRIu64,
 		      st->c.procs_ok, st->c.procs_refused, st->c.data, st->c.injected, st->c.no_conn,
 		      k[GO_ST_LOST], k[GO_ST_NOCONN], st->c.links, st->c.ends, k[GO_ST_HTTP_DELEGATE],
-		      st->c.bad);
-	/* The timer and the BPF object are the host's and already gone. */
+		      k[GO_ST_HTTP_REENTRY], st->c.bad);
+	/* The timer and the BPF object are the host's. */
 	free(st->cache);
 	free(st->procs);
 	if (debug_state == st)

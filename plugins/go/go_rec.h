@@ -122,6 +122,8 @@ enum go_stat {
 	GO_ST_GO_NEW,        /* goroutine creations reported */
 	GO_ST_GO_END,        /* goroutine exits reported */
 	GO_ST_HTTP_DELEGATE, /* net/http request writes done for another goroutine */
+	GO_ST_HTTP_REENTRY,  /* (*Request).write entered again for the same request
+	                        (its prologue grew the stack and restarted it) */
 	GO_ST_COUNT,
 };
 

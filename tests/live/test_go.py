@@ -265,6 +265,13 @@ def rec_base_of(line):
     return None
 
 
+def go_totals(agent):
+    """The plugin's totals line (printed at exit), shown in the test log."""
+    tail = [l for l in agent.stderr_text().splitlines() if "[go]" in l and "plaintext records" in l]
+    print("     " + (tail[-1].strip() if tail else "(no totals line)"))
+    return tail[-1] if tail else ""
+
+
 def main():
     require_live("openssl")
     if not shutil.which("go"):
@@ -313,9 +320,8 @@ def main():
         check(False, "A: the plugin's log line names its record types")
     else:
         check_recorded_contexts(rec, srv.pid, base, ids)
-    tail = [l for l in agent.stderr_text().splitlines() if "[go]" in l and "plaintext records" in l]
-    print("     " + (tail[-1].strip() if tail else "(no totals line)"))
-    check(tail and "no connection 0," in tail[-1] and "bad records 0" in tail[-1],
+    tail = go_totals(agent)
+    check("no connection 0," in tail and "bad records 0" in tail,
           "A: no plaintext without its connection, no bad record")
 
     # --- A2: the same on keep-alive connections (6 connections x 2 requests):
@@ -338,6 +344,7 @@ def main():
     srv.stop()
     check_eq(count_lines(srv_log, "served id="), len(ids_k), "A2: requests the server logged")
     check_parenting(agent.spans(), ids_k, "A2")
+    go_totals(agent)
 
     # --- B: attach to a running Go server -------------------------------------
     port = free_port()
@@ -368,6 +375,7 @@ def main():
     agent.wait_spans(2 * len(ids_b) + 4, timeout=15)
     agent.stop()
     srv.stop()
+    go_totals(agent)
     check_parenting([s for s in agent.spans()
                      if (s.get("attributes") or {}).get("url.path", "").rsplit("/", 1)[-1]
                      .startswith("b")], ids_b, "B")
