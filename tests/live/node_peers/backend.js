@@ -1,0 +1,18 @@
+// backend.js - the back end the test server calls: answers GET /backend/<id>
+// after a short delay and logs "backend id=<id>" on stderr (the live test
+// counts these lines).
+'use strict';
+const http = require('http');
+
+const port = Number(process.argv[2]);
+const server = http.createServer((req, res) => {
+  const m = /^\/backend\/([A-Za-z0-9_-]+)/.exec(req.url);
+  const id = m ? m[1] : '?';
+  setTimeout(() => {
+    process.stderr.write(`backend id=${id}\n`);
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end(`backend ${id}\n`);
+  }, 10);
+});
+server.listen(port, '127.0.0.1', () => process.stderr.write(`listening ${port}\n`));
+process.on('SIGTERM', () => process.exit(0));
