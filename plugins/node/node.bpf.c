@@ -20,9 +20,10 @@
  * buffer's first 32 bytes (magic + the nonce the plugin gave it) to
  * /dev/null; for a process waiting in node_procs that write registers it.
  *
- * These programs are attached by the plugin itself (tracepoints and an
- * iterator: the host attaches only uprobes); the maps are the host's copy
- * of this same object (see node_plugin.c).
+ * The tracepoints and the iterator are attached by the plugin itself (the
+ * host attaches only uprobes), on the maps of the host's copy of this same
+ * object; the SSL_write uprobe is attached through the host, per process
+ * (see node_bpf.c and node_plugin.c).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -161,6 +162,26 @@ static __always_inline __u32 node_key(const struct node_proc *p, __u32 tgid, __u
 	return key;
 }
 
+#define NODE_S_IFMT 0170000
+#define NODE_S_IFSOCK 0140000
+
+/* Is fd a socket of the current task? Only sockets carry chunks; a read of
+ * another file (OpenSSL reading /etc/localtime inside SSL_write, while it
+ * finishes a handshake) must not change the thread's key. */
+static __always_inline int node_is_sock(__u64 fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	unsigned int max = BPF_CORE_READ(t, files, fdt, max_fds);
+	struct file *f = NULL;
+	umode_t mode;
+
+	if (fd >= max || !fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return 0;
+	mode = BPF_CORE_READ(f, f_inode, i_mode);
+	return (mode & NODE_S_IFMT) == NODE_S_IFSOCK;
+}
+
 static __always_inline int node_sys(__u64 fd, __u64 buf, __u64 len, int is_write)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -176,7 +197,7 @@ static __always_inline int node_sys(__u64 fd, __u64 buf, __u64 len, int is_write
 			node_register(p, tgid, buf, len);
 		return 0;
 	}
-	if (p->state != NODE_PS_ACTIVE || tid != p->tid)
+	if (p->state != NODE_PS_ACTIVE || tid != p->tid || !node_is_sock(fd))
 		return 0;
 	key = node_key(p, tgid, fd);
 	have = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
@@ -235,6 +256,107 @@ SEC("tracepoint/syscalls/sys_enter_recvmsg")
 int node_enter_recvmsg(struct trace_event_raw_sys_enter *ctx)
 {
 	return node_sys(ctx->args[0], 0, 0, 0);
+}
+
+/* TLS connections (SSL *) -> the key of the request that made the client
+ * connection, or that last wrote on it from JavaScript. */
+struct node_ssl_key {
+	__u32 tgid;
+	__u32 pad;
+	__u64 ssl;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct node_ssl_key);
+	__type(value, __u32);
+} node_ssl_keys SEC(".maps");
+
+/* The current word of an active process's event-loop thread, or NULL when
+ * this is not one (*cur = 0 if it cannot be read). */
+static __always_inline struct node_proc *node_loop_cur(__u32 *cur)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct node_proc *p = bpf_map_lookup_elem(&node_procs, &tgid);
+
+	*cur = 0;
+	if (!p || p->state != NODE_PS_ACTIVE || (__u32)id != p->tid)
+		return NULL;
+	if (bpf_probe_read_user(cur, sizeof(*cur), (const void *)(p->slot + NODE_OFF_CUR))) {
+		node_stat(NODE_ST_FAULT);
+		*cur = 0;
+	}
+	return p;
+}
+
+/* SSL_set_connect_state(ssl): Node makes a client TLS connection, in the
+ * JavaScript of the request that asked for it. */
+SEC("uprobe")
+int node_ssl_connect(struct pt_regs *ctx)
+{
+	struct node_ssl_key k = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+	__u32 cur;
+
+	if (!node_loop_cur(&cur))
+		return 0;
+	k.ssl = PT_REGS_PARM1(ctx);
+	if (cur)
+		bpf_map_update_elem(&node_ssl_keys, &k, &cur, BPF_ANY);
+	else
+		bpf_map_delete_elem(&node_ssl_keys, &k);
+	return 0;
+}
+
+/* SSL_set_accept_state(ssl): a server connection (its reads are keyed by
+ * fd); whatever an earlier SSL at this address held is stale. */
+SEC("uprobe")
+int node_ssl_accept(struct pt_regs *ctx)
+{
+	struct node_ssl_key k = { .tgid = bpf_get_current_pid_tgid() >> 32 };
+
+	k.ssl = PT_REGS_PARM1(ctx);
+	bpf_map_delete_elem(&node_ssl_keys, &k);
+	return 0;
+}
+
+/* SSL_write / SSL_write_ex entry (OpenSSL in the node executable or the
+ * libssl it maps): the host's TLS probe hands the plaintext over when
+ * SSL_write returns, before Node writes the ciphertext to the socket (a
+ * memory BIO), so no syscall has set the thread's key for it yet: set it
+ * here from the current word, or, outside JavaScript (the first request
+ * of a new connection, flushed by Node after the handshake), from the
+ * connection's key. */
+SEC("uprobe")
+int node_ssl_write(struct pt_regs *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct node_ssl_key k = { .tgid = id >> 32 };
+	__u32 tid = (__u32)id, cur, *sk;
+	__u64 key, *have;
+
+	if (!node_loop_cur(&cur))
+		return 0;
+	k.ssl = PT_REGS_PARM1(ctx);
+	if (cur) {
+		bpf_map_update_elem(&node_ssl_keys, &k, &cur, BPF_ANY);
+		node_stat(NODE_ST_CUR);
+	} else if ((sk = bpf_map_lookup_elem(&node_ssl_keys, &k))) {
+		cur = *sk;
+		node_stat(NODE_ST_TABLE);
+	} else {
+		node_stat(NODE_ST_NONE);
+	}
+	key = cur;
+	have = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
+	if (key) {
+		if (!have || *have != key)
+			bpf_map_update_elem(&sonde_thread_ctx, &tid, &key, BPF_ANY);
+	} else if (have) {
+		bpf_map_delete_elem(&sonde_thread_ctx, &tid);
+	}
+	return 0;
 }
 
 /* close(fd) of an instrumented process (any thread): remember the table

@@ -196,6 +196,20 @@ int node_bpf_sig(struct node_bpf *b, uint32_t pid, struct node_sig *out)
 	return run_iter(b, pid, 0, out); /* a kernel without task filters (< 6.1) */
 }
 
+int node_bpf_uprobe(struct node_bpf *b, const struct sonde_host_api *host, uint32_t pid,
+		    const char *prog, const char *path, const char *symbol)
+{
+	struct sonde_uprobe_opts o = {
+		.struct_size = sizeof(o),
+		.pid = pid,
+		.prog = prog,
+		.path = path,
+		.symbol = symbol,
+	};
+
+	return host->bpf_uprobe(b->host_copy, &o);
+}
+
 int node_bpf_proc_set(struct node_bpf *b, uint32_t pid, const struct node_proc *p)
 {
 	return bpf_map_update_elem(b->procs_fd, &pid, p, BPF_ANY);

@@ -28,6 +28,11 @@ void node_bpf_close(struct node_bpf *b);
 /* How pid's main thread handles SIGUSR1 now. 0, or -1 with errno. */
 int node_bpf_sig(struct node_bpf *b, uint32_t pid, struct node_sig *out);
 
+/* A uprobe of program prog on symbol in path, for pid only, through the
+ * host (its copy). A sonde_err. */
+int node_bpf_uprobe(struct node_bpf *b, const struct sonde_host_api *host, uint32_t pid,
+                    const char *prog, const char *path, const char *symbol);
+
 int node_bpf_proc_set(struct node_bpf *b, uint32_t pid, const struct node_proc *p);
 int node_bpf_proc_del(struct node_bpf *b, uint32_t pid);
 

@@ -48,8 +48,14 @@ static void scan_symbols(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct node_
 		if (!name)
 			continue;
 		if (sh->sh_type == SHT_DYNSYM) {
-			if (s.st_shndx != SHN_UNDEF && sym_is_node_export(name))
+			if (s.st_shndx == SHN_UNDEF)
+				continue;
+			if (sym_is_node_export(name))
 				out->is_node = 1;
+			else if (!strcmp(name, "SSL_write"))
+				out->has_ssl_write = 1;
+			else if (!strcmp(name, "SSL_write_ex"))
+				out->has_ssl_write_ex = 1;
 		} else if (GELF_ST_TYPE(s.st_info) == STT_FUNC && s.st_value &&
 			   !out->usr1_handler && sym_is_usr1_handler(name)) {
 			out->usr1_handler = s.st_value;

@@ -12,6 +12,8 @@
 
 struct node_image {
 	int is_node;            /* exports napi_module_register / node_module_register */
+	int has_ssl_write;      /* exports SSL_write (OpenSSL linked in) */
+	int has_ssl_write_ex;   /* ... and SSL_write_ex */
 	int pie;                /* ET_DYN: load address + bias */
 	uint64_t base;          /* lowest PT_LOAD address, page-aligned (link time) */
 	uint64_t usr1_handler;  /* link-time address of Node's SIGUSR1 handler

@@ -233,7 +233,7 @@ static const struct node_cache_ent *image_for(struct node_state *st, const char 
 /* The image holding Node's code in pid (the executable, or a libnode.so it
  * maps), and its load bias. 1 found, 0 not Node. */
 static int node_image_of(struct node_state *st, uint32_t pid, struct node_image *im,
-			 uint64_t *bias)
+			 uint64_t *bias, char *where, size_t cap)
 {
 	char exe[64], lib[512];
 	const struct node_cache_ent *e;
@@ -247,12 +247,14 @@ static int node_image_of(struct node_state *st, uint32_t pid, struct node_image 
 		if (stat(exe, &sb) || node_map_start(pid, sb.st_ino, &start, NULL, 0))
 			return 0;
 		*bias = im->pie ? start - im->base : 0;
+		snprintf(where, cap, "%s", exe);
 		return 1;
 	}
 	if (node_find_libnode(pid, lib, sizeof(lib)))
 		return 0;
-	e = image_for(st, lib);
-	if (!e || !e->ok || !e->im.is_node || stat(lib, &sb) ||
+	snprintf(where, cap, "/proc/%u/root%s", pid, lib);
+	e = image_for(st, where);
+	if (!e || !e->ok || !e->im.is_node || stat(where, &sb) ||
 	    node_map_start(pid, sb.st_ino, &start, NULL, 0))
 		return 0;
 	*im = e->im;
@@ -287,7 +289,7 @@ static void load_bpf(struct node_state *st)
 /* Checks, then the job. 0 started, -1 refused (logged). */
 static int job_begin(struct node_state *st, struct node_pp *p)
 {
-	char path[64], why[256], *status, *cmd, *env, *expr;
+	char path[64], why[256], where[600], *status, *cmd, *env, *expr;
 	size_t slen = 0, clen = 0, elen = 0;
 	struct node_sigmasks m;
 	struct node_image im;
@@ -301,7 +303,7 @@ static int job_begin(struct node_state *st, struct node_pp *p)
 	load_bpf(st);
 	if (!st->bpf)
 		return refuse(st, p, "no BPF object", NULL), -1;
-	if (!node_image_of(st, p->pid, &im, &bias))
+	if (!node_image_of(st, p->pid, &im, &bias, where, sizeof(where)))
 		return refuse(st, p, "Node's code is not found in its mappings", NULL), -1;
 	snprintf(path, sizeof(path), "/proc/%u/status", p->pid);
 	status = node_read_file(path, 1 << 16, &slen);
@@ -349,10 +351,62 @@ static int job_begin(struct node_state *st, struct node_pp *p)
 	return 0;
 }
 
+/* Key TLS writes too, in the OpenSSL the process runs (the executable,
+ * libnode or libssl): SSL_write and SSL_write_ex take the current key (or
+ * their connection's), SSL_set_connect_state gives a client connection the
+ * key of the request that made it, SSL_set_accept_state forgets a server
+ * connection's. Says in note what was done. */
+static void attach_tls(struct node_state *st, struct node_pp *p, char *note, size_t cap)
+{
+	static const struct {
+		const char *prog, *sym;
+	} probes[] = {
+		{ "node_ssl_write", "SSL_write" },
+		{ "node_ssl_write", "SSL_write_ex" },
+		{ "node_ssl_connect", "SSL_set_connect_state" },
+		{ "node_ssl_accept", "SSL_set_accept_state" },
+	};
+	const struct node_cache_ent *e;
+	struct node_image im;
+	char where[600], lib[400];
+	uint64_t bias;
+	int n = 0, rc = SONDE_OK;
+
+	if (!node_image_of(st, p->pid, &im, &bias, where, sizeof(where)))
+		im.has_ssl_write = 0;
+	if (!im.has_ssl_write) {
+		if (node_find_mapped(p->pid, "libssl.so", lib, sizeof(lib))) {
+			snprintf(note, cap, "no OpenSSL mapped: TLS writes not keyed");
+			return;
+		}
+		snprintf(where, sizeof(where), "/proc/%u/root%s", p->pid, lib);
+		e = image_for(st, where);
+		if (!e || !e->ok || !e->im.has_ssl_write) {
+			snprintf(note, cap, "its libssl has no SSL_write: TLS writes not keyed");
+			return;
+		}
+		im = e->im;
+	}
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		if (i == 1 && !im.has_ssl_write_ex)
+			continue;
+		rc = node_bpf_uprobe(st->bpf, st->host, p->pid, probes[i].prog, where, probes[i].sym);
+		if (rc != SONDE_OK)
+			break;
+		n++;
+	}
+	if (rc != SONDE_OK)
+		snprintf(note, cap, "TLS probes not all attached (%s): TLS writes may have no key",
+			 st->host->strerror(rc));
+	else
+		snprintf(note, cap, "TLS writes keyed (%d probes)", n);
+}
+
 static void job_end(struct node_state *st)
 {
 	struct node_pp *p = st->job_pp;
 	struct node_job *j = &st->job;
+	char tls[160];
 	int rc;
 
 	st->job_pp = NULL;
@@ -367,13 +421,14 @@ static void job_end(struct node_state *st)
 		node_job_free(j);
 		return;
 	}
+	attach_tls(st, p, tls, sizeof(tls));
 	rc = st->host->process_set(st->self, p->pid, SONDE_PROCESS_CONTEXTS);
 	st->host->log(st->self, rc == SONDE_OK ? SONDE_LOG_INFO : SONDE_LOG_WARN,
 		      "pid %u (%s): Node.js v%s, request contexts on (async_hooks script through the "
-		      "inspector, opened and closed again; SIGUSR1 handler: %s)%s, records %u..%u%s%s",
+		      "inspector, opened and closed again; SIGUSR1 handler: %s)%s, %s, records %u..%u",
 		      p->pid, p->exe, j->res.node, p->how,
-		      j->res.replaced ? ", replacing an earlier agent's script" : "", st->rec_base,
-		      st->rec_base + NODE_REC_COUNT - 1, j->warn[0] ? "; " : "", j->warn);
+		      j->res.replaced ? ", replacing an earlier agent's script" : "", tls, st->rec_base,
+		      st->rec_base + NODE_REC_COUNT - 1);
 	if (j->warn[0])
 		st->host->log(st->self, SONDE_LOG_WARN, "pid %u (%s): %s", p->pid, p->exe, j->warn);
 	p->state = NP_ACTIVE;
@@ -442,13 +497,14 @@ static int node_process_new(void *state, const struct sonde_process_info *pi)
 	struct node_state *st = state;
 	struct node_image im;
 	struct node_pp *p;
+	char where[600];
 	uint64_t bias;
 
 	if (!st || !pi)
 		return SONDE_ERR_INVAL;
 	if (pp_find(st, pi->pid))
 		return SONDE_OK;
-	if (!node_image_of(st, pi->pid, &im, &bias))
+	if (!node_image_of(st, pi->pid, &im, &bias, where, sizeof(where)))
 		return SONDE_OK; /* not Node.js: not ours to say anything */
 	p = pp_add(st, pi->pid);
 	if (!p)

@@ -531,7 +531,12 @@ int node_map_start(uint32_t pid, uint64_t inode, uint64_t *start, char *path, si
 	return maps_walk(pid, inode, NULL, start, path, path_cap);
 }
 
+int node_find_mapped(uint32_t pid, const char *prefix, char *path, size_t cap)
+{
+	return maps_walk(pid, 0, prefix, NULL, path, cap);
+}
+
 int node_find_libnode(uint32_t pid, char *path, size_t cap)
 {
-	return maps_walk(pid, 0, "libnode.so", NULL, path, cap);
+	return node_find_mapped(pid, "libnode.so", path, cap);
 }

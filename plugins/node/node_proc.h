@@ -74,7 +74,9 @@ int node_listeners(uint32_t pid, struct node_sock *out, int max);
  * (the executable or libnode), and its path if wanted. 0 or -1. */
 int node_map_start(uint32_t pid, uint64_t inode, uint64_t *start, char *path, size_t path_cap);
 
-/* The first mapped file whose name looks like libnode.so*: path. 0 or -1. */
+/* The first mapped file whose name starts with prefix (libnode.so,
+ * libssl.so): its path as the process sees it. 0 or -1. */
+int node_find_mapped(uint32_t pid, const char *prefix, char *path, size_t cap);
 int node_find_libnode(uint32_t pid, char *path, size_t cap);
 
 #endif /* SONDE_NODE_PROC_H */

@@ -9,9 +9,12 @@
 //
 // Logs on stderr: "served id=<id>", "backend id=<id>", "redis id=<id>".
 // --own-usr1: the application handles SIGUSR1 itself (logs "usr1").
+// --tls-backend: the back end speaks HTTPS; calls go through a pool of two
+// keep-alive TLS connections (requests queue for them and reuse them).
 // GET /ok answers at once (the bench's trivial route).
 'use strict';
 const http = require('http');
+const https = require('https');
 const net = require('net');
 const { setTimeout: sleep } = require('timers/promises');
 
@@ -24,9 +27,14 @@ const log = (s) => process.stderr.write(s + '\n');
 if (process.argv.includes('--own-usr1'))
   process.on('SIGUSR1', () => log('usr1'));
 
+const tlsBackend = process.argv.includes('--tls-backend');
+const tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 2, rejectUnauthorized: false });
+
 function backend(id) {
   return new Promise((resolve, reject) => {
-    const r = http.get({ host: '127.0.0.1', port: bport, path: `/backend/${id}` }, (res) => {
+    const opts = { host: '127.0.0.1', port: bport, path: `/backend/${id}` };
+    const get = tlsBackend ? (o, cb) => https.get({ ...o, agent: tlsAgent }, cb) : http.get;
+    const r = get(opts, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode));
     });
