@@ -49,6 +49,16 @@ int node_precheck(const struct node_sigmasks *m, uint32_t opts, char *why, size_
 	return 0;
 }
 
+int node_version_check(const struct node_image *im, char *why, size_t cap)
+{
+	if (!im->major || (im->major >= NODE_MAJOR_MIN && im->major <= NODE_MAJOR_MAX))
+		return 0;
+	snprintf(why, cap, "Node.js v%s is not a version this plugin knows (%d..%d): its inspector "
+			   "is not opened",
+		 im->version, NODE_MAJOR_MIN, NODE_MAJOR_MAX);
+	return -1;
+}
+
 enum node_sig_verdict node_sig_verdict(const struct node_sig *s, const struct node_image *im,
 				       uint64_t bias, char *why, size_t cap)
 {

@@ -26,6 +26,15 @@ enum node_sig_verdict {
  * signal, else -1 with the reason in why. */
 int node_precheck(const struct node_sigmasks *m, uint32_t opts, char *why, size_t cap);
 
+/* Node.js majors the script knows (node_ctx.js checks the same range). */
+#define NODE_MAJOR_MIN 18
+#define NODE_MAJOR_MAX 24
+
+/* From the image's version: 0 when known and supported, or unknown (the
+ * script checks again in the process before it installs anything); -1
+ * with the reason when it is a version outside the range. */
+int node_version_check(const struct node_image *im, char *why, size_t cap);
+
 /* From the kernel's sigaction (the task iterator) and the image that holds
  * Node's code, loaded at bias. */
 enum node_sig_verdict node_sig_verdict(const struct node_sig *s, const struct node_image *im,

@@ -133,10 +133,20 @@
   const conns = new Map();
   let outOfTable = 0;
 
-  // A connection accepted by a server in this process: its first key.
+  // A connection accepted by a server in this process: its first key. An
+  // HTTP/2 server's connection carries many requests at once, which one key
+  // cannot tell apart: it gets none (its calls get no parent rather than
+  // another stream's).
+  let multiplexed = 0;
   function onServerSocket(msg) {
     try {
       const sock = msg && msg.socket;
+      const srv = sock && sock.server;
+      const sname = srv && srv.constructor ? srv.constructor.name : '';
+      if (sname === 'Http2Server' || sname === 'Http2SecureServer') {
+        multiplexed++;
+        return;
+      }
       const h = sock && sock._handle;
       const fd = h !== null && typeof h === 'object' ? fdOf(h, 0) : -1;
       if (fd < 0 || fd >= nfd) {
@@ -198,7 +208,7 @@
     version: 1,
     current: () => u32[6],
     keyOf: (fd) => (fd >= 0 && fd < nfd ? u32[8 + fd] : 0),
-    stats: () => ({ errors, nextKey, depth: stack.length, outOfTable, conns: conns.size }),
+    stats: () => ({ errors, nextKey, depth: stack.length, outOfTable, multiplexed, conns: conns.size }),
   };
 
   // Tell the kernel where the buffer is, then start.

@@ -9,6 +9,7 @@
  * keep it; a stripped build leaves it unknown, and the signal check falls
  * back to what libuv's handlers always have and Node's never: SA_RESTART).
  */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -63,6 +64,64 @@ static void scan_symbols(Elf *e, Elf_Scn *scn, const GElf_Shdr *sh, struct node_
 	}
 }
 
+int node_version_find(const uint8_t *text, size_t len, char *out, size_t cap, int *major)
+{
+	static const char pat[] = "/release/v";
+	const uint8_t *p = text, *end = text + len;
+
+	while (p < end) {
+		const uint8_t *m = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1);
+		const uint8_t *v;
+		size_t n = 0;
+		int dots = 0, digits = 0;
+
+		if (!m)
+			return -1;
+		v = m + sizeof(pat) - 1;
+		/* X.Y.Z then '/' */
+		while (v + n < end && n < 20 && ((v[n] >= '0' && v[n] <= '9') || v[n] == '.')) {
+			dots += v[n] == '.';
+			digits += v[n] != '.';
+			n++;
+		}
+		if (dots == 2 && digits >= 3 && v + n < end && v[n] == '/' && v[0] != '.' &&
+		    v[n - 1] != '.' && n < cap) {
+			memcpy(out, v, n);
+			out[n] = 0;
+			*major = atoi(out);
+			return 0;
+		}
+		p = m + 1;
+	}
+	return -1;
+}
+
+/* The release URL is in a read-only data section. */
+static void find_version(Elf *e, struct node_image *out)
+{
+	size_t shstrndx;
+	Elf_Scn *scn = NULL;
+
+	if (elf_getshdrstrndx(e, &shstrndx))
+		return;
+	while ((scn = elf_nextscn(e, scn))) {
+		GElf_Shdr sh;
+		const char *name;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS)
+			continue;
+		name = elf_strptr(e, shstrndx, sh.sh_name);
+		if (!name || strncmp(name, ".rodata", 7))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (d && d->d_buf &&
+		    node_version_find(d->d_buf, d->d_size, out->version, sizeof(out->version),
+				      &out->major) == 0)
+			return;
+	}
+}
+
 static int inspect(Elf *e, struct node_image *out)
 {
 	GElf_Ehdr eh;
@@ -99,6 +158,8 @@ static int inspect(Elf *e, struct node_image *out)
 	}
 	if (!out->is_node)
 		out->usr1_handler = 0;
+	else
+		find_version(e, out);
 	return 0;
 }
 

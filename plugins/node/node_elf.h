@@ -23,7 +23,14 @@ struct node_image {
 		uint64_t lo, hi;    /* executable PT_LOAD ranges (link time) */
 	} text[NODE_TEXT_MAX];
 	size_t ntext;
+	char version[24];       /* "20.20.2" from the release URL Node carries
+	                           (process.release), "" when absent */
+	int major;              /* its first number, 0 when unknown */
 };
+
+/* The version in text that holds ".../release/vX.Y.Z/..." (the release URL
+ * Node builds carry for process.release): 0, or -1 if there is none. */
+int node_version_find(const uint8_t *text, size_t len, char *out, size_t cap, int *major);
 
 /* Inspect a file. 0 when it is a readable ELF file (is_node says whether it
  * is Node), -1 otherwise. */

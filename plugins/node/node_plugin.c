@@ -305,6 +305,8 @@ static int job_begin(struct node_state *st, struct node_pp *p)
 		return refuse(st, p, "no BPF object", NULL), -1;
 	if (!node_image_of(st, p->pid, &im, &bias, where, sizeof(where)))
 		return refuse(st, p, "Node's code is not found in its mappings", NULL), -1;
+	if (node_version_check(&im, why, sizeof(why)))
+		return refuse(st, p, why, NULL), -1;
 	snprintf(path, sizeof(path), "/proc/%u/status", p->pid);
 	status = node_read_file(path, 1 << 16, &slen);
 	snprintf(path, sizeof(path), "/proc/%u/cmdline", p->pid);

@@ -635,6 +635,16 @@ START_TEST(elf_of_node_and_not_node)
 		ck_assert_int_eq(node_elf_inspect("/usr/bin/node", &im), 0);
 		ck_assert_int_eq(im.is_node, 1);
 		ck_assert_uint_ge(im.ntext, 1);
+		if (im.major) { /* the release URL agrees with the binary's own answer */
+			char ver[64] = "";
+			FILE *f = popen("/usr/bin/node -p process.versions.node", "r");
+
+			ck_assert_ptr_nonnull(f);
+			ck_assert_ptr_nonnull(fgets(ver, sizeof(ver), f));
+			pclose(f);
+			ver[strcspn(ver, "\n")] = 0;
+			ck_assert_str_eq(im.version, ver);
+		}
 		if (im.usr1_handler)
 			ck_assert(node_image_in_text(&im, im.usr1_handler));
 	}
@@ -645,6 +655,43 @@ START_TEST(elf_of_node_and_not_node)
 	ck_assert_int_eq(node_elf_inspect("/proc/self/status", &im), -1);
 	ck_assert_int_eq(node_elf_inspect_mem("\x7f" "ELF", 4, &im), -1);
 	ck_assert_int_eq(node_elf_inspect_mem("", 0, &im), -1);
+}
+END_TEST
+
+START_TEST(node_versions)
+{
+	const char *url = "x\0https://nodejs.org/download/release/v20.20.2/node-v20.20.2.tar.gz";
+	const char *odd[] = { "/release/v20.20/", "/release/v.20.2/", "/release/v20.20.2.", "/release/v",
+			      "/release/vabc/", "/release/v2.0./" };
+	struct node_image im = { .is_node = 1 };
+	char v[24], why[256];
+	int major = 0;
+
+	ck_assert_int_eq(node_version_find((const uint8_t *)url, 70, v, sizeof(v), &major), 0);
+	ck_assert_str_eq(v, "20.20.2");
+	ck_assert_int_eq(major, 20);
+	/* a later, well-formed one after malformed ones */
+	{
+		const char *t = "/release/v1.2/ /release/v18.19.1/";
+
+		ck_assert_int_eq(node_version_find((const uint8_t *)t, strlen(t), v, sizeof(v), &major), 0);
+		ck_assert_str_eq(v, "18.19.1");
+	}
+	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+		ck_assert_msg(node_version_find((const uint8_t *)odd[i], strlen(odd[i]), v, sizeof(v),
+						&major) == -1, "accepted %s", odd[i]);
+	ck_assert_int_eq(node_version_find((const uint8_t *)url, 70, v, 4, &major), -1); /* no room */
+	/* the check: known, unknown (left to the script), outside the range */
+	ck_assert_int_eq(node_version_check(&im, why, sizeof(why)), 0);
+	snprintf(im.version, sizeof(im.version), "20.20.2");
+	im.major = 20;
+	ck_assert_int_eq(node_version_check(&im, why, sizeof(why)), 0);
+	snprintf(im.version, sizeof(im.version), "16.20.2");
+	im.major = 16;
+	ck_assert_int_eq(node_version_check(&im, why, sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "v16.20.2"));
+	im.major = 26;
+	ck_assert_int_eq(node_version_check(&im, why, sizeof(why)), -1);
 }
 END_TEST
 
@@ -692,6 +739,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, sigusr1_verdicts);
 	tcase_add_test(tc, elf_of_node_and_not_node);
 	tcase_add_test(tc, elf_truncated_images);
+	tcase_add_test(tc, node_versions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -12,10 +12,13 @@
 // requests on one keep-alive connection get different keys; a call the
 // first request makes after its response was sent keeps the first key; an
 // exception thrown in a callback does not leave a stale key; the table
-// entry goes when the connection closes. Prints the failures, exits 1.
+// entry goes when the connection closes; an HTTP/2 connection (many
+// requests at once) gets no key, so its calls carry none. Prints the
+// failures, exits 1.
 'use strict';
 const fs = require('fs');
 const http = require('http');
+const http2 = require('http2');
 const net = require('net');
 const { setTimeout: sleep } = require('timers/promises');
 
@@ -93,6 +96,25 @@ const server = http.createServer(async (req, res) => {
   if (id.startsWith('late'))
     late[id] = sleep(30).then(() => callBackend(id + 'after'));
 });
+const h2 = http2.createServer();
+h2.on('stream', async (stream, headers) => {
+  const id = /\/req\/(\w+)/.exec(headers[':path'])[1];
+  reqKey[id] = api.keyOf(stream.session.socket._handle.fd);
+  await sleep(10);
+  await callBackend(id);
+  stream.respond({ ':status': 200 });
+  stream.end('ok');
+});
+function getH2(port, paths) {
+  const c = http2.connect(`http://127.0.0.1:${port}`);
+  return Promise.all(paths.map((p) => new Promise((resolve, reject) => {
+    const r = c.request({ ':path': p });
+    r.on('data', () => {});
+    r.on('end', resolve);
+    r.on('error', reject);
+  }))).finally(() => c.close());
+}
+
 process.on('uncaughtException', (e) => { if (e.message !== 'boom') throw e; });
 
 function get(port, path, agent) {
@@ -111,6 +133,7 @@ async function main() {
   await new Promise((r) => backend.listen(0, '127.0.0.1', r));
   await new Promise((r) => raw.listen(0, '127.0.0.1', r));
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise((r) => h2.listen(0, '127.0.0.1', r));
   bport = backend.address().port;
   rport = raw.address().port;
   const port = server.address().port;
@@ -128,6 +151,18 @@ async function main() {
   // An exception in a callback, then requests again.
   await get(port, '/req/boomx', false);
   await Promise.all(['m', 'n'].map((id) => get(port, `/req/${id}`, false)));
+
+  // Two HTTP/2 streams at once on one connection: no key for either.
+  await getH2(h2.address().port, ['/req/hone', '/req/htwo']);
+  for (const id of ['hone', 'htwo']) {
+    if (reqKey[id] !== 0)
+      fail(`${id}: an HTTP/2 connection got key ${reqKey[id]}`);
+    const k = keyOfWrite(`GET /backend/${id} `);
+    if (k !== 0)
+      fail(`${id}: a call of an HTTP/2 stream was written with key ${k}`);
+  }
+  if (api.stats().multiplexed !== 1)
+    fail(`${api.stats().multiplexed} multiplexed connections counted, want 1`);
 
   const all = ids.concat(['lateone', 'second', 'boomx', 'm', 'n']);
   const seen = new Set();
@@ -162,6 +197,7 @@ async function main() {
   if (api.current() !== 0)
     fail(`current key ${api.current()} outside any callback`);
   server.close();
+  h2.close();
   backend.close();
   raw.close();
   api.stop('done');
