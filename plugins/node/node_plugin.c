@@ -649,7 +649,7 @@ static void node_fini(void *state)
 		      "processes %" PRIu64 " with request contexts, %" PRIu64 " refused; syscalls "
 		      "keyed %" PRIu64 " by JavaScript, %" PRIu64 " by fd, %" PRIu64 " without a key"
 		      ", %" PRIu64 " stale fd keys, %" PRIu64 " unreadable; registrations %" PRIu64
-		      " (stray %" PRIu64 ", writes refused %" PRIu64 "), bad records %" PRIu64,
+		      " (stray %" PRIu64 ", other writes while waiting %" PRIu64 "), bad records %" PRIu64,
 		      st->c.procs_ok, st->c.procs_refused, k[NODE_ST_CUR], k[NODE_ST_TABLE],
 		      k[NODE_ST_NONE], k[NODE_ST_STALE], k[NODE_ST_FAULT], st->c.regs,
 		      st->c.regs_stray, k[NODE_ST_REG_BAD], st->c.bad);

@@ -81,7 +81,7 @@ struct node_sig {
 /* Self-counters (per-CPU array node_stats). */
 enum node_stat {
 	NODE_ST_REG = 0,   /* registrations accepted */
-	NODE_ST_REG_BAD,   /* writes of a waiting process that were not one */
+	NODE_ST_REG_BAD,   /* other writes of a waiting process (not the registration) */
 	NODE_ST_CUR,       /* syscalls whose key came from the current word */
 	NODE_ST_TABLE,     /* ... from the fd table (outside JavaScript) */
 	NODE_ST_NONE,      /* ... with no key */
