@@ -75,7 +75,9 @@ struct pending {
 	uint32_t replies_left;    /* SUBSCRIBE a b c: 3 confirmations */
 	uint8_t kind;             /* enum redis_cmd_kind */
 	uint8_t all;              /* UNSUBSCRIBE without channels */
+	uint8_t has_pos;          /* pos is exact (same-host links) */
 	int64_t arg;              /* SELECT: the db index, -1 if not a number */
+	uint64_t pos;             /* stream position of the command's first byte */
 };
 
 struct side {
@@ -84,6 +86,12 @@ struct side {
 	uint8_t ever_synced;
 	uint32_t unsynced_chunks;
 	uint64_t msg_ts;          /* ts of the chunk where the current message began */
+	/* Same-host links: message boundaries are known exactly only when
+	 * decoding began at the stream's first byte and never lost its place;
+	 * positions are then the chunks' own (chunk->pos, one source). */
+	uint8_t exact;
+	uint8_t src;              /* chunk->source the positions count in */
+	uint64_t next_pos;        /* chunk->pos the next chunk must have */
 };
 
 struct redis_conn {
@@ -173,7 +181,7 @@ static void drop_all(struct redis_conn *rc)
 }
 
 static struct sonde_span *start_span(struct redis_conn *rc, const char *name, uint64_t ts,
-                                     const char *qtext)
+                                     const char *qtext, const struct pending *p)
 {
 	const struct sonde_host_api *h = rc->pl->host;
 	int server = rc->role == SONDE_ROLE_SERVER;
@@ -184,6 +192,11 @@ static struct sonde_span *start_span(struct redis_conn *rc, const char *name, ui
 	s = h->span_start(rc->conn, name, server ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT, ts);
 	if (!s)
 		return NULL;
+	/* Where the command starts in the stream: the host links the two ends
+	 * of a connection it watches on both sides by it. */
+	if (p->has_pos && SONDE_HAS_FIELD(h, struct sonde_host_api, span_set_pos) &&
+	    h->span_set_pos)
+		h->span_set_pos(s, rc->side[SIDE_CMD].src, p->pos);
 	h->span_attr_str(s, "db.system.name", "redis", 5);
 	h->span_attr_str(s, "db.operation.name", name, strlen(name));
 	h->span_attr_str(s, "server.address", saddr, strlen(saddr));
@@ -204,7 +217,7 @@ static void finish(struct redis_conn *rc, struct pending *p, uint64_t ts, const 
 	char db[24];
 
 	if (!p->span && p->late_name[0]) {
-		p->span = start_span(rc, p->late_name, p->start_ns, p->late_qtext);
+		p->span = start_span(rc, p->late_name, p->start_ns, p->late_qtext, p);
 		rc->st.late_spans += p->span != NULL;
 		rc->st.dropped += p->span == NULL;
 	}
@@ -234,6 +247,7 @@ static void lose_sync(struct redis_conn *rc, int si, const char *why)
 
 	rc->st.sync_lost++;
 	drop_all(rc);
+	rc->side[si].exact = 0; /* a place found again is a guess */
 	rc->side[SIDE_REPLY].sync = 0;
 	if (si == SIDE_CMD) {
 		/* The lost bytes may have held SELECT or CLIENT REPLY. */
@@ -447,7 +461,10 @@ static int make_room(struct redis_conn *rc)
 	return 0;
 }
 
-static void on_command(struct redis_conn *rc, const struct resp_summary *m, uint64_t ts)
+/* pos: stream position of the command's first byte, or UINT64_MAX when
+ * not known exactly. */
+static void on_command(struct redis_conn *rc, const struct resp_summary *m, uint64_t ts,
+                       uint64_t pos)
 {
 	const struct redis_cmd_def *d;
 	char name[REDIS_NAME_MAX], qtext[REDIS_QUERY_MAX];
@@ -477,6 +494,8 @@ static void on_command(struct redis_conn *rc, const struct resp_summary *m, uint
 	}
 	memset(p, 0, sizeof(*p));
 	p->start_ns = ts;
+	p->has_pos = pos != UINT64_MAX;
+	p->pos = pos;
 	p->kind = d ? d->kind : RCMD_PLAIN;
 	p->replies_left = 1;
 	p->arg = -1;
@@ -498,7 +517,7 @@ static void on_command(struct redis_conn *rc, const struct resp_summary *m, uint
 		p->arg = copy_int(&m->args[1]);
 		break;
 	}
-	p->span = start_span(rc, name, ts, rc->query_text ? qtext : NULL);
+	p->span = start_span(rc, name, ts, rc->query_text ? qtext : NULL, p);
 	if (p->span)
 		return;
 	rc->st.span_limit++;
@@ -695,13 +714,41 @@ static void on_reply(struct redis_conn *rc, const struct resp_summary *m, uint64
 
 /* ---- bytes in ------------------------------------------------------------- */
 
+/* end: stream position just after the message's last byte. */
 static void on_message(struct redis_conn *rc, int si, const struct resp_summary *m,
-                       const struct sonde_chunk *c)
+                       const struct sonde_chunk *c, uint64_t end)
 {
+	const struct side *sd = &rc->side[si];
+
 	if (si == SIDE_CMD)
-		on_command(rc, m, rc->side[si].msg_ts);
+		on_command(rc, m, sd->msg_ts,
+		           sd->exact && m->wire_len <= end ? end - m->wire_len : UINT64_MAX);
 	else
 		on_reply(rc, m, c->ts_unix_ns);
+}
+
+/* 1.1 chunks say where they are in the stream; 1.0 ones do not. */
+static int chunk_has_pos(const struct sonde_chunk *c)
+{
+	return SONDE_HAS_FIELD(c, struct sonde_chunk, source);
+}
+
+/* Keep sd->exact true only while every chunk since decoding began at the
+ * stream's first byte followed the previous one without a hole, in one
+ * source. syncing: decoding (re)starts at c. */
+static void track_pos(struct side *sd, const struct sonde_chunk *c, int syncing)
+{
+	if (!chunk_has_pos(c)) {
+		sd->exact = 0;
+		return;
+	}
+	if (syncing) {
+		sd->exact = !sd->ever_synced && c->pos == 0 && !(c->flags & SONDE_CHUNK_GAP);
+		sd->src = c->source;
+	} else if (c->source != sd->src || c->pos != sd->next_pos) {
+		sd->exact = 0;
+	}
+	sd->next_pos = c->pos + c->orig_len;
 }
 
 /* Decode the captured bytes of c. Returns 0 or a RESP_* error. */
@@ -710,6 +757,7 @@ static int feed(struct redis_conn *rc, int si, const struct sonde_chunk *c)
 	struct side *sd = &rc->side[si];
 	const uint8_t *p = c->data;
 	size_t left = c->len;
+	uint64_t base = chunk_has_pos(c) ? c->pos : 0;
 
 	while (left > 0 && sd->sync) {
 		struct resp_summary m;
@@ -724,7 +772,7 @@ static int feed(struct redis_conn *rc, int si, const struct sonde_chunk *c)
 		p += r;
 		left -= (size_t)r;
 		if (done)
-			on_message(rc, si, &m, c);
+			on_message(rc, si, &m, c, base + (uint64_t)(p - c->data));
 	}
 	return 0;
 }
@@ -734,7 +782,7 @@ static int feed(struct redis_conn *rc, int si, const struct sonde_chunk *c)
 static void skip_uncaptured(struct redis_conn *rc, int si, const struct sonde_chunk *c)
 {
 	struct side *sd = &rc->side[si];
-	uint64_t miss = c->orig_len - c->len;
+	uint64_t miss = c->orig_len - c->len, at = (chunk_has_pos(c) ? c->pos : 0) + c->len;
 
 	while (miss > 0 && sd->sync) {
 		struct resp_summary m;
@@ -742,8 +790,9 @@ static void skip_uncaptured(struct redis_conn *rc, int si, const struct sonde_ch
 		uint64_t used = resp_stream_skip(&sd->rs, miss, &m, &done);
 
 		miss -= used;
+		at += used;
 		if (done)
-			on_message(rc, si, &m, c);
+			on_message(rc, si, &m, c, at);
 		else if (miss > 0)
 			lose_sync(rc, si, "truncated inside structure");
 	}
@@ -809,11 +858,14 @@ static int redis_conn_data(void *conn_state, struct sonde_conn *conn,
 			return SONDE_OK;
 		}
 		resp_stream_init(&sd->rs, si == SIDE_CMD);
+		track_pos(sd, c, 1);
 		sd->sync = 1;
 		sd->unsynced_chunks = 0;
 		if (sd->ever_synced)
 			rc->st.resyncs++;
 		sd->ever_synced = 1;
+	} else {
+		track_pos(sd, c, 0);
 	}
 	r = feed(rc, si, c);
 	if (r == RESP_UNSUPPORTED) {

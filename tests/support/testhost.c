@@ -62,6 +62,13 @@ struct th_host {
 	const struct sonde_plugin *desc;
 	const char *proto;
 	bool loaded;
+	/* th_load_minor: the plugin's descriptor with init wrapped, and the
+	 * host table its init is given, cut to the older minor. */
+	struct sonde_plugin desc_cut;
+	const struct sonde_plugin *desc_orig;
+	struct sonde_host_api api_cut;
+	size_t api_cut_size;
+	uint32_t api_cut_minor;
 	size_t misuse_at_unload;
 	struct th_entry *spans;
 	size_t n_spans, cap_spans;
@@ -454,6 +461,45 @@ int th_load(struct th_host *h, const struct sonde_plugin *desc, const char *prot
 	return SONDE_OK;
 }
 
+/* The host being loaded by th_load_minor (the harness is not thread-safe). */
+static struct th_host *loading_cut;
+
+static int init_cut(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
+                    void **state)
+{
+	struct th_host *h = loading_cut;
+
+	h->api_cut = *host;
+	h->api_cut.abi_minor = h->api_cut_minor;
+	h->api_cut.struct_size = (uint32_t)h->api_cut_size;
+	return h->desc_orig->init(&h->api_cut, self, state);
+}
+
+int th_load_minor(struct th_host *h, const struct sonde_plugin *desc, const char *proto,
+                  uint32_t minor)
+{
+	int rc;
+
+	if (!desc || h->loaded)
+		return SONDE_ERR_INVAL;
+	if (minor >= SONDE_ABI_MINOR)
+		return th_load(h, desc, proto);
+	if (minor != 0)
+		return SONDE_ERR_INVAL;
+	/* 1.0 ended with histogram_record. */
+	h->api_cut_size = offsetof(struct sonde_host_api, histogram_record) +
+	                  sizeof(((struct sonde_host_api *)0)->histogram_record);
+	h->api_cut_minor = minor;
+	h->desc_orig = desc;
+	h->desc_cut = *desc;
+	if (desc->init)
+		h->desc_cut.init = init_cut;
+	loading_cut = h;
+	rc = th_load(h, &h->desc_cut, proto);
+	loading_cut = NULL;
+	return rc;
+}
+
 void th_unload(struct th_host *h)
 {
 	if (!h->host)
@@ -542,6 +588,25 @@ struct th_conn *th_conn_open(struct th_host *h, const struct sonde_conn_info *ci
 	return c;
 }
 
+void th_conn_pair(struct th_host *h, uint16_t cport, uint16_t sport, struct th_conn **client,
+                  struct th_conn **server)
+{
+	struct sonde_conn_info ci;
+
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ci.local_port = cport;
+	ci.peer_port = sport;
+	snprintf(ci.local_addr, sizeof(ci.local_addr), "127.0.0.2");
+	snprintf(ci.peer_addr, sizeof(ci.peer_addr), "127.0.0.1");
+	*client = th_conn_open(h, &ci);
+	th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+	ci.pid = 4243;
+	ci.conn_id = 2;
+	ci.local_port = sport;
+	ci.peer_port = cport;
+	*server = th_conn_open(h, &ci);
+}
+
 int th_conn_feed_chunk(struct th_conn *c, const struct sonde_chunk *ch)
 {
 	struct sonde_chunk copy = *ch;
@@ -577,6 +642,27 @@ int th_conn_feed(struct th_conn *c, enum sonde_dir dir, uint64_t ts, const void 
 	return th_conn_feed_chunk(c, &ch);
 }
 
+int th_conn_feed_lossy(struct th_conn *c, enum sonde_dir dir, uint64_t ts, uint64_t lost,
+                       const void *data, size_t len, size_t orig_len)
+{
+	struct sonde_chunk ch = {0};
+	uint64_t *pos = &c->pos[dir == SONDE_DIR_EGRESS];
+
+	ch.dir = dir;
+	ch.ts_unix_ns = ts;
+	ch.data = data;
+	ch.len = len;
+	ch.orig_len = orig_len > len ? orig_len : len;
+	if (lost)
+		ch.flags |= SONDE_CHUNK_GAP;
+	if (ch.orig_len > len)
+		ch.flags |= SONDE_CHUNK_TRUNCATED;
+	*pos += lost;
+	ch.pos = *pos;
+	*pos += ch.orig_len;
+	return th_conn_feed_chunk(c, &ch);
+}
+
 void th_conn_close(struct th_conn *c, uint64_t ts)
 {
 	if (!c || !c->hc)
@@ -589,6 +675,11 @@ void th_conn_close(struct th_conn *c, uint64_t ts)
 int th_conn_given_up(const struct th_conn *c)
 {
 	return c->st == TC_GIVEN_UP;
+}
+
+int th_conn_capture(struct th_conn *c, struct sonde_capture_policy *out)
+{
+	return c && c->hc && out ? host_conn_capture(c->hc, out) : 0;
 }
 
 /* --- runtime plugins ---------------------------------------------------------- */
@@ -769,6 +860,11 @@ struct th_metric *th_metric_by_name(const struct th_host *h, const char *name)
 	return NULL;
 }
 
+uint64_t th_n_links(const struct th_host *h)
+{
+	return h->host ? host_counters(h->host)->links : 0;
+}
+
 size_t th_misuse(const struct th_host *h)
 {
 	return h->host ? host_counters(h->host)->api_misuse : h->misuse_at_unload;
@@ -777,6 +873,25 @@ size_t th_misuse(const struct th_host *h)
 size_t th_n_logs(const struct th_host *h, enum sonde_log_level lvl)
 {
 	return (unsigned)lvl < 4 ? h->logs[lvl] : 0;
+}
+
+struct th_span *th_span_find(const struct th_host *h, const char *name, enum sonde_span_kind kind,
+                             size_t nth)
+{
+	for (size_t i = 0; name && i < h->n_spans; i++) {
+		struct span *s = h->spans[i].s;
+
+		if ((enum sonde_span_kind)s->kind == kind && s->name && !strcmp(s->name, name) &&
+		    nth-- == 0)
+			return view_of(h, i);
+	}
+	return NULL;
+}
+
+int th_span_child_of(const struct th_span *child, const struct th_span *parent)
+{
+	return child && parent && !strcmp(child->trace_id, parent->trace_id) &&
+	       !strcmp(child->parent_span_id, parent->span_id);
 }
 
 const struct th_attr *th_span_attr(const struct th_span *s, const char *key)

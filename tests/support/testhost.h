@@ -134,6 +134,12 @@ void th_set_verbose(struct th_host *h, int verbose);
  * connections go to (NULL: the first). SONDE_OK, SONDE_ERR_ABI (refused),
  * SONDE_ERR_NOENT (no such protocol) or init()'s error. */
 int th_load(struct th_host *h, const struct sonde_plugin *desc, const char *proto);
+/* th_load behind the host's table cut to an older ABI minor (abi_minor
+ * and struct_size as that host has them), so a plugin can be run as an
+ * older host runs it: 0 (1.0, the table ends at histogram_record), or the
+ * current minor (th_load itself). Other minors: SONDE_ERR_INVAL. */
+int th_load_minor(struct th_host *h, const struct sonde_plugin *desc, const char *proto,
+                  uint32_t minor);
 /* Closes open connections (at their last timestamp), then fini(). */
 void th_unload(struct th_host *h);
 
@@ -149,16 +155,33 @@ void th_conn_info_init(struct sonde_conn_info *ci, enum sonde_role role);
  * the plugin refused it; the connection is owned by h. */
 struct th_conn *th_conn_open(struct th_host *h, const struct sonde_conn_info *ci);
 
+/* Both ends of one TCP connection, as one agent watching both processes
+ * sees them: the client 127.0.0.2:cport (pid 4242) connected to the server
+ * 127.0.0.1:sport (pid 4243). Either may come back NULL (refused). */
+void th_conn_pair(struct th_host *h, uint16_t cport, uint16_t sport, struct th_conn **client,
+                  struct th_conn **server);
+
 /* conn_data() with a chunk of len captured bytes (orig_len = len), at the
  * next position of its direction (chunk->pos counts what was fed). */
 int th_conn_feed(struct th_conn *c, enum sonde_dir dir, uint64_t ts, const void *data,
                  size_t len);
+/* th_conn_feed for a capture that lost bytes: `lost` bytes of the
+ * direction went by unseen before this chunk (SONDE_CHUNK_GAP when lost >
+ * 0), and only len of its orig_len bytes were captured
+ * (SONDE_CHUNK_TRUNCATED when orig_len > len). Positions advance by lost +
+ * orig_len, as the capture's do. */
+int th_conn_feed_lossy(struct th_conn *c, enum sonde_dir dir, uint64_t ts, uint64_t lost,
+                       const void *data, size_t len, size_t orig_len);
 /* conn_data() with a chunk the test built (struct_size is filled in). */
 int th_conn_feed_chunk(struct th_conn *c, const struct sonde_chunk *ch);
 /* conn_close(); a no-op on a connection already closed. */
 void th_conn_close(struct th_conn *c, uint64_t ts);
 /* 1 after the plugin answered SONDE_ERR_PROTO (the host gave it up). */
 int th_conn_given_up(const struct th_conn *c);
+/* The capture policy the plugin last asked for (conn_set_capture) in *out:
+ * 1 when it asked since the previous call, 0 when it did not (or the
+ * connection is closed), as the pipeline reads it. */
+int th_conn_capture(struct th_conn *c, struct sonde_capture_policy *out);
 
 /* --- Runtime plugins (SDK 1.1) ------------------------------------------------
  * The harness plays the pipeline's part: it knows which fd a connection is
@@ -193,7 +216,16 @@ size_t th_n_metrics(const struct th_host *h);
 struct th_metric *th_metric(const struct th_host *h, size_t i);
 struct th_metric *th_metric_by_name(const struct th_host *h, const char *name);
 size_t th_misuse(const struct th_host *h);
+/* Server spans the host linked to a client span it watched (same-host
+ * links; the agent's sonde_trace_links_total). */
+uint64_t th_n_links(const struct th_host *h);
 size_t th_n_logs(const struct th_host *h, enum sonde_log_level lvl);
+
+/* The nth (0-based, start order) span named name of that kind, or NULL. */
+struct th_span *th_span_find(const struct th_host *h, const char *name, enum sonde_span_kind kind,
+                             size_t nth);
+/* 1 when child is in parent's trace with parent as its parent span. */
+int th_span_child_of(const struct th_span *child, const struct th_span *parent);
 
 const struct th_attr *th_span_attr(const struct th_span *s, const char *key);
 /* The string value of `key`, or NULL when absent or not a string. */

@@ -19,8 +19,7 @@
 #include "testhost.h"
 #include "test/h2_build.h"
 
-/* SDK 1.1 checks read what the real host kept: the capture policy the
- * plugin asked for (host_conn_capture) and span parents (a sink). */
+/* SDK 1.1 checks read what the real host kept: span parents (a sink). */
 #include <time.h>
 #include "host/host.h"
 #include "host/loader.h"
@@ -1144,27 +1143,9 @@ END_TEST
 
 /* --- SDK 1.1 ------------------------------------------------------------------------------- */
 
-/* The plugin as a 1.0 host would run it: the real host's table cut to its
- * 1.0 size (abi_minor 0), so no 1.1 member may be used. */
-static struct sonde_host_api api10;
-static struct sonde_plugin desc10;
-
-static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
-                      void **st)
-{
-	api10 = *host;
-	api10.abi_minor = 0;
-	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
-	                    sizeof(api10.histogram_record);
-	return sonde_plugin_entry()->init(&api10, self, st);
-}
-
-static const struct sonde_plugin *as_abi_1_0(void)
-{
-	desc10 = *sonde_plugin_entry();
-	desc10.init = init_as_10;
-	return &desc10;
-}
+/* v10: the plugin as a 1.0 host would run it (th_load_minor: the real
+ * host's table cut to its 1.0 size, so no 1.1 member may be used). */
+#define MINOR(v10) ((v10) ? 0u : SONDE_ABI_MINOR)
 
 /* Ended spans as the host exports them (with their parents). */
 #define MAX_SUNK 64
@@ -1322,15 +1303,15 @@ START_TEST(v11_capture_cap)
 		struct sonde_capture_policy p;
 		struct th_conn *fc;
 
-		ck_assert_int_eq(th_load(h, v10 ? as_abi_1_0() : sonde_plugin_entry(), "grpc"),
+		ck_assert_int_eq(th_load_minor(h, sonde_plugin_entry(), "grpc", MINOR(v10)),
 		                 SONDE_OK);
 		th_conn_info_init(&ci, SONDE_ROLE_SERVER);
 		fc = th_conn_open(h, &ci);
 		memset(&p, 0, sizeof(p));
 		if (v10) {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(fc), &p), 0);
+			ck_assert_int_eq(th_conn_capture(fc, &p), 0);
 		} else {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(fc), &p), 1);
+			ck_assert_int_eq(th_conn_capture(fc, &p), 1);
 			ck_assert_uint_eq(p.cap, 16384);
 			ck_assert_uint_eq(p.flags, 0);
 			ck_assert_uint_eq(p.skip_to[0] | p.skip_to[1], 0);
@@ -1368,7 +1349,7 @@ START_TEST(v11_counters_and_abi_1_0)
 		struct sonde_chunk ch = { 0 };
 
 		r.h = th_new();
-		ck_assert_int_eq(th_load(r.h, v10 ? as_abi_1_0() : sonde_plugin_entry(), "grpc"),
+		ck_assert_int_eq(th_load_minor(r.h, sonde_plugin_entry(), "grpc", MINOR(v10)),
 		                 SONDE_OK);
 		{
 			struct sonde_conn_info ci;

@@ -22,9 +22,6 @@
 #include <time.h>
 
 #include "testhost.h"
-/* SDK 1.1 checks read the capture policy the plugin asked for from the
- * real host (the test host has no getter for it). */
-#include "host/host.h"
 #include "kafka_build.h"
 #include "kafka_internal.h"
 #include "kafka_stream.h"
@@ -863,20 +860,6 @@ END_TEST
 
 /* ---- SDK 1.1 ------------------------------------------------------------------------ */
 
-/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
- * size (abi_minor 0), so no 1.1 member may be used. */
-static struct sonde_host_api api10;
-static struct sonde_plugin desc10;
-
-static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
-                      void **st)
-{
-	api10 = *host;
-	api10.abi_minor = 0;
-	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
-	                    sizeof(api10.histogram_record);
-	return sonde_plugin_entry()->init(&api10, self, st);
-}
 
 static struct t setup_v(enum sonde_role role, int v10, uint32_t flags, const char *key,
                         const char *val)
@@ -890,9 +873,9 @@ static struct t setup_v(enum sonde_role role, int v10, uint32_t flags, const cha
 
 		th_set_config(t.h, NULL, key, v, 1);
 	}
-	desc10 = *sonde_plugin_entry();
-	desc10.init = init_as_10;
-	ck_assert_int_eq(th_load(t.h, v10 ? &desc10 : sonde_plugin_entry(), "kafka"), SONDE_OK);
+	/* v10: the real host's table cut to its 1.0 size (no 1.1 member used) */
+	ck_assert_int_eq(th_load_minor(t.h, sonde_plugin_entry(), "kafka", v10 ? 0 : SONDE_ABI_MINOR),
+	                 SONDE_OK);
 	th_conn_info_init(&ci, role);
 	ci.local_port = role == SONDE_ROLE_CLIENT ? 51000 : 9092;
 	ci.peer_port = role == SONDE_ROLE_CLIENT ? 9092 : 51000;
@@ -944,9 +927,9 @@ START_TEST(v11_skip_records)
 		hdr1 = q.n - 2 * (61 + 60000) + 61;
 		feed_at(&t, EG, 10, pos, q.b, hdr1 + 3000, hdr1 + 3000);
 		if (v10) {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 0);
 		} else {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 1);
 			ck_assert_uint_eq(p.skip_to[SONDE_DIR_EGRESS], pos + hdr1 + 60000);
 			ck_assert_uint_eq(p.skip_to[SONDE_DIR_INGRESS], 0);
 		}
@@ -958,7 +941,7 @@ START_TEST(v11_skip_records)
 		feed_at(&t, EG, 12, pos + off, q.b + off, (next - off) + 61 + 100, (next - off) + 61 + 100);
 		off = next + 61 + 100;
 		if (!v10) {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 1);
 			ck_assert_uint_eq(p.skip_to[SONDE_DIR_EGRESS], pos + q.n);
 		}
 		feed_at(&t, EG, 13, pos + off, NULL, 0, q.n - off);

@@ -24,9 +24,6 @@
 #include "testhost.h"
 #include "mysql_wire.h"
 #include "sql_internal.h"
-/* SDK 1.1 checks read the capture policy the plugin asked for from the
- * real host (the test host has no getter for it). */
-#include "host/host.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
@@ -1196,27 +1193,8 @@ END_TEST
 
 /* ---- SDK 1.1 ---------------------------------------------------------------------------------- */
 
-/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
- * size (abi_minor 0), so no 1.1 member may be used. */
-static struct sonde_host_api api10;
-static struct sonde_plugin desc10;
-
-static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
-                      void **st)
-{
-	api10 = *host;
-	api10.abi_minor = 0;
-	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
-	                    sizeof(api10.histogram_record);
-	return sonde_plugin_entry()->init(&api10, self, st);
-}
-
-static const struct sonde_plugin *as_abi_1_0(void)
-{
-	desc10 = *sonde_plugin_entry();
-	desc10.init = init_as_10;
-	return &desc10;
-}
+/* v10: the plugin as a 1.0 host runs it (th_load_minor: the real host's
+ * table cut to its 1.0 size, so no 1.1 member may be used). */
 
 static struct t setup_10(enum sonde_role role, int v10)
 {
@@ -1225,7 +1203,8 @@ static struct t setup_10(enum sonde_role role, int v10)
 
 	memset(&t, 0, sizeof(t));
 	t.h = th_new();
-	ck_assert_int_eq(th_load(t.h, v10 ? as_abi_1_0() : sonde_plugin_entry(), "mysql"),
+	ck_assert_int_eq(th_load_minor(t.h, sonde_plugin_entry(), "mysql",
+	                               v10 ? 0 : SONDE_ABI_MINOR),
 	                 SONDE_OK);
 	th_conn_info_init(&ci, role);
 	ci.local_port = role == SONDE_ROLE_SERVER ? 3306 : 51000;
@@ -1253,12 +1232,12 @@ START_TEST(v11_capture_cap_server_side)
 	for (int v10 = 0; v10 <= 1; v10++) {
 		struct t srv = setup_10(SONDE_ROLE_SERVER, v10);
 
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(srv.c), &p), !v10);
+		ck_assert_int_eq(th_conn_capture(srv.c, &p), !v10);
 		if (!v10)
 			ck_assert_uint_eq(p.cap, 16384);
 		teardown(&srv);
 		struct t cli = setup_10(SONDE_ROLE_CLIENT, v10);
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(cli.c), &p), 0);
+		ck_assert_int_eq(th_conn_capture(cli.c, &p), 0);
 		teardown(&cli);
 	}
 }
@@ -1277,7 +1256,7 @@ START_TEST(v11_given_up_muted)
 
 		connect_db(&t, 1, CAPS_BASE | MY_CLIENT_COMPRESS, "shop");
 		ck_assert_int_eq(th_conn_given_up(t.c), 1);
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), !v10);
+		ck_assert_int_eq(th_conn_capture(t.c, &p), !v10);
 		if (!v10)
 			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
 		teardown(&t);
@@ -1285,7 +1264,7 @@ START_TEST(v11_given_up_muted)
 		connect_db(&t, 1, CAPS_BASE, "shop");
 		pkt(&c, 0, dump, sizeof(dump));
 		chunk(&t, CL, c.b, c.n);
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), !v10);
+		ck_assert_int_eq(th_conn_capture(t.c, &p), !v10);
 		if (!v10)
 			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
 		ck_assert_uint_eq(teardown(&t).given_up, 1);
@@ -1337,7 +1316,7 @@ START_TEST(v11_skip_big_row)
 	memset(s.b + s.n, 'r', 6000);
 	read_at(&t, pos, s.b, s.n + 6000, s.n + 6000);
 	off = s.n + 6000;
-	ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+	ck_assert_int_eq(th_conn_capture(t.c, &p), 1);
 	ck_assert_uint_eq(p.skip_to[SONDE_DIR_INGRESS], end);
 	for (; end - (pos + off) > 60000; off += 60000)
 		read_at(&t, pos + off, NULL, 0, 60000);

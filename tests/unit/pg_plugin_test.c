@@ -22,33 +22,13 @@
 
 #include "testhost.h"
 #include "sql_internal.h"
-/* SDK 1.1 checks read the capture policy the plugin asked for from the
- * real host (the test host has no getter for it). */
-#include "host/host.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
-/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
- * size (abi_minor 0), so no 1.1 member may be used. */
-static struct sonde_host_api api10;
-static struct sonde_plugin desc10;
-
-static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
-                      void **st)
-{
-	api10 = *host;
-	api10.abi_minor = 0;
-	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
-	                    sizeof(api10.histogram_record);
-	return sonde_plugin_entry()->init(&api10, self, st);
-}
-
-static const struct sonde_plugin *as_abi_1_0(void)
-{
-	desc10 = *sonde_plugin_entry();
-	desc10.init = init_as_10;
-	return &desc10;
-}
+/* A plugin loaded with th_load_minor(..., V10) runs as a 1.0 host runs it:
+ * the real host's table cut to its 1.0 size, so no 1.1 member may be used. */
+#define V10 0u
+#define V11 SONDE_ABI_MINOR
 
 static uint64_t wall_now(void)
 {
@@ -186,7 +166,7 @@ struct t {
 };
 
 static struct t setup_ex(enum sonde_role role, const char *key, const char *val, uint32_t flags,
-                         const struct sonde_plugin *desc)
+                         uint32_t minor)
 {
 	struct t t;
 	struct sonde_conn_info ci;
@@ -198,7 +178,7 @@ static struct t setup_ex(enum sonde_role role, const char *key, const char *val,
 
 		ck_assert_int_eq(th_set_config(t.h, NULL, key, v, 1), 0);
 	}
-	ck_assert_int_eq(th_load(t.h, desc, "postgresql"), SONDE_OK);
+	ck_assert_int_eq(th_load_minor(t.h, sonde_plugin_entry(), "postgresql", minor), SONDE_OK);
 	th_conn_info_init(&ci, role);
 	if (role == SONDE_ROLE_CLIENT) {
 		ci.local_port = 51000;
@@ -218,7 +198,7 @@ static struct t setup_ex(enum sonde_role role, const char *key, const char *val,
 
 static struct t setup_cfg(enum sonde_role role, const char *key, const char *val)
 {
-	return setup_ex(role, key, val, 0, sonde_plugin_entry());
+	return setup_ex(role, key, val, 0, V11);
 }
 
 static struct t setup(enum sonde_role role)
@@ -1126,7 +1106,7 @@ START_TEST(test_midstream_role_from_bytes)
 {
 	struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL,
 	                      _i ? 0 : SONDE_CONN_MIDSTREAM | SONDE_CONN_ROLE_INFERRED,
-	                      _i ? as_abi_1_0() : sonde_plugin_entry());
+	                      _i ? V10 : V11);
 	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
 
 	t.role = SONDE_ROLE_SERVER;
@@ -1442,29 +1422,27 @@ START_TEST(v11_capture_cap_server_side)
 	struct sonde_capture_policy p;
 
 	for (int v10 = 0; v10 <= 1; v10++) {
-		const struct sonde_plugin *d = v10 ? as_abi_1_0() : sonde_plugin_entry();
+		uint32_t d = v10 ? V10 : V11;
 		struct t srv = setup_ex(SONDE_ROLE_SERVER, NULL, NULL, 0, d);
 
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(srv.c), &p), !v10);
+		ck_assert_int_eq(th_conn_capture(srv.c, &p), !v10);
 		if (!v10)
 			ck_assert_uint_eq(p.cap, 16384);
 		teardown(&srv);
-		d = v10 ? as_abi_1_0() : sonde_plugin_entry();
 		struct t cli = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL, 0, d);
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(cli.c), &p), 0);
+		ck_assert_int_eq(th_conn_capture(cli.c, &p), 0);
 		teardown(&cli);
 	}
 	{
 		struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL,
-		                      SONDE_CONN_MIDSTREAM | SONDE_CONN_ROLE_INFERRED,
-		                      sonde_plugin_entry());
+		                      SONDE_CONN_MIDSTREAM | SONDE_CONN_ROLE_INFERRED, V11);
 		struct msgbuf fe = { .n = 0 };
 
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		ck_assert_int_eq(th_conn_capture(t.c, &p), 0);
 		t.role = SONDE_ROLE_SERVER;
 		put_query(&fe, "SELECT 1");
 		chunk(&t, FE, fe.b, fe.n);
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+		ck_assert_int_eq(th_conn_capture(t.c, &p), 1);
 		ck_assert_uint_eq(p.cap, 16384);
 		teardown(&t);
 	}
@@ -1531,9 +1509,9 @@ START_TEST(v11_skip_big_datarow)
 		read_at(&t, pos, be.b, be.n + first, be.n + first, tls);
 		off = be.n + first;
 		if (tls) {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 0);
 		} else {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 1);
 			ck_assert_uint_eq(p.skip_to[SONDE_DIR_INGRESS], end);
 			ck_assert_uint_eq(p.skip_to[SONDE_DIR_EGRESS], 0);
 			ck_assert_uint_eq(p.cap, 0);
@@ -1556,7 +1534,7 @@ START_TEST(v11_skip_big_datarow)
 		ck_assert_int_eq(num(th_ended(t.h, 0), "db.response.returned_rows"), 1);
 		ck_assert_uint_eq(sql_debug_totals()->sync_lost, 0);
 		/* nothing more to skip: nothing asked again */
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+		ck_assert_int_eq(th_conn_capture(t.c, &p), 0);
 		teardown(&t);
 	}
 }
@@ -1571,13 +1549,13 @@ START_TEST(v11_gss_muted)
 
 	for (int v10 = 0; v10 <= 1; v10++) {
 		struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL, 0,
-		                      v10 ? as_abi_1_0() : sonde_plugin_entry());
+		                      v10 ? V10 : V11);
 		struct sonde_capture_policy p;
 
 		chunk(&t, FE, gss_req, sizeof(gss_req));
 		chunk(&t, BE, "G", 1);
 		ck_assert_int_eq(th_conn_given_up(t.c), 1);
-		ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), !v10);
+		ck_assert_int_eq(th_conn_capture(t.c, &p), !v10);
 		if (!v10)
 			ck_assert_uint_eq(p.flags & SONDE_CAPTURE_MUTE, SONDE_CAPTURE_MUTE);
 		teardown(&t);
@@ -1688,7 +1666,7 @@ START_TEST(v11_counters)
 {
 	for (int v10 = 0; v10 <= 1; v10++) {
 		struct t t = setup_ex(SONDE_ROLE_CLIENT, NULL, NULL, 0,
-		                      v10 ? as_abi_1_0() : sonde_plugin_entry());
+		                      v10 ? V10 : V11);
 		struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
 
 		t.ts = wall_now();

@@ -19,9 +19,6 @@
 #include <sonde/plugin.h>
 
 #include "testhost.h"
-/* SDK 1.1 checks read the capture policy the plugin asked for from the
- * real host (the test host has no getter for it). */
-#include "host/host.h"
 #include "redis_cmd.h"
 #include "redis_internal.h"
 
@@ -1140,20 +1137,6 @@ END_TEST
 
 /* ---- SDK 1.1 ------------------------------------------------------------------ */
 
-/* The plugin as a 1.0 host runs it: the real host's table cut to its 1.0
- * size (abi_minor 0), so no 1.1 member may be used. */
-static struct sonde_host_api api10;
-static struct sonde_plugin desc10;
-
-static int init_as_10(const struct sonde_host_api *host, struct sonde_plugin_handle *self,
-                      void **st)
-{
-	api10 = *host;
-	api10.abi_minor = 0;
-	api10.struct_size = offsetof(struct sonde_host_api, histogram_record) +
-	                    sizeof(api10.histogram_record);
-	return sonde_plugin_entry()->init(&api10, self, st);
-}
 
 static void feed_pos(struct t *t, enum sonde_dir dir, uint64_t ts, uint64_t pos, const void *p,
                      size_t len, size_t orig, uint8_t source)
@@ -1194,9 +1177,9 @@ START_TEST(v11_skip_big_value)
 		if (mode == 2) {
 			th_free(t.h);
 			t.h = th_new();
-			desc10 = *sonde_plugin_entry();
-			desc10.init = init_as_10;
-			ck_assert_int_eq(th_load(t.h, &desc10, "redis"), SONDE_OK);
+			/* the real host's table cut to its 1.0 size */
+			ck_assert_int_eq(th_load_minor(t.h, sonde_plugin_entry(), "redis", 0),
+			                 SONDE_OK);
 			{
 				struct sonde_conn_info ci;
 				th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
@@ -1208,9 +1191,9 @@ START_TEST(v11_skip_big_value)
 		end = p0 + (uint64_t)hl + big; /* the CRLF follows */
 		feed_pos(&t, EG, 1000, p0, w1, sizeof(w1), sizeof(w1), mode == 1 ? SONDE_SRC_TLS : 0);
 		if (mode) {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 0);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 0);
 		} else {
-			ck_assert_int_eq(host_conn_capture(th_conn_handle(t.c), &p), 1);
+			ck_assert_int_eq(th_conn_capture(t.c, &p), 1);
 			ck_assert_uint_eq(p.skip_to[EG], end);
 			ck_assert_uint_eq(p.skip_to[IN], 0);
 		}
@@ -1229,6 +1212,258 @@ START_TEST(v11_skip_big_value)
 		ck_assert_str_eq(ended(&t, 1)->name, "GET");
 		ck_assert_uint_eq(teardown(&t, 5000).sync_lost, 0);
 	}
+}
+END_TEST
+
+/* ---- same-host links: both ends of a connection watched by one host ---- */
+
+/* The client 127.0.0.2:cport and the server 127.0.0.1:6379 of one
+ * connection, in one host (v10: a 1.0 host, which has no span_set_pos). */
+static struct th_host *pair(uint16_t cport, int v10, struct th_conn **cl, struct th_conn **sv)
+{
+	struct th_host *h = th_new();
+
+	ck_assert_int_eq(th_load_minor(h, sonde_plugin_entry(), "redis", v10 ? 0 : SONDE_ABI_MINOR),
+	                 SONDE_OK);
+	th_conn_pair(h, cport, 6379, cl, sv);
+	ck_assert_ptr_nonnull(*cl);
+	ck_assert_ptr_nonnull(*sv);
+	return h;
+}
+
+/* The nth server span named name is the child of the nth client one. */
+static void assert_linked(struct th_host *h, const char *name, size_t nth)
+{
+	struct th_span *c = th_span_find(h, name, SONDE_SPAN_CLIENT, nth);
+	struct th_span *s = th_span_find(h, name, SONDE_SPAN_SERVER, nth);
+
+	ck_assert_msg(c && s, "no client/server pair for %s #%zu", name, nth);
+	ck_assert_msg(th_span_child_of(s, c), "server %s #%zu: parent %s, want %s", name, nth,
+	              s->parent_span_id, c->span_id);
+}
+
+static void assert_no_server_parent(struct th_host *h)
+{
+	for (size_t i = 0; i < th_n_spans(h); i++) {
+		struct th_span *s = th_span(h, i);
+
+		if (s->kind == SONDE_SPAN_SERVER)
+			ck_assert_str_eq(s->parent_span_id, "");
+	}
+}
+
+static void close_pair(struct th_host *h, struct th_conn *cl, struct th_conn *sv, uint64_t ts)
+{
+	th_conn_close(cl, ts);
+	th_conn_close(sv, ts);
+	ck_assert_uint_eq(th_n_open(h), 0);
+	ck_assert_uint_eq(th_misuse(h), 0);
+	th_free(h);
+}
+
+/* One command at a time on a kept connection, both orders of arrival (the
+ * server's read is often recorded before the client's write returns). */
+START_TEST(same_host_link_keepalive)
+{
+	static const char *const cmds[] = { "*2\r\n$3\r\nGET\r\n$1\r\na\r\n",
+		                            "*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n" };
+	static const char *const reps[] = { "$-1\r\n", "+OK\r\n" };
+	int server_first = _i;
+	struct th_conn *cl, *sv;
+	struct th_host *h = pair(40000, 0, &cl, &sv);
+
+	for (int k = 0; k < 2; k++) {
+		uint64_t t = 100 + 100 * (uint64_t)k;
+
+		if (server_first) {
+			th_conn_feed(sv, IN, t + 1, cmds[k], strlen(cmds[k]));
+			th_conn_feed(cl, EG, t, cmds[k], strlen(cmds[k]));
+		} else {
+			th_conn_feed(cl, EG, t, cmds[k], strlen(cmds[k]));
+			th_conn_feed(sv, IN, t + 1, cmds[k], strlen(cmds[k]));
+		}
+		th_conn_feed(sv, EG, t + 2, reps[k], strlen(reps[k]));
+		th_conn_feed(cl, IN, t + 3, reps[k], strlen(reps[k]));
+	}
+	ck_assert_uint_eq(th_n_ended(h), 4);
+	assert_linked(h, "GET", 0);
+	assert_linked(h, "SET", 0);
+	ck_assert_str_ne(th_span_find(h, "GET", SONDE_SPAN_CLIENT, 0)->trace_id,
+	                 th_span_find(h, "SET", SONDE_SPAN_CLIENT, 0)->trace_id);
+	ck_assert_uint_eq(th_n_links(h), 2);
+	close_pair(h, cl, sv, 500);
+}
+END_TEST
+
+/* Four commands in one write (an inline one after an empty line among
+ * them); one end reads or writes them cut at any byte, and its chunk comes
+ * first: every server span finds its own client span. */
+#define PIPE "*2\r\n$3\r\nGET\r\n$1\r\na\r\n" "\r\nPING\r\n" \
+	     "*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n1\r\n" "INCR c\r\n"
+#define PIPE_REPLIES "$-1\r\n+PONG\r\n+OK\r\n:1\r\n"
+
+START_TEST(same_host_link_pipelined_any_split)
+{
+	const char p[] = PIPE, r[] = PIPE_REPLIES;
+	size_t n = strlen(p), cut = (size_t)_i % (n + 1);
+	int client_cut = _i > (int)n;
+	struct th_conn *cl, *sv;
+	struct th_host *h = pair(40001, 0, &cl, &sv);
+	struct th_conn *cut_end = client_cut ? cl : sv, *whole = client_cut ? sv : cl;
+	enum sonde_dir cut_dir = client_cut ? EG : IN;
+
+	if (cut)
+		th_conn_feed(cut_end, cut_dir, 101, p, cut);
+	th_conn_feed(whole, client_cut ? IN : EG, 100, p, n);
+	if (cut < n)
+		th_conn_feed(cut_end, cut_dir, 102, p + cut, n - cut);
+	th_conn_feed(sv, EG, 103, r, strlen(r));
+	th_conn_feed(cl, IN, 104, r, strlen(r));
+	ck_assert_uint_eq(th_n_ended(h), 8);
+	assert_linked(h, "GET", 0);
+	assert_linked(h, "PING", 0);
+	assert_linked(h, "SET", 0);
+	assert_linked(h, "INCR", 0);
+	ck_assert_uint_eq(th_n_links(h), 4);
+	close_pair(h, cl, sv, 500);
+}
+END_TEST
+
+/* A 1 MiB SET captured in part on both ends (4 KiB of each write), read by
+ * the server in other pieces than the client wrote: positions count the
+ * bytes not captured, so the GET after it links too. */
+START_TEST(same_host_link_truncated_value)
+{
+	size_t len, hl;
+	char *b = big_set(1 << 20, &len);
+	const char get[] = "*2\r\n$3\r\nGET\r\n$1\r\na\r\n";
+	struct th_conn *cl, *sv;
+	struct th_host *h = pair(40002, 0, &cl, &sv);
+
+	hl = strlen("*3\r\n$3\r\nSET\r\n$7\r\nbig:key\r\n$1048576\r\n");
+	th_conn_feed_lossy(cl, EG, 100, 0, b, 4096, len);
+	for (size_t off = 0; off < len; off += 65536) {
+		size_t orig = len - off < 65536 ? len - off : 65536;
+
+		th_conn_feed_lossy(sv, IN, 101 + off, 0, b + off, orig < 4096 ? orig : 4096, orig);
+	}
+	ck_assert_uint_gt(len, hl);
+	th_conn_feed(sv, EG, 2000000, "+OK\r\n", 5);
+	th_conn_feed(cl, IN, 2000001, "+OK\r\n", 5);
+	th_conn_feed(sv, IN, 2000002, get, strlen(get));
+	th_conn_feed(cl, EG, 2000003, get, strlen(get));
+	th_conn_feed(sv, EG, 2000004, "$-1\r\n", 5);
+	th_conn_feed(cl, IN, 2000005, "$-1\r\n", 5);
+	ck_assert_uint_eq(th_n_ended(h), 4);
+	assert_linked(h, "SET", 0);
+	assert_linked(h, "GET", 0);
+	ck_assert_uint_eq(th_n_links(h), 2);
+	close_pair(h, cl, sv, 3000000);
+	free(b);
+}
+END_TEST
+
+/* A span the host refused at the command (its limit of open spans) starts
+ * late, at the reply, and still carries the command's position: it links
+ * when the other end's span is open then. (A late span starts and ends at
+ * once, so two late ends never meet: no link, and no wrong one.) */
+START_TEST(same_host_link_late_spans)
+{
+	char req[3 * 32];
+	size_t rl = 0, r2;
+	struct th_conn *cl, *sv;
+	struct th_host *h = pair(40003, 0, &cl, &sv);
+
+	th_set_span_limit(h, 2);
+	rl += cmd(req + rl, sizeof(req) - rl, "INCR", "n", NULL);
+	rl += cmd(req + rl, sizeof(req) - rl, "INCR", "n", NULL);
+	r2 = rl;
+	rl += cmd(req + rl, sizeof(req) - rl, "INCR", "n", NULL);
+	th_conn_feed(cl, EG, 1, req, rl);         /* the third one is refused */
+	ck_assert_uint_eq(th_n_spans(h), 2);
+	th_conn_feed(sv, IN, 2, req, r2);
+	th_conn_feed(sv, EG, 3, ":1\r\n:2\r\n", 8);
+	th_conn_feed(sv, IN, 4, req + r2, rl - r2); /* a span at once */
+	th_conn_feed(cl, IN, 5, ":1\r\n:2\r\n:3\r\n", 12); /* the late one */
+	th_conn_feed(sv, EG, 6, ":3\r\n", 4);
+	ck_assert_uint_eq(th_n_ended(h), 6);
+	ck_assert_uint_eq(th_span_find(h, "INCR", SONDE_SPAN_CLIENT, 2)->start_ns, 1);
+	for (size_t i = 0; i < 3; i++)
+		assert_linked(h, "INCR", i);
+	ck_assert_uint_eq(th_n_links(h), 3);
+	close_pair(h, cl, sv, 7);
+}
+END_TEST
+
+/* What must not link: another client port, a connection found mid-stream,
+ * a command after the server end lost bytes (its place is found again by
+ * a guess), bytes that were not RESP on both ends, and a 1.0 host. */
+START_TEST(same_host_no_false_link)
+{
+	const char a[] = "*2\r\n$3\r\nGET\r\n$1\r\na\r\n", bb[] = "*2\r\n$3\r\nGET\r\n$1\r\nb\r\n";
+	struct th_conn *cl, *sv, *other, *mid;
+	struct th_host *h;
+	struct sonde_conn_info ci;
+
+	/* Other port, mid-stream. */
+	h = pair(40004, 0, &cl, &sv);
+	th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+	ci.local_port = 6379;
+	ci.peer_port = 40005;
+	other = th_conn_open(h, &ci);
+	ci.peer_port = 40004;
+	ci.flags = SONDE_CONN_MIDSTREAM;
+	mid = th_conn_open(h, &ci);
+	th_conn_feed(cl, EG, 100, a, strlen(a));
+	th_conn_feed(other, IN, 101, a, strlen(a));
+	th_conn_feed(mid, IN, 102, a, strlen(a));
+	ck_assert_uint_eq(th_n_links(h), 0);
+	assert_no_server_parent(h);
+	th_conn_close(other, 200);
+	th_conn_close(mid, 200);
+	close_pair(h, cl, sv, 200);
+
+	/* The server end lost bytes before the second command: it finds its
+	 * place again at a chunk that looks like a command, a guess. */
+	h = pair(40006, 0, &cl, &sv);
+	th_conn_feed(cl, EG, 100, a, strlen(a));
+	th_conn_feed(sv, IN, 101, a, strlen(a));
+	th_conn_feed(sv, EG, 102, "$-1\r\n", 5);
+	th_conn_feed(cl, IN, 103, "$-1\r\n", 5);
+	th_conn_feed(cl, EG, 104, "*1\r\n$4\r\nPING\r\n", 14);
+	th_conn_feed(cl, EG, 105, bb, strlen(bb));
+	th_conn_feed_lossy(sv, IN, 106, 14, bb, strlen(bb), strlen(bb));
+	th_conn_feed(sv, EG, 107, "+PONG\r\n$-1\r\n", 12);
+	th_conn_feed(cl, IN, 108, "+PONG\r\n$-1\r\n", 12);
+	ck_assert_uint_eq(th_n_links(h), 1);
+	assert_linked(h, "GET", 0);
+	ck_assert_str_eq(th_span_find(h, "GET", SONDE_SPAN_SERVER, 1)->parent_span_id, "");
+	close_pair(h, cl, sv, 200);
+
+	/* Not RESP on both ends: both lose their place, both guess it again. */
+	h = pair(40007, 0, &cl, &sv);
+	th_conn_feed(cl, EG, 100, "*1\r\n$4\r\nPING\r\n*1\r\nx\r\n", 21);
+	th_conn_feed(sv, IN, 101, "*1\r\n$4\r\nPING\r\n*1\r\nx\r\n", 21);
+	th_conn_feed(cl, EG, 102, a, strlen(a));
+	th_conn_feed(sv, IN, 103, a, strlen(a));
+	th_conn_feed(sv, EG, 104, "$-1\r\n", 5);
+	th_conn_feed(cl, IN, 105, "$-1\r\n", 5);
+	ck_assert_ptr_nonnull(th_span_find(h, "GET", SONDE_SPAN_SERVER, 0));
+	ck_assert_ptr_nonnull(th_span_find(h, "GET", SONDE_SPAN_CLIENT, 0));
+	ck_assert_uint_eq(th_n_links(h), 0);
+	assert_no_server_parent(h);
+	close_pair(h, cl, sv, 200);
+
+	/* A 1.0 host: no span_set_pos, no link, the same spans. */
+	h = pair(40008, 1, &cl, &sv);
+	th_conn_feed(cl, EG, 100, a, strlen(a));
+	th_conn_feed(sv, IN, 101, a, strlen(a));
+	th_conn_feed(sv, EG, 102, "$-1\r\n", 5);
+	th_conn_feed(cl, IN, 103, "$-1\r\n", 5);
+	ck_assert_uint_eq(th_n_ended(h), 2);
+	ck_assert_uint_eq(th_n_links(h), 0);
+	assert_no_server_parent(h);
+	close_pair(h, cl, sv, 200);
 }
 END_TEST
 
@@ -1266,6 +1501,11 @@ static Suite *redis_suite(void)
 	tcase_add_test(tc, test_names_and_error_types);
 	tcase_add_test(tc, test_metric_count_equals_span_count);
 	tcase_add_test(tc, v11_skip_big_value);
+	tcase_add_loop_test(tc, same_host_link_keepalive, 0, 2);
+	tcase_add_loop_test(tc, same_host_link_pipelined_any_split, 0, 2 * (int)(strlen(PIPE) + 1));
+	tcase_add_test(tc, same_host_link_truncated_value);
+	tcase_add_test(tc, same_host_link_late_spans);
+	tcase_add_test(tc, same_host_no_false_link);
 	suite_add_tcase(s, tc);
 	return s;
 }
