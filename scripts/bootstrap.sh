@@ -10,7 +10,8 @@ what=${1:-test}
 
 build_pkgs=(build-essential cmake pkg-config clang llvm bpftool libbpf-dev libelf-dev
             zlib1g-dev libyaml-dev libjansson-dev check libcurl4-openssl-dev
-            libmicrohttpd-dev libssl-dev libclang-rt-dev libnghttp2-dev libdw-dev)
+            libmicrohttpd-dev libssl-dev libclang-rt-dev libnghttp2-dev libdw-dev
+            default-jdk-headless)
 # Real peers for the live tier, and the independent OTLP decoder (protoc).
 test_pkgs=(curl nginx-light redis-server redis-tools openssl python3 nodejs npm
            protobuf-compiler iproute2 procps
