@@ -660,14 +660,14 @@ END_TEST
 
 START_TEST(node_versions)
 {
-	const char *url = "x\0https://nodejs.org/download/release/v20.20.2/node-v20.20.2.tar.gz";
+	static const char url[] = "x\0https://nodejs.org/download/release/v20.20.2/node-v20.20.2.tar.gz";
 	const char *odd[] = { "/release/v20.20/", "/release/v.20.2/", "/release/v20.20.2.", "/release/v",
 			      "/release/vabc/", "/release/v2.0./" };
 	struct node_image im = { .is_node = 1 };
 	char v[24], why[256];
 	int major = 0;
 
-	ck_assert_int_eq(node_version_find((const uint8_t *)url, 70, v, sizeof(v), &major), 0);
+	ck_assert_int_eq(node_version_find((const uint8_t *)url, sizeof(url) - 1, v, sizeof(v), &major), 0);
 	ck_assert_str_eq(v, "20.20.2");
 	ck_assert_int_eq(major, 20);
 	/* a later, well-formed one after malformed ones */
@@ -680,7 +680,7 @@ START_TEST(node_versions)
 	for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
 		ck_assert_msg(node_version_find((const uint8_t *)odd[i], strlen(odd[i]), v, sizeof(v),
 						&major) == -1, "accepted %s", odd[i]);
-	ck_assert_int_eq(node_version_find((const uint8_t *)url, 70, v, 4, &major), -1); /* no room */
+	ck_assert_int_eq(node_version_find((const uint8_t *)url, sizeof(url) - 1, v, 4, &major), -1); /* no room */
 	/* the check: known, unknown (left to the script), outside the range */
 	ck_assert_int_eq(node_version_check(&im, why, sizeof(why)), 0);
 	snprintf(im.version, sizeof(im.version), "20.20.2");
