@@ -860,6 +860,13 @@ struct th_metric *th_metric_by_name(const struct th_host *h, const char *name)
 	return NULL;
 }
 
+void th_conn_injected(struct th_conn *c, uint64_t pos, const uint8_t trace_id[16],
+                      const uint8_t span_id[8], const uint8_t *parent_id)
+{
+	if (c && c->hc)
+		host_conn_injected(c->hc, pos, trace_id, span_id, parent_id);
+}
+
 uint64_t th_n_links(const struct th_host *h)
 {
 	return h->host ? host_counters(h->host)->links : 0;

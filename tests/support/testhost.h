@@ -216,6 +216,12 @@ size_t th_n_metrics(const struct th_host *h);
 struct th_metric *th_metric(const struct th_host *h, size_t i);
 struct th_metric *th_metric_by_name(const struct th_host *h, const char *name);
 size_t th_misuse(const struct th_host *h);
+/* The kernel inserted a traceparent (ids raw, parent NULL for a new trace)
+ * into the request starting at byte pos of c's outgoing stream (what the
+ * agent does on an INJECT record). */
+void th_conn_injected(struct th_conn *c, uint64_t pos, const uint8_t trace_id[16],
+                      const uint8_t span_id[8], const uint8_t *parent_id);
+
 /* Server spans the host linked to a client span it watched (same-host
  * links; the agent's sonde_trace_links_total). */
 uint64_t th_n_links(const struct th_host *h);

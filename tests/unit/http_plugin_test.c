@@ -1051,6 +1051,70 @@ END_TEST
 
 /* Header and same-host link together: in one trace the link names the
  * nearer parent; in another trace the header wins. */
+/* Injection: the kernel put a traceparent into the requests that start at
+ * byte 0 (a new trace) and at the second request (the serving request's
+ * trace); the client spans are those ids, whatever the host would have
+ * chosen. The third request was not injected and gets ids of its own. The
+ * server end reads what was on the wire (the requests with the inserted
+ * line), so it is the child of the injected ids through the header, and
+ * no same-host link is made on a connection the kernel wrote into. */
+START_TEST(injected_ids_win)
+{
+	static const uint8_t t1[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	static const uint8_t s1[8] = {0xa1, 2, 3, 4, 5, 6, 7, 8};
+	static const uint8_t t2[16] = {0xee, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+	static const uint8_t s2[8] = {0xb2, 2, 3, 4, 5, 6, 7, 8};
+	static const uint8_t p2[8] = {0xc3, 2, 3, 4, 5, 6, 7, 8};
+	static const char tp1[] = "traceparent: 00-0102030405060708090a0b0c0d0e0f10-a102030405060708-01\r\n";
+	static const char tp2[] = "traceparent: 00-ee02030405060708090a0b0c0d0e0f10-b202030405060708-01\r\n";
+	static const char r3[] = "GET /three HTTP/1.1\r\nHost: b\r\n\r\n";
+	struct th_conn *cl, *sv;
+	struct th_span *c1, *c2, *c3, *v1, *v2;
+	char wire[256];
+	const char *line = "GET /one HTTP/1.1\r\n";
+
+	H = th_new();
+	ck_assert_int_eq(th_load(H, sonde_plugin_entry(), "http"), SONDE_OK);
+	cl = open_end(H, SONDE_ROLE_CLIENT, 43000, 0);
+	sv = open_end(H, SONDE_ROLE_SERVER, 43000, 0);
+	th_conn_injected(cl, 0, t1, s1, NULL);
+	th_conn_injected(cl, strlen(R1), t2, s2, p2);
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 100, R1, strlen(R1));
+	snprintf(wire, sizeof(wire), "%s%s%s", line, tp1, R1 + strlen(line));
+	th_conn_feed(sv, SONDE_DIR_INGRESS, 101, wire, strlen(wire));
+	th_conn_feed(sv, SONDE_DIR_EGRESS, 102, OK0, strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_INGRESS, 103, OK0, strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 200, R2, strlen(R2));
+	snprintf(wire, sizeof(wire), "GET /two HTTP/1.1\r\n%s%s", tp2, R2 + strlen("GET /two HTTP/1.1\r\n"));
+	th_conn_feed(sv, SONDE_DIR_INGRESS, 201, wire, strlen(wire));
+	th_conn_feed(sv, SONDE_DIR_EGRESS, 202, OK0, strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_INGRESS, 203, OK0, strlen(OK0));
+	th_conn_feed(cl, SONDE_DIR_EGRESS, 300, r3, strlen(r3));
+	th_conn_feed(cl, SONDE_DIR_INGRESS, 303, OK0, strlen(OK0));
+	th_conn_close(cl, 500);
+	th_conn_close(sv, 500);
+	c1 = span_named("GET /one", SONDE_SPAN_CLIENT);
+	c2 = span_named("GET /two", SONDE_SPAN_CLIENT);
+	c3 = span_named("GET /three", SONDE_SPAN_CLIENT);
+	v1 = span_named("GET /one", SONDE_SPAN_SERVER);
+	v2 = span_named("GET /two", SONDE_SPAN_SERVER);
+	ck_assert_str_eq(c1->trace_id, "0102030405060708090a0b0c0d0e0f10");
+	ck_assert_str_eq(c1->span_id, "a102030405060708");
+	ck_assert_str_eq(c1->parent_span_id, "");
+	ck_assert_str_eq(c2->trace_id, "ee02030405060708090a0b0c0d0e0f10");
+	ck_assert_str_eq(c2->span_id, "b202030405060708");
+	ck_assert_str_eq(c2->parent_span_id, "c302030405060708");
+	ck_assert_str_ne(c3->span_id, "b202030405060708");
+	ck_assert_str_ne(c3->trace_id, "ee02030405060708090a0b0c0d0e0f10");
+	ck_assert_str_eq(v1->parent_span_id, c1->span_id);
+	ck_assert_str_eq(v1->trace_id, c1->trace_id);
+	ck_assert_str_eq(v2->parent_span_id, c2->span_id);
+	ck_assert_uint_eq(th_n_links(H), 0);
+	th_free(H);
+	H = NULL;
+}
+END_TEST
+
 START_TEST(link_and_header_precedence)
 {
 	struct th_conn *cl, *sv;
@@ -1294,6 +1358,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, same_host_late_link_moves_children);
 	tcase_add_test(tc, forwarded_traceparent_finds_the_proxy_span);
 	tcase_add_loop_test(tc, link_and_header_precedence, 0, 2);
+	tcase_add_test(tc, injected_ids_win);
 	tcase_add_test(tc, v11_skip_content_length_body);
 	tcase_add_test(tc, v11_skip_chunk_data);
 	tcase_add_test(tc, v11_tunnel_muted);
