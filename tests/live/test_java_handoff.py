@@ -11,6 +11,10 @@ HTTP, to a Python back end in this process) to another thread and waits:
            ForkJoinPool on JDK 25)
   vthread  a virtual thread (JDK 21+; not followed, see README: checked to
            give no wrong parent)
+and, with contexts on, calls made on the serving thread itself:
+  direct      on the handler pool's thread (keyed as a pool task)
+  dispatcher  no executor: every exchange on the server's dispatcher thread,
+              which existed before the agent (its own thread key)
 12 requests, 6 at a time, per case. Every CLIENT span (GET /backend/ID) must
 be the child of its own request's SERVER span (GET /req/ID), counted
 against the server's log and the back end's.
@@ -156,7 +160,7 @@ def main():
           f"({r[0]} of {N_REQ} right, {r[2]} without parent)")
 
     # 1. JDK 17.
-    for mode in ("pool", "cf"):
+    for mode in ("pool", "cf", "direct", "dispatcher"):
         r = run_case(work, "java", mode, f"j17{mode}", True, backend, bport)
         check_eq(r[:4], (N_REQ, 0, 0, 0),
                  f"1: JDK 17 {mode}: client spans (own request's child, another's, none, missing)")

@@ -10,6 +10,9 @@
  *   pool     on a second fixed pool of 3 threads (ExecutorService.submit)
  *   cf       in CompletableFuture.supplyAsync (the JDK's default async pool)
  *   vthread  on a new virtual thread (JDK 21+)
+ *   direct   on the handler's own thread (no hand-off)
+ *   dispatcher  on the handler's own thread, the server without an executor:
+ *            every exchange runs on the server's dispatcher thread
  * waits for it, answers "ok ID <backend status>" and writes "served id=ID" to
  * stderr.
  */
@@ -58,7 +61,9 @@ public class HandoffPeer {
             int code;
             try {
                 Callable<Integer> job = () -> call(id);
-                if (mode.equals("pool")) {
+                if (mode.equals("direct") || mode.equals("dispatcher")) {
+                    code = call(id);
+                } else if (mode.equals("pool")) {
                     code = calls.submit(job).get();
                 } else if (mode.equals("cf")) {
                     code = CompletableFuture.supplyAsync(() -> call(id)).get();
@@ -77,7 +82,7 @@ public class HandoffPeer {
             }
             System.err.println("served id=" + id);
         });
-        s.setExecutor(Executors.newFixedThreadPool(6));
+        s.setExecutor(mode.equals("dispatcher") ? null : Executors.newFixedThreadPool(6));
         s.start();
         System.err.println("listening " + port);
         Thread.sleep(Long.MAX_VALUE);
