@@ -13,6 +13,15 @@
  * cost of one map lookup; a call with the token is copied, bounded, into a
  * record behind the host's header, with the calling thread's id and the
  * time. What the message means is read in user space (java_msg.c).
+ *
+ * Runtime contexts (java_cfg.flags JAVA_CFG_CTX): the kernel keeps
+ * sonde_thread_ctx[tid] for every thread of the JVM, so the host's capture
+ * stamps its socket data with it. A thread's own key is JAVA_KEY_THREAD |
+ * tid, set when the thread is created (task_newtask) and removed when it
+ * exits; the agent's BEGIN and END messages (a handed-off task starts or
+ * ends on the writing thread) set it to the task's key and back. These two
+ * tracepoints are attached by the plugin itself (java_tp.c): the host
+ * attaches uprobes only.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -20,6 +29,8 @@
 #include <sonde/bpf.h>
 
 #include "java_rec.h"
+
+#define CLONE_THREAD_FLAG 0x00010000ull
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -69,6 +80,32 @@ static __always_inline __u64 java_rb_flags(void)
 									   : BPF_RB_NO_WAKEUP;
 }
 
+static __always_inline __u64 rd_key(const __u8 *p)
+{
+	__u64 v;
+
+	__builtin_memcpy(&v, p, sizeof(v)); /* little-endian, like the agent */
+	return v;
+}
+
+/* A BEGIN or END message: make its key the thread's context. */
+static __always_inline void apply_key(struct java_rec *rec, __u32 len)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u8 kind = rec->data[JAVA_MSG_OFF_KIND];
+	__u64 key;
+
+	if (len != JAVA_MSG_HDR || (kind != JAVA_MSG_KIND_BEGIN && kind != JAVA_MSG_KIND_END))
+		return;
+	key = rd_key(rec->data + (kind == JAVA_MSG_KIND_BEGIN ? JAVA_MSG_OFF_KEY : JAVA_MSG_OFF_KEY2));
+	if (kind == JAVA_MSG_KIND_END && !key)
+		key = JAVA_KEY_THREAD | tid;
+	if ((key & JAVA_KEY_TAG) != JAVA_KEY_TASK && (key & JAVA_KEY_TAG) != JAVA_KEY_THREAD)
+		return;
+	bpf_map_update_elem(&sonde_thread_ctx, &tid, &key, BPF_ANY);
+	java_stat(JAVA_ST_KEYED);
+}
+
 /* pwrite64(int fd, const void *buf, size_t count, off_t offset) entry. */
 SEC("uprobe")
 int java_pwrite(struct pt_regs *ctx)
@@ -101,10 +138,50 @@ int java_pwrite(struct pt_regs *ctx)
 	if (bpf_probe_read_user(rec->data, len, (const void *)buf))
 		len = 0;
 	rec->cap_len = len;
+	rec->ctx = 0;
+	if (len && (cfg->flags & JAVA_CFG_CTX)) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		__u64 *k;
+
+		apply_key(rec, len);
+		k = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
+		if (k)
+			rec->ctx = *k;
+	}
 	if (bpf_ringbuf_output(&events, rec, sizeof(*rec) + len, java_rb_flags())) {
 		java_stat(JAVA_ST_LOST);
 		return 0;
 	}
 	java_stat(JAVA_ST_MSG);
+	return 0;
+}
+
+/* A thread created in a JVM with contexts on gets its own key before it
+ * runs (the tracepoint fires in the creating thread). */
+SEC("tracepoint/task/task_newtask")
+int java_newtask(struct trace_event_raw_task_newtask *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32, tid;
+	struct java_cfg *cfg = bpf_map_lookup_elem(&java_cfgs, &tgid);
+	__u64 key;
+
+	if (!cfg || !(cfg->flags & JAVA_CFG_CTX) || !(ctx->clone_flags & CLONE_THREAD_FLAG))
+		return 0;
+	tid = (__u32)ctx->pid;
+	key = JAVA_KEY_THREAD | tid;
+	bpf_map_update_elem(&sonde_thread_ctx, &tid, &key, BPF_ANY);
+	java_stat(JAVA_ST_THREADS);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int java_exit(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	struct java_cfg *cfg = bpf_map_lookup_elem(&java_cfgs, &tgid);
+
+	if (cfg && (cfg->flags & JAVA_CFG_CTX))
+		bpf_map_delete_elem(&sonde_thread_ctx, &tid);
 	return 0;
 }

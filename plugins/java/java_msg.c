@@ -43,7 +43,7 @@ int java_msg_parse(const void *buf, size_t n, struct java_msg *m)
 	m->flags = rd32(p + 32);
 	m->cap_len = rd32(p + 36);
 	m->data = p + hdr;
-	if (m->kind < JAVA_MSG_DATA || m->kind > JAVA_MSG_FAIL)
+	if (m->kind < JAVA_MSG_DATA || m->kind > JAVA_MSG_END)
 		return JAVA_MSG_E_KIND;
 	if (m->cap_len > JAVA_MAX_PAYLOAD || (size_t)hdr + m->cap_len != n)
 		return JAVA_MSG_E_LENGTH;
@@ -51,7 +51,25 @@ int java_msg_parse(const void *buf, size_t n, struct java_msg *m)
 		return JAVA_MSG_E_FIELD;
 	if (m->kind == JAVA_MSG_DATA && (m->len == 0 || m->fd < -1 || m->pos > UINT64_MAX - m->len))
 		return JAVA_MSG_E_FIELD;
+	if ((m->kind == JAVA_MSG_BEGIN || m->kind == JAVA_MSG_END) &&
+	    (m->cap_len || m->len || m->fd != -1 || m->flags || !java_msg_task_key(m->stream) ||
+	     !java_msg_key_ok(m->pos, 0)))
+		return JAVA_MSG_E_FIELD;
 	return 0;
+}
+
+int java_msg_task_key(uint64_t k)
+{
+	return (k & JAVA_KEY_TAG) == JAVA_KEY_TASK && (k & ~JAVA_KEY_TAG);
+}
+
+int java_msg_key_ok(uint64_t k, int need)
+{
+	if (!k)
+		return !need;
+	if ((k & JAVA_KEY_TAG) == JAVA_KEY_THREAD)
+		return (k & ~JAVA_KEY_TAG) > 0 && (k & ~JAVA_KEY_TAG) <= 0x7fffffffull;
+	return java_msg_task_key(k);
 }
 
 const char *java_msg_strerror(int err)

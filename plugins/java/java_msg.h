@@ -11,12 +11,21 @@
  *   8 s32 socket fd (-1: unknown)   12 u32 bytes the call moved
  *  16 u64 stream id   24 u64 position of this stream and direction
  *  32 u32 flags   36 u32 payload bytes that follow the header
+ *
+ * BEGIN and END (a task handed from one thread to another starts or ends
+ * on the thread that writes the message) have no payload; the stream id
+ * field carries the task's key and the position field the key it belongs
+ * to (BEGIN: the submitting thread's key, 0 unknown) or the key the thread
+ * goes back to (END; 0: the thread's own key). The kernel side reads these two fields too
+ * (java.bpf.c), at the offsets below.
  */
 #ifndef SONDE_JAVA_MSG_H
 #define SONDE_JAVA_MSG_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "java_rec.h"
 
 #define JAVA_MSG_MAGIC 0x314a5653u /* "SVJ1" */
 
@@ -25,6 +34,8 @@ enum java_msg_kind {
 	JAVA_MSG_HELLO = 2, /* text: the agent started (JDK, hooks) */
 	JAVA_MSG_NOTE = 3,  /* text: a hooked class loaded later */
 	JAVA_MSG_FAIL = 4,  /* text: the agent did not start, and why */
+	JAVA_MSG_BEGIN = JAVA_MSG_KIND_BEGIN, /* a handed-off task starts on this thread */
+	JAVA_MSG_END = JAVA_MSG_KIND_END,     /* it ended: the thread's key goes back */
 };
 
 #define JAVA_MSGF_ENGINE (1u << 0) /* from an SSLEngine (else an SSLSocket) */
@@ -53,5 +64,9 @@ struct java_msg {
 /* Parse one message of exactly n bytes. 0, or a negative java_msg_err. */
 int java_msg_parse(const void *buf, size_t n, struct java_msg *m);
 const char *java_msg_strerror(int err);
+/* A task key (JAVA_KEY_TASK | n, n > 0)? */
+int java_msg_task_key(uint64_t k);
+/* A task key or a thread key (JAVA_KEY_THREAD | tid); 0 allowed unless need. */
+int java_msg_key_ok(uint64_t k, int need);
 
 #endif /* SONDE_JAVA_MSG_H */

@@ -20,6 +20,14 @@
  * on a thread of its own (java_attach.c blocks). Holding the lock keeps the
  * agent running; closing it (fini, process_gone, or this process dying)
  * makes the agent restore the JDK's classes and stop.
+ *
+ * Request contexts: once the agent said hello, every thread of the JVM
+ * carries a key in the host's sonde_thread_ctx (its own, JAVA_KEY_THREAD |
+ * tid, or a handed-off task's), the process is marked
+ * SONDE_PROCESS_CONTEXTS, and each BEGIN message (task key K on this thread,
+ * handed from a thread whose key was P) becomes context_link(K, P), each
+ * END context_end(K). So a client span made by a task finds the server span
+ * of the thread that handed it off (java.bpf.c, README "Hand-offs").
  */
 #define _GNU_SOURCE
 #include <sonde/plugin.h>
@@ -37,6 +45,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +54,7 @@
 #include "java_plugin.h"
 #include "java_proc.h"
 #include "java_rec.h"
+#include "java_tp.h"
 
 /* The BPF object and the agent jar, embedded by java_bpf_obj.c and
  * java_agent_jar.c. */
@@ -88,6 +98,7 @@ struct jvm {
 	uint64_t token;
 	int lock_fd;
 	int probed;            /* the uprobe is attached (lives until process_gone) */
+	int ctx_on;            /* contexts followed (SONDE_PROCESS_CONTEXTS set) */
 	char lock_path[96];    /* host-side paths, for unlink */
 	char jar_path[96];
 	char exe[64];
@@ -107,7 +118,10 @@ struct java_state {
 	struct sonde_plugin_handle *self;
 	struct sonde_bpf *bpf;
 	int bpf_tried;
-	int cfg_fd, stats_fd;
+	int cfg_fd, stats_fd, thr_fd;
+	struct java_tp *tp;
+	int tp_tried;
+	int contexts;           /* setting `contexts` */
 	uint32_t rec_base;
 	uint32_t cap;
 	int attach;             /* setting `attach` */
@@ -288,6 +302,10 @@ static void jvm_release(struct java_state *st, struct jvm *j)
 	if (st->cfg_fd >= 0 && j->token)
 		map_call(BPF_MAP_DELETE_ELEM, st->cfg_fd, &j->pid, NULL);
 	j->token = 0;
+	/* Back to the host's thread guess (not at fini: the host goes too). */
+	if (j->ctx_on && st->cfg_fd >= 0)
+		st->host->process_set(st->self, j->pid, 0);
+	j->ctx_on = 0;
 }
 
 static void jvm_del(struct java_state *st, struct jvm *j)
@@ -345,10 +363,99 @@ static void load_bpf(struct java_state *st)
 	}
 	st->cfg_fd = st->host->bpf_map_fd(st->bpf, "java_cfgs");
 	st->stats_fd = st->host->bpf_map_fd(st->bpf, "java_stats");
+	st->thr_fd = st->host->bpf_map_fd(st->bpf, "sonde_thread_ctx");
 	if (st->cfg_fd < 0) {
 		st->host->log(st->self, SONDE_LOG_ERROR, "BPF object has no java_cfgs map");
 		st->bpf = NULL;
 	}
+}
+
+/* --- request contexts ------------------------------------------------------------------- */
+
+/* Every thread of pid that exists now gets its own key (the tracepoint
+ * gives one to every thread created from now on). Threads counted. */
+static size_t key_threads(struct java_state *st, uint32_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%u/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while ((d = readdir(dir))) {
+		char *end;
+		unsigned long tid = strtoul(d->d_name, &end, 10);
+		uint32_t key32;
+		uint64_t key;
+
+		if (*end || !tid || tid > 0x7fffffffu)
+			continue;
+		key32 = (uint32_t)tid;
+		key = JAVA_KEY_THREAD | key32;
+		if (!map_call(BPF_MAP_UPDATE_ELEM, st->thr_fd, &key32, &key))
+			n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* The agent is on: follow the JVM's request contexts, or say why not (the
+ * host's thread guess stays). Returns a note for the log line. */
+static const char *contexts_on(struct java_state *st, struct jvm *j)
+{
+	static char why[200];
+	struct java_cfg cfg = {.rec_base = st->rec_base, .flags = JAVA_CFG_CTX, .token = j->token};
+	size_t n;
+
+	if (!st->contexts)
+		return "request contexts off (setting)";
+	if (st->thr_fd < 0 || st->cfg_fd < 0 || !st->bpf)
+		return "request contexts off (no thread-context map)";
+	if (!st->tp_tried) {
+		char err[160] = "";
+
+		st->tp_tried = 1;
+		st->tp = java_tp_open(st->host, st->bpf, java_bpf_obj_start,
+				      (size_t)(java_bpf_obj_end - java_bpf_obj_start), err, sizeof(err));
+		if (!st->tp)
+			snprintf(why, sizeof(why), "request contexts off (tracepoints: %s)", err);
+	}
+	if (!st->tp)
+		return why;
+	/* The flag first (new threads keyed by the kernel), then the threads
+	 * that exist, then the host reads the keys. */
+	if (map_call(BPF_MAP_UPDATE_ELEM, st->cfg_fd, &j->pid, &cfg))
+		return "request contexts off (java_cfgs update failed)";
+	n = key_threads(st, j->pid);
+	st->c.threads_keyed += n;
+	if (st->host->process_set(st->self, j->pid, SONDE_PROCESS_CONTEXTS) != SONDE_OK) {
+		cfg.flags = 0;
+		map_call(BPF_MAP_UPDATE_ELEM, st->cfg_fd, &j->pid, &cfg);
+		return "request contexts off (the host refused SONDE_PROCESS_CONTEXTS)";
+	}
+	j->ctx_on = 1;
+	st->c.procs_ctx++;
+	snprintf(why, sizeof(why), "request contexts on (%zu threads keyed)", n);
+	return why;
+}
+
+/* A task handed off by the thread whose key was parent runs on this thread
+ * with key key (BEGIN), or ended (END). */
+static void on_task(struct java_state *st, const struct java_rec *r, const struct java_msg *m)
+{
+	if (m->kind == JAVA_MSG_BEGIN) {
+		st->c.begins++;
+		if (m->pos)
+			st->host->context_link(st->self, r->h.tgid, m->stream, m->pos);
+		else
+			st->c.begins_orphan++;
+		return;
+	}
+	st->c.ends++;
+	st->host->context_end(st->self, r->h.tgid, m->stream);
 }
 
 /* --- attaching ---------------------------------------------------------------------------- */
@@ -623,12 +730,14 @@ static int java_init(const struct sonde_host_api *host, struct sonde_plugin_hand
 		return SONDE_ERR_NOMEM;
 	st->host = host;
 	st->self = self;
-	st->cfg_fd = st->stats_fd = -1;
+	st->cfg_fd = st->stats_fd = st->thr_fd = -1;
 	st->cap = JAVA_MAX_PAYLOAD;
 	st->attach = 1;
+	st->contexts = 1;
 	st->mono_to_real = clock_offset();
 	cfg_number(st, "payload_cap", &st->cap, 64, JAVA_MAX_PAYLOAD);
 	cfg_bool(st, "attach", &st->attach);
+	cfg_bool(st, "contexts", &st->contexts);
 	st->streams = calloc(JAVA_STREAMS, sizeof(*st->streams));
 	if (!st->streams) {
 		free(st);
@@ -654,18 +763,23 @@ static void java_fini(void *state)
 	if (!st)
 		return;
 	/* The object is the host's and may be gone: no more map calls. */
-	st->cfg_fd = st->stats_fd = -1;
+	st->cfg_fd = st->stats_fd = st->thr_fd = -1;
 	for (size_t i = 0; i < st->njvms; i++)
 		jvm_release(st, &st->jvms[i]); /* each agent stops when its lock goes */
+	java_tp_close(st->tp);
+	st->tp = NULL;
 	k = st->kstats;
 	st->host->log(st->self, SONDE_LOG_INFO,
 		      "JVMs %" PRIu64 " instrumented, %" PRIu64 " refused; messages %" PRIu64
 		      ", plaintext %" PRIu64 " (injected %" PRIu64 ", socket unknown %" PRIu64
 		      ", no connection %" PRIu64 ", after a gap %" PRIu64 "), lost in the kernel %" PRIu64
-		      ", bad records %" PRIu64,
+		      ", bad records %" PRIu64 "; contexts: JVMs %" PRIu64 ", hand-offs %" PRIu64
+		      " (submitter unknown %" PRIu64 ", ended %" PRIu64 "), threads keyed %" PRIu64
+		      " + %" PRIu64 " created",
 		      st->c.procs_attached, st->c.procs_refused, st->c.msgs, st->c.data, st->c.injected,
 		      st->c.no_socket, st->c.no_conn, st->c.gaps, k[JAVA_ST_LOST],
-		      st->c.bad + k[JAVA_ST_BAD]);
+		      st->c.bad + k[JAVA_ST_BAD], st->c.procs_ctx, st->c.begins, st->c.begins_orphan,
+		      st->c.ends, st->c.threads_keyed, k[JAVA_ST_THREADS]);
 	free(st->jvms);
 	free(st->streams);
 	if (debug_state == st)
@@ -776,6 +890,7 @@ static void on_data(struct java_state *st, const struct java_rec *r, const struc
 	ch.tid = r->h.tid;
 	ch.pos = m->pos;
 	ch.source = SONDE_SRC_RUNTIME;
+	ch.context = r->ctx;
 	if (st->host->conn_inject(conn, &ch) == SONDE_OK)
 		st->c.injected++;
 	else
@@ -798,12 +913,17 @@ static void on_text(struct java_state *st, const struct java_rec *r, const struc
 			jvm_refuse(st, j, "the agent did not start: %s", text);
 		return;
 	}
-	st->host->log(st->self, SONDE_LOG_INFO, "pid %u (%s): agent %s: %s", r->h.tgid, exe,
-		      m->kind == JAVA_MSG_HELLO ? "on" : "note", text);
 	if (m->kind == JAVA_MSG_HELLO && j && (j->state == J_LOADED || j->state == J_ATTACHING)) {
+		const char *ctx = contexts_on(st, j);
+
 		j->state = J_ON;
 		st->c.procs_attached++;
+		st->host->log(st->self, SONDE_LOG_INFO, "pid %u (%s): agent on: %s; %s", r->h.tgid,
+			      exe, text, ctx);
+		return;
 	}
+	st->host->log(st->self, SONDE_LOG_INFO, "pid %u (%s): agent %s: %s", r->h.tgid, exe,
+		      m->kind == JAVA_MSG_HELLO ? "on" : "note", text);
 }
 
 static void java_record(void *state, const void *rec, size_t len)
@@ -823,6 +943,8 @@ static void java_record(void *state, const void *rec, size_t len)
 	st->c.msgs++;
 	if (m.kind == JAVA_MSG_DATA)
 		on_data(st, r, &m);
+	else if (m.kind == JAVA_MSG_BEGIN || m.kind == JAVA_MSG_END)
+		on_task(st, r, &m);
 	else
 		on_text(st, r, &m);
 }

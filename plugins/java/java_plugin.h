@@ -19,6 +19,11 @@ struct java_counters {
 	uint64_t inject_err;      /* ... the host refused */
 	uint64_t gaps;            /* ... after missing plaintext of their stream */
 	uint64_t bad;             /* records or messages that do not parse */
+	uint64_t procs_ctx;       /* JVMs whose request contexts are followed */
+	uint64_t begins;          /* hand-offs: a task started on another thread */
+	uint64_t begins_orphan;   /* ... whose submitting thread's key was unknown */
+	uint64_t ends;            /* ... and ended */
+	uint64_t threads_keyed;   /* threads given their key when contexts went on */
 };
 
 /* The plugin loaded last (NULL after its fini). */

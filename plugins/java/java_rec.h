@@ -24,6 +24,13 @@
 #define JAVA_MAX_PAYLOAD 16384u  /* plaintext bytes per message at most */
 #define JAVA_MSG_MAX (JAVA_MSG_HDR + JAVA_MAX_PAYLOAD)
 
+/* What the kernel side reads of a message (java_msg.h has the rest). */
+#define JAVA_MSG_KIND_BEGIN 5
+#define JAVA_MSG_KIND_END 6
+#define JAVA_MSG_OFF_KIND 6
+#define JAVA_MSG_OFF_KEY 16   /* BEGIN/END: the task's key */
+#define JAVA_MSG_OFF_KEY2 24  /* BEGIN: the parent key; END: the key restored */
+
 /* Record types, relative to the base the plugin claimed (java_cfg.rec_base). */
 enum java_rec_type {
 	JAVA_REC_MSG = 0, /* struct java_rec + the agent's message */
@@ -33,9 +40,22 @@ enum java_rec_type {
 /* Per process (map java_cfgs, by tgid). */
 struct java_cfg {
 	__u32 rec_base;
-	__u32 pad;
+	__u32 flags;      /* JAVA_CFG_* */
 	__u64 token;      /* the pwrite offset the agent writes at */
 };
+
+/* java_cfg.flags */
+#define JAVA_CFG_CTX 1u   /* contexts on: keep sonde_thread_ctx for its threads */
+
+/* Runtime-context keys (sonde_thread_ctx values, the host's context keys).
+ * A thread's own key is JAVA_KEY_THREAD | its tid, kept by the kernel side
+ * (set when the thread is created, or by the plugin for threads that
+ * existed before); a task handed to another thread gets a fresh key
+ * JAVA_KEY_TASK | a counter of the agent's, made current on the thread
+ * that runs it for the task's duration (messages BEGIN and END). */
+#define JAVA_KEY_THREAD 0x4a54000000000000ull /* "JT" */
+#define JAVA_KEY_TASK   0x4a4b000000000000ull /* "JK" */
+#define JAVA_KEY_TAG    0xffff000000000000ull
 
 /* Same layout as struct sonde_bpf_hdr (sonde/bpf.h). */
 struct java_rec_hdr {
@@ -50,6 +70,7 @@ struct java_rec {
 	struct java_rec_hdr h;
 	__u32 len;        /* pwrite's count: the message's length */
 	__u32 cap_len;    /* bytes that follow (== len, or 0 if unreadable) */
+	__u64 ctx;        /* the thread's context after the message (contexts on), or 0 */
 	__u8 data[];
 };
 
@@ -58,6 +79,8 @@ enum java_stat {
 	JAVA_ST_MSG = 0,  /* messages copied */
 	JAVA_ST_LOST,     /* not written: ring buffer full */
 	JAVA_ST_BAD,      /* a call with the token whose length is out of bounds */
+	JAVA_ST_KEYED,    /* BEGIN / END messages applied to sonde_thread_ctx */
+	JAVA_ST_THREADS,  /* threads of a JVM given their own key at creation */
 	JAVA_ST_COUNT,
 };
 

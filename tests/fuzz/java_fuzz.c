@@ -2,9 +2,11 @@
  * java_fuzz.c - libFuzzer harness for the Java plugin's readers of
  * untrusted bytes. The first byte picks what the rest is:
  *   0  agent messages ([u16 length][message]...), each wrapped in a record
- *      as java.bpf.c writes it, the socket fd forced to one of two host
- *      connections (a server's and a client's), through the plugin and the
- *      real host into the real HTTP plugin (build/plugins/http.so);
+ *      as java.bpf.c writes it, the socket fd of DATA forced to one of two
+ *      host connections (a server's and a client's), BEGIN/END left as they
+ *      are and their task key made the records' context until the END,
+ *      through the plugin and the real host (context links) into the real
+ *      HTTP plugin (build/plugins/http.so);
  *   1  records as they are (the BPF record header too), types forced into
  *      the plugin's claimed range;
  *   2  a HotSpot performance data file;
@@ -60,6 +62,7 @@ static void fuzz_stream(const uint8_t *d, size_t n, int raw)
 	struct th_conn *c;
 	void *st = NULL;
 	uint32_t base;
+	uint64_t ctx = 0;
 
 	if (th_load(h, http, "http") != SONDE_OK || java->init(th_api(h), th_self(h), &st) != SONDE_OK)
 		abort();
@@ -90,9 +93,14 @@ static void fuzz_stream(const uint8_t *d, size_t n, int raw)
 			}
 			java->record(st, rec, len);
 		} else {
-			if (len >= 12)
+			/* DATA: the socket forced to a known one; BEGIN/END keep fd -1
+			 * and make the "kernel" context the task's, as java.bpf.c does. */
+			if (len >= 24 && (m[6] == JAVA_MSG_BEGIN || m[6] == JAVA_MSG_END))
+				memcpy(&ctx, m + JAVA_MSG_OFF_KEY, 8), ctx = m[6] == JAVA_MSG_END ? 0 : ctx;
+			else if (len >= 12)
 				m[8] = (uint8_t)(5 + m[8] % 3), m[9] = m[10] = m[11] = 0;
 			memset(&r->h, 0, sizeof(r->h));
+			r->ctx = ctx;
 			r->h.type = base + JAVA_REC_MSG;
 			r->h.tgid = 4242;
 			r->h.tid = 4243;

@@ -190,7 +190,7 @@ static int agent_thread(pid_t pid)
 
 /* What the sink holds, through the plugin on a test host: spans. */
 struct outcome {
-	int hello, fail, notes, data, server_https, client_https, other;
+	int hello, fail, notes, tasks, data, server_https, client_https, other;
 	char hello_text[600];
 	char fail_text[600];
 };
@@ -230,6 +230,8 @@ static void replay_sink(const struct session *s, pid_t pid, struct outcome *o)
 			snprintf(o->fail_text, sizeof(o->fail_text), "%.*s", (int)m.cap_len, m.data);
 		} else if (m.kind == JAVA_MSG_NOTE) {
 			o->notes++;
+		} else if (m.kind == JAVA_MSG_BEGIN || m.kind == JAVA_MSG_END) {
+			o->tasks++;
 		} else {
 			o->data++;
 			ck_assert_int_ge(m.fd, 0);

@@ -69,7 +69,7 @@ START_TEST(msg_errors_are_named)
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_MAGIC);
 	n = jt_msg(m, 0, 0, 3, 4, 1, 0, 0, "abcd", 4);
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_KIND);
-	n = jt_msg(m, 5, 0, 3, 4, 1, 0, 0, "abcd", 4);
+	n = jt_msg(m, 7, 0, 3, 4, 1, 0, 0, "abcd", 4);
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_KIND);
 	n = jt_msg(m, JAVA_MSG_DATA, 0, 3, 0, 1, 0, 0, NULL, 0);
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD); /* moved nothing */
@@ -83,6 +83,64 @@ START_TEST(msg_errors_are_named)
 	for (int e = 0; e >= -6; e--)
 		ck_assert_str_ne(java_msg_strerror(e), "?");
 	ck_assert_str_eq(java_msg_strerror(-99), "?");
+}
+END_TEST
+
+/* BEGIN and END: header only, a task key, and a key it belongs to / goes back to. */
+START_TEST(msg_task_keys)
+{
+	const uint64_t task = JAVA_KEY_TASK | 42, thr = JAVA_KEY_THREAD | 1234;
+	uint8_t m[256];
+	struct java_msg g;
+	size_t n;
+
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, task, thr, 0, NULL, 0);
+	ck_assert_uint_eq(n, JAVA_MSG_HDR);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	ck_assert_int_eq(g.kind, JAVA_MSG_BEGIN);
+	ck_assert_uint_eq(g.stream, task);
+	ck_assert_uint_eq(g.pos, thr);
+	/* The kernel side reads the kind and the keys at these offsets. */
+	ck_assert_int_eq(m[JAVA_MSG_OFF_KIND], JAVA_MSG_KIND_BEGIN);
+	ck_assert_uint_eq(m[JAVA_MSG_OFF_KEY + 7], 0x4a);
+	ck_assert_uint_eq(m[JAVA_MSG_OFF_KEY2 + 6], 0x54);
+	/* Parent unknown (0) or a task key: fine for BEGIN. */
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, task, 0, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, task, JAVA_KEY_TASK | 7, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	/* END: the key restored, or 0 for the thread's own key. */
+	n = jt_msg(m, JAVA_MSG_END, 0, -1, 0, task, thr, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	ck_assert_int_eq(g.kind, JAVA_MSG_END);
+	n = jt_msg(m, JAVA_MSG_END, 0, -1, 0, task, 0, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	/* Wrong: a thread key as the task, no key, a foreign tag, a tid out
+	 * of range, a payload, a length, an fd, flags. */
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, thr, 0, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, 0, thr, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, JAVA_KEY_TASK, thr, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, task, 0x1234000000000001ull, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_END, 0, -1, 0, task, JAVA_KEY_THREAD | 0x80000000ull, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_END, 0, -1, 0, task, JAVA_KEY_THREAD, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 2, task, thr, 0, "ab", 2);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 5, task, thr, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, 3, 0, task, thr, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_END, 0, -1, 0, task, thr, 1, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	/* Truncated at every length: never parsed. */
+	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, task, thr, 0, NULL, 0);
+	for (size_t k = 0; k < n; k++)
+		ck_assert_int_ne(java_msg_parse(m, k, &g), 0);
 }
 END_TEST
 
@@ -376,6 +434,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, msg_fields_are_read);
 	tcase_add_test(tc, msg_errors_are_named);
+	tcase_add_test(tc, msg_task_keys);
 	tcase_add_test(tc, msg_garbage_never_parses_wrongly);
 	tcase_add_test(tc, perf_says_what_the_jvm_said);
 	tcase_add_test(tc, perf_garbage);

@@ -203,6 +203,91 @@ START_TEST(plaintext_becomes_an_https_client_span)
 }
 END_TEST
 
+/* A task message (BEGIN / END) from thread tid, as the agent writes it. */
+static void task_msg(struct pair *p, int kind, uint32_t tid, uint64_t key, uint64_t other)
+{
+	size_t m = jt_msg(p->msg, kind, 0, -1, 0, key, other, 0, NULL, 0);
+	size_t n = jt_rec(p->rec, p->base + JAVA_REC_MSG, PID, tid, 1, p->msg, m);
+
+	p->java->record(p->state, p->rec, n);
+}
+
+/* DATA with the thread's context the kernel put in the record. */
+static void data_ctx(struct pair *p, uint64_t ts, int dir, int32_t fd, uint64_t stream,
+		     const void *bytes, uint32_t len, uint32_t tid, uint64_t ctx)
+{
+	size_t m = jt_msg(p->msg, JAVA_MSG_DATA, dir, fd, len, stream, 0, 0, bytes, len);
+	size_t n = jt_rec(p->rec, p->base + JAVA_REC_MSG, PID, tid, ts, p->msg, m);
+
+	((struct java_rec *)p->rec)->ctx = ctx;
+	p->java->record(p->state, p->rec, n);
+}
+
+/* A socket chunk of the server connection, stamped with a context. */
+static void socket_ctx(struct th_conn *c, enum sonde_dir dir, uint64_t ts, const char *bytes,
+		       size_t len, uint32_t tid, uint64_t ctx)
+{
+	struct sonde_chunk ch = {0};
+
+	ch.dir = dir;
+	ch.ts_unix_ns = ts;
+	ch.data = (const uint8_t *)bytes;
+	ch.len = ch.orig_len = len;
+	ch.tid = tid;
+	ch.context = ctx;
+	ch.source = SONDE_SRC_SOCKET;
+	ck_assert_int_eq(th_conn_feed_chunk(c, &ch), SONDE_OK);
+}
+
+/* A request served on thread 100 (its own key) hands its call to a pool
+ * thread 200: BEGIN links the task's key to the server thread's, so the
+ * call (TLS plaintext stamped with the task's key) is the request's child;
+ * a task whose submitter was unknown gets no parent, never a wrong one. */
+START_TEST(hand_off_parents_the_call_under_its_request)
+{
+	static const char sreq[] = "GET /req/a HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char sresp[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	const uint64_t thr = JAVA_KEY_THREAD | 100, task = JAVA_KEY_TASK | 1,
+		       orphan = JAVA_KEY_TASK | 2;
+	struct pair *p = pair_open();
+	struct th_conn *srv = conn(p, SONDE_ROLE_SERVER, 6);
+	const struct th_span *server, *client, *lone;
+
+	conn(p, SONDE_ROLE_CLIENT, FD);
+	conn(p, SONDE_ROLE_CLIENT, FD + 1);
+	socket_ctx(srv, SONDE_DIR_INGRESS, 1000, sreq, sizeof(sreq) - 1, 100, thr);
+	task_msg(p, JAVA_MSG_BEGIN, 200, task, thr);
+	data_ctx(p, 2000, 1, FD, 9, req, REQ_LEN, 200, task);
+	data_ctx(p, 3000, 0, FD, 9, resp, RESP_LEN, 200, task);
+	task_msg(p, JAVA_MSG_END, 200, task, 0);
+	task_msg(p, JAVA_MSG_BEGIN, 201, orphan, 0);
+	data_ctx(p, 3500, 1, FD + 1, 10, req, REQ_LEN, 201, orphan);
+	data_ctx(p, 3600, 0, FD + 1, 10, resp, RESP_LEN, 201, orphan);
+	task_msg(p, JAVA_MSG_END, 201, orphan, 0);
+	socket_ctx(srv, SONDE_DIR_EGRESS, 4000, sresp, sizeof(sresp) - 1, 100, thr);
+	ck_assert_uint_eq(th_n_ended(p->h), 3);
+	server = th_ended(p->h, 2);
+	client = th_ended(p->h, 0);
+	lone = th_ended(p->h, 1);
+	if (client->tid != 200) { /* the end order is the HTTP plugin's business */
+		lone = client;
+		client = th_ended(p->h, 1);
+	}
+	ck_assert_uint_eq(client->tid, 200);
+	ck_assert_uint_eq(lone->tid, 201);
+	ck_assert_int_eq(server->kind, SONDE_SPAN_SERVER);
+	ck_assert_int_eq(client->kind, SONDE_SPAN_CLIENT);
+	ck_assert_int_eq(lone->kind, SONDE_SPAN_CLIENT);
+	ck_assert(th_span_child_of(client, server));
+	ck_assert(!th_span_child_of(lone, server));
+	ck_assert_uint_eq(java_debug_counters()->begins, 2);
+	ck_assert_uint_eq(java_debug_counters()->begins_orphan, 1);
+	ck_assert_uint_eq(java_debug_counters()->ends, 2);
+	ck_assert_uint_eq(java_debug_counters()->bad, 0);
+	pair_close(p);
+}
+END_TEST
+
 /* JSSE hands plaintext out in any size: split at every byte, both ways. */
 START_TEST(plaintext_split_at_every_byte)
 {
@@ -466,6 +551,7 @@ int main(void)
 	tcase_add_test(tc, missing_plaintext_is_a_gap);
 	tcase_add_test(tc, plaintext_without_a_known_socket_is_counted);
 	tcase_add_test(tc, agent_text_is_logged);
+	tcase_add_test(tc, hand_off_parents_the_call_under_its_request);
 	tcase_add_test(tc, bad_records_are_counted_and_ignored);
 	tcase_add_test(tc, processes_each_get_one_verdict);
 	suite_add_tcase(s, tc);

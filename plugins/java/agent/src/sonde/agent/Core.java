@@ -103,7 +103,9 @@ public final class Core {
     }
 
     static final String SHIM = "sun.nio.ch.SondeHooks";
-    static final int SHIM_VERSION = 1, APP_READ = 1, WRAP = 2, UNWRAP = 3;
+    static final int SHIM_VERSION = 2, APP_READ = 1, WRAP = 2, UNWRAP = 3, CF_RUN = 4;
+    static final String TPE = "java/util/concurrent/ThreadPoolExecutor";
+    static final String CF = "java/util/concurrent/CompletableFuture";
 
     static final Rewriter.Target[] TARGETS = {
         new Rewriter.Target("sun/security/ssl/SSLSocketImpl$AppInputStream", "read", "([BII)I",
@@ -122,10 +124,31 @@ public final class Core {
                 "chanRead", "(Ljava/lang/Object;)V", 0, false, false),
         new Rewriter.Target("sun/nio/ch/SocketChannelImpl", "read", "([Ljava/nio/ByteBuffer;II)J",
                 "chanRead", "(Ljava/lang/Object;)V", 0, false, false),
+        // hand-offs (Handoff.java)
+        new Rewriter.Target(TPE, "execute", "(Ljava/lang/Runnable;)V",
+                "poolExecute", "(Ljava/lang/Object;Ljava/lang/Runnable;)V", 0, false, true),
+        new Rewriter.Target(TPE, "beforeExecute", "(Ljava/lang/Thread;Ljava/lang/Runnable;)V",
+                "poolBefore", "(Ljava/lang/Object;Ljava/lang/Thread;Ljava/lang/Runnable;)V", 0, false, true),
+        new Rewriter.Target(TPE, "getTask", "()Ljava/lang/Runnable;",
+                "poolIdle", "(Ljava/lang/Object;)V", 0, false, false),
+        new Rewriter.Target(TPE, "processWorkerExit", "(Ljava/util/concurrent/ThreadPoolExecutor$Worker;Z)V",
+                "poolIdle", "(Ljava/lang/Object;)V", 0, false, false),
+        new Rewriter.Target("java/util/concurrent/ForkJoinPool", "execute", "(Ljava/lang/Runnable;)V",
+                "asyncExecute", "(Ljava/lang/Object;Ljava/lang/Runnable;)V", 0, false, true),
+        new Rewriter.Target(CF + "$ThreadPerTaskExecutor", "execute", "(Ljava/lang/Runnable;)V",
+                "asyncExecute", "(Ljava/lang/Object;Ljava/lang/Runnable;)V", 0, false, true),
+        new Rewriter.Target(CF + "$AsyncSupply", "run", "()V",
+                "asyncRun", "(Ljava/lang/Object;)V", CF_RUN, true, false),
+        new Rewriter.Target(CF + "$AsyncRun", "run", "()V",
+                "asyncRun", "(Ljava/lang/Object;)V", CF_RUN, true, false),
     };
     static final String[] LABELS = {
         "SSLSocket read", "SSLSocket write", "SSLEngine wrap", "SSLEngine unwrap",
         "SocketChannel read", "SocketChannel read[]",
+        "ThreadPoolExecutor execute", "ThreadPoolExecutor beforeExecute", "ThreadPoolExecutor getTask",
+        "ThreadPoolExecutor processWorkerExit", "ForkJoinPool execute",
+        "CompletableFuture ThreadPerTaskExecutor", "CompletableFuture AsyncSupply",
+        "CompletableFuture AsyncRun",
     };
 
     static final Object life = new Object();
@@ -354,6 +377,13 @@ public final class Core {
         c.getField("socketData").set(null, me.findStatic(Core.class, "socketData", sd));
         c.getField("engineSeen").set(null, me.findStatic(Core.class, "engineSeen", es));
         c.getField("engineData").set(null, me.findStatic(Core.class, "engineData", ed));
+        Handoff.init();
+        c.getField("handOff").set(null, me.findStatic(Handoff.class, "handOff",
+                MethodType.methodType(void.class, Object.class)));
+        c.getField("begin").set(null, me.findStatic(Handoff.class, "begin",
+                MethodType.methodType(boolean.class, Object.class, boolean.class)));
+        c.getField("end").set(null, me.findStatic(Handoff.class, "end",
+                MethodType.methodType(void.class, int.class)));
         shim = c;
         shimOn = c.getField("on");
     }
@@ -531,7 +561,7 @@ public final class Core {
 
     /* --- messages ------------------------------------------------------------------------ */
 
-    private static void header(ByteBuffer o, int kind, int dir, int fd, int len, long id, long pos,
+    static void header(ByteBuffer o, int kind, int dir, int fd, int len, long id, long pos,
                                int flags, int cap) {
         o.putInt(MAGIC).putShort((short) HDR).put((byte) kind).put((byte) dir).putInt(fd).putInt(len)
          .putLong(id).putLong(pos).putInt(flags).putInt(cap);
@@ -589,7 +619,7 @@ public final class Core {
         }
     }
 
-    private static void write(Session ss, ByteBuffer o) {
+    static void write(Session ss, ByteBuffer o) {
         if (!ss.uninterruptible && Thread.currentThread().isInterrupted())
             return; // the write would close the channel; the plugin sees a gap
         try {

@@ -14,6 +14,12 @@
  * clears it and runs the original code. So the hook sees arguments and
  * result, exceptions pass through untouched, and nothing of the agent's own
  * ever reaches the application: every call into the agent is in a catch.
+ *
+ * Hand-offs (version 2): a task given to another thread (an executor's
+ * execute, a CompletableFuture's async step) is noted with the submitting
+ * thread's context; the thread that runs it makes a context of its own,
+ * linked to that one, current for the task's duration (the agent's
+ * handOff, begin and end).
  */
 package sun.nio.ch;
 
@@ -27,8 +33,10 @@ import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLException;
 
 public final class SondeHooks {
-    public static final int VERSION = 1;
-    public static final int APP_READ = 1, WRAP = 2, UNWRAP = 3;
+    public static final int VERSION = 2;
+    public static final int APP_READ = 1, WRAP = 2, UNWRAP = 3, CF_RUN = 4;
+    /** end(): any task level, or only one a ThreadPoolExecutor began. */
+    public static final int END_ANY = 0, END_POOL = 1;
 
     /** false: every prologue runs the original code at once. */
     public static volatile boolean on;
@@ -38,6 +46,13 @@ public final class SondeHooks {
     public static volatile MethodHandle engineSeen;
     /** (Object engine, int dir, ByteBuffer[] bufs, int off, int[] startPositions) void */
     public static volatile MethodHandle engineData;
+
+    /** (Object task) void: task is handed to another thread now */
+    public static volatile MethodHandle handOff;
+    /** (Object task, boolean pool) boolean: the current thread starts task; true if it had a hand-off */
+    public static volatile MethodHandle begin;
+    /** (int which) void: the task begun last on this thread ended */
+    public static volatile MethodHandle end;
 
     /** Per thread: {int[] {id passed through}, the socket channel it read last}. */
     private static final ThreadLocal<Object[]> TL = new ThreadLocal<>();
@@ -192,6 +207,80 @@ public final class SondeHooks {
             state()[1] = ch;
         } catch (Throwable e) {
             // only a hint
+        }
+    }
+
+    /* --- hand-offs --------------------------------------------------------- */
+
+    private static void handOff0(Object task) {
+        MethodHandle h = handOff;
+        if (!on || h == null || task == null)
+            return;
+        try {
+            h.invokeExact(task);
+        } catch (Throwable e) {
+            // the agent's problem
+        }
+    }
+
+    private static boolean begin0(Object task, boolean pool) {
+        MethodHandle h = begin;
+        if (!on || h == null || task == null)
+            return false;
+        try {
+            return (boolean) h.invokeExact(task, pool);
+        } catch (Throwable e) {
+            return false;
+        }
+    }
+
+    private static void end0(int which) {
+        MethodHandle h = end;
+        if (h == null)
+            return;
+        try {
+            h.invokeExact(which);
+        } catch (Throwable e) {
+            // the agent's problem
+        }
+    }
+
+    /** ThreadPoolExecutor.execute(Runnable), before it runs. */
+    public static void poolExecute(Object pool, Runnable task) {
+        handOff0(task);
+    }
+
+    /** ThreadPoolExecutor.beforeExecute(Thread, Runnable): the worker starts task. */
+    public static void poolBefore(Object pool, Thread t, Runnable task) {
+        if (!on)
+            return;
+        end0(END_POOL);
+        begin0(task, true);
+    }
+
+    /** ThreadPoolExecutor.getTask(), processWorkerExit(...): the worker's task ended. */
+    public static void poolIdle(Object pool) {
+        end0(END_POOL);
+    }
+
+    /** ForkJoinPool.execute(Runnable), CompletableFuture$ThreadPerTaskExecutor.execute(Runnable):
+     *  a CompletableFuture's async step handed off. */
+    public static void asyncExecute(Object executor, Runnable task) {
+        if (task instanceof java.util.concurrent.CompletableFuture.AsynchronousCompletionTask)
+            handOff0(task);
+    }
+
+    /** CompletableFuture$AsyncSupply.run(), $AsyncRun.run(): the step runs here. */
+    public static void asyncRun(Object task) {
+        boolean begun = begin0(task, false);
+        int[] t = through(CF_RUN);
+        try {
+            ((Runnable) task).run();
+        } finally {
+            if (t != null)
+                t[0] = 0;
+            if (begun)
+                end0(END_ANY);
         }
     }
 }
