@@ -864,8 +864,8 @@ static int dark_finish(struct pg_conn *pc, const struct sonde_chunk *c, size_t o
 static int feed(struct pg_conn *pc, struct pg_stream *s, int side, const struct sonde_chunk *c,
                 size_t off)
 {
-	const uint8_t *p = c->data + off;
-	size_t n = c->len - off;
+	const uint8_t *p = c->data ? c->data + off : NULL; /* NULL: nothing captured */
+	size_t n = c->data ? c->len - off : 0;
 	uint64_t ts = c->ts_unix_ns;
 
 	while (n > 0 && (side == PG_FE ? pc->fe_sync : pc->be_sync)) {
