@@ -131,6 +131,14 @@ struct blk_scratch {
 	size_t tp_len;
 };
 
+/* Same-host links: a direction's chunk positions are followed from its
+ * first byte (chunk->pos 0) without a hole, in one source. */
+struct pos_track {
+	bool started, exact;
+	uint8_t src;
+	uint64_t next;
+};
+
 struct grpc_conn {
 	struct grpc_plugin *pl;
 	struct grpc_conn *next, **pprev; /* pl->conns */
@@ -145,6 +153,7 @@ struct grpc_conn {
 	uint8_t cur_tls;           /* the chunk being read came from a TLS library */
 	struct blk_scratch b;
 	struct grpc_stats st;
+	struct pos_track trk[2];   /* per direction */
 	bool dead;
 };
 
@@ -644,6 +653,41 @@ static struct sonde_span *stream_span_start(struct grpc_conn *gc, uint64_t ts)
 	                        ts);
 }
 
+/* Where the stream's request starts: its HEADERS frame's first byte in the
+ * request direction (SDK 1.1), so the host links the client and server
+ * spans of a connection it watches on both ends. Both ends count the same
+ * bytes, so they find the same position whatever the other streams of the
+ * connection do. Only while the direction was followed from its first
+ * byte without a loss: an offset found again is a guess. */
+static void stream_set_pos(struct grpc_conn *gc, struct sonde_span *sp, int dir)
+{
+	const struct sonde_host_api *host = gc->pl->host;
+	const struct pos_track *t = &gc->trk[dir];
+	uint64_t at;
+
+	if (!sp || !t->exact || !HOST_HAS(host, span_set_pos) || !host->span_set_pos ||
+	    h2_conn_block_at(gc->h2, dir, &at) < 0)
+		return;
+	host->span_set_pos(sp, t->src, at);
+}
+
+/* c is the next chunk of its direction. */
+static void track_chunk(struct pos_track *t, const struct sonde_chunk *c)
+{
+	if (!SONDE_HAS_FIELD(c, struct sonde_chunk, source)) {
+		t->started = true;
+		t->exact = false;
+		return;
+	}
+	if (!t->started)
+		t->exact = c->pos == 0 && !(c->flags & SONDE_CHUNK_GAP);
+	else if (c->source != t->src || c->pos != t->next || (c->flags & SONDE_CHUNK_GAP))
+		t->exact = false;
+	t->started = true;
+	t->src = c->source;
+	t->next = c->pos + (c->orig_len > c->len ? c->orig_len : c->len);
+}
+
 static void request_block(struct grpc_conn *gc, const struct hpack_result *res, bool partial)
 {
 	const struct sonde_host_api *host = gc->pl->host;
@@ -674,6 +718,7 @@ static void request_block(struct grpc_conn *gc, const struct hpack_result *res, 
 	s->start_ns = s->last_ns = b->ts;
 	s->tls = gc->cur_tls;
 	s->span = stream_span_start(gc, b->ts);
+	stream_set_pos(gc, s->span, b->dir);
 	if (b->has_method) {
 		s->method = method_index(b->method, b->method_len);
 		if (s->method == M_OTHER)
@@ -962,6 +1007,7 @@ static int grpc_conn_data(void *conn_state, struct sonde_conn *conn,
 	if (c->flags & SONDE_CHUNK_GAP)
 		fl |= H2_IN_GAP;
 	gc->cur_ts = c->ts_unix_ns;
+	track_chunk(&gc->trk[dir], c);
 	/* TLS-ness is per chunk in SDK 1.1 (conn_info.tls on a 1.0 host). */
 	gc->cur_tls = SONDE_HAS_FIELD(c, struct sonde_chunk, source) && c->source != SONDE_SRC_SOCKET;
 	if (h2_conn_feed(gc->h2, dir, c->data, c->data ? c->len : 0,

@@ -51,6 +51,12 @@ struct h2_dir {
 	bool hp_dirty;     /* header-block bytes went undecoded: reset first */
 	struct hpack_dec *hp;
 	unsigned lost_chunks;
+
+	/* Offsets from the direction's first byte fed (same-host links). */
+	uint64_t fed;      /* bytes fed before the current chunk (orig_len) */
+	uint64_t hdr_at;   /* where the frame header being read starts */
+	uint64_t blk_at;   /* where the open block's first frame starts */
+	bool ever_lost;    /* the position was lost once: offsets are guesses */
 };
 
 struct h2_conn {
@@ -169,6 +175,7 @@ static void lose(struct h2_conn *h, int dir, uint64_t ts)
 	d->hp_dirty = true;
 	d->st = D_LOST;
 	d->hdr_n = 0;
+	d->ever_lost = true;
 	if (h->ev->loss)
 		h->ev->loss(h->ctx, dir, ts);
 }
@@ -209,6 +216,7 @@ static void open_block(struct h2_dir *d, uint64_t ts)
 	d->blk_type = d->f.type;
 	d->blk_end_stream = d->f.type == H2_HEADERS && (d->f.flags & H2_F_END_STREAM);
 	d->blk_ts = ts;
+	d->blk_at = d->hdr_at;
 }
 
 /* A valid frame header was read. Returns -1 when it breaks the rules
@@ -524,6 +532,7 @@ static void dir_start(struct h2_conn *h, int dir, const uint8_t *p, size_t n, si
 		return;
 	}
 	d->st = D_LOST;
+	d->ever_lost = true;
 }
 
 /* --- public ------------------------------------------------------------------------ */
@@ -584,6 +593,8 @@ int h2_conn_feed(struct h2_conn *h, int dir, const uint8_t *data, size_t len, si
 			pos += step_preface(h, dir, data + pos, len - pos, ts);
 			break;
 		case D_HDR:
+			if (d->hdr_n == 0)
+				d->hdr_at = d->fed + pos;
 			pos += step_hdr(h, dir, data + pos, len - pos, ts);
 			break;
 		case D_PAYLOAD:
@@ -605,6 +616,7 @@ int h2_conn_feed(struct h2_conn *h, int dir, const uint8_t *data, size_t len, si
 		else if (m)
 			d->hp_dirty = true;
 	}
+	d->fed += orig_len;
 	/* Only a chunk captured whole counts against the connection: inside a
 	 * bulk transfer cut by the capture, a boundary is rarely in reach. */
 	if (d->st == D_LOST && !found && len && len == orig_len)
@@ -638,6 +650,14 @@ const struct h2_stats *h2_conn_stats(const struct h2_conn *h)
 int h2_conn_lost(const struct h2_conn *h, int dir)
 {
 	return (dir == 0 || dir == 1) && h->d[dir].st == D_LOST;
+}
+
+int h2_conn_block_at(const struct h2_conn *h, int dir, uint64_t *at)
+{
+	if ((dir != 0 && dir != 1) || h->d[dir].ever_lost)
+		return -1;
+	*at = h->d[dir].blk_at;
+	return 0;
 }
 
 unsigned h2_conn_lost_chunks(const struct h2_conn *h, int dir)

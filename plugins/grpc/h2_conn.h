@@ -103,4 +103,10 @@ int h2_conn_lost(const struct h2_conn *h, int dir);
  * was found while lost. */
 unsigned h2_conn_lost_chunks(const struct h2_conn *h, int dir);
 
+/* During a header block's events (block_begin .. block_end): where its
+ * first frame's header starts, counted from the first byte fed in dir
+ * (orig_len of every chunk). 0 and *at, or -1 when dir lost its place
+ * before that block (offsets found again are guesses). */
+int h2_conn_block_at(const struct h2_conn *h, int dir, uint64_t *at);
+
 #endif /* SONDE_H2_CONN_H */

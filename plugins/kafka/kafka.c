@@ -100,6 +100,7 @@ struct pending {
 	int32_t corr;
 	int16_t api, ver;
 	uint64_t ts;              /* first byte of the request */
+	uint64_t pos;             /* where the request starts (POS_NONE: unknown) */
 	uint16_t cgen;            /* client id generation at request time */
 	uint8_t dest_set;         /* Produce: destination attributes were set */
 	struct sonde_span *span;  /* Produce: started at the request */
@@ -123,6 +124,10 @@ struct kafka_conn {
 	int32_t cand_corr[2];     /* (index 1: egress) and its correlation id */
 	uint32_t unsynced_chunks;
 	struct kfk_stream side[2];
+	/* Same-host links: the request direction's chunks followed from its
+	 * first byte (chunk->pos 0) without a hole, in one source. */
+	uint8_t trk_started, trk_exact, trk_src;
+	uint64_t trk_next;
 
 	struct pending *q;        /* ring of q_cap entries, q_len used from q_head */
 	size_t q_head, q_len, q_cap, q_max;
@@ -274,6 +279,43 @@ static void set_error(struct kafka_conn *kc, struct sonde_span *s, int code)
 	h->span_set_status(s, SONDE_STATUS_ERROR, desc);
 }
 
+#define POS_NONE UINT64_MAX
+
+/* Where a request frame starts in its direction's stream (its size
+ * prefix's first byte), or POS_NONE when not exactly known: the stream was
+ * not followed from its first byte without a loss. */
+static uint64_t request_pos(const struct kafka_conn *kc, const struct kfk_frame *f)
+{
+	return kc->trk_exact && f->at_exact ? f->at : POS_NONE;
+}
+
+/* The request direction's next chunk (before it is decoded). */
+static void track_chunk(struct kafka_conn *kc, const struct sonde_chunk *c)
+{
+	if (!SONDE_HAS_FIELD(c, struct sonde_chunk, source)) {
+		kc->trk_started = 1;
+		kc->trk_exact = 0;
+		return;
+	}
+	if (!kc->trk_started)
+		kc->trk_exact = c->pos == 0 && !(c->flags & SONDE_CHUNK_GAP);
+	else if (c->source != kc->trk_src || c->pos != kc->trk_next || (c->flags & SONDE_CHUNK_GAP))
+		kc->trk_exact = 0;
+	kc->trk_started = 1;
+	kc->trk_src = c->source;
+	kc->trk_next = c->pos + (c->orig_len > c->len ? c->orig_len : c->len);
+}
+
+/* SDK 1.1: say where the span's request starts, so the host links the
+ * client and broker spans of a connection it watches on both ends. */
+static void span_pos(struct kafka_conn *kc, struct sonde_span *s, uint64_t pos)
+{
+	const struct sonde_host_api *h = kc->pl->host;
+
+	if (s && pos != POS_NONE && HOST_HAS(h, span_set_pos) && h->span_set_pos)
+		h->span_set_pos(s, kc->trk_src, pos);
+}
+
 static struct sonde_span *start_span(struct kafka_conn *kc, int api, uint64_t ts, uint16_t cgen)
 {
 	const struct sonde_host_api *h = kc->pl->host;
@@ -393,6 +435,7 @@ static void on_request(struct kafka_conn *kc, const struct kfk_frame *f)
 		note_client_id(kc, sum);
 	if (f->body == KFK_BODY_PRODUCE_REQ) {
 		s = start_span(kc, f->api_key, f->ts_start, kc->cgen);
+		span_pos(kc, s, request_pos(kc, f));
 		if (s)
 			dest = set_dest(kc, s, f->api_key, sum);
 		if (s && sum->acks_known && sum->acks == 0) {
@@ -417,6 +460,7 @@ static void on_request(struct kafka_conn *kc, const struct kfk_frame *f)
 	p->api = f->api_key;
 	p->ver = f->api_version;
 	p->ts = f->ts_start;
+	p->pos = request_pos(kc, f);
 	p->cgen = kc->cgen;
 	p->span = s;
 	p->dest_set = (uint8_t)dest;
@@ -446,6 +490,8 @@ static void on_fetch_response(struct kafka_conn *kc, const struct pending *p,
 	s = start_span(kc, p->api, p->ts, p->cgen);
 	if (!s)
 		return;
+	span_pos(kc, s, p->pos); /* started and ended at once: links only if the
+	                            other end's span is open then */
 	set_dest(kc, s, p->api, sum);
 	set_error(kc, s, sum->error);
 	end_span(kc, s, p->api, f->ts_end);
@@ -602,6 +648,8 @@ static int kafka_conn_data(void *conn_state, struct sonde_conn *conn,
 	}
 	side = (int)c->dir == kc->req_dir ? SIDE_REQ : SIDE_RESP;
 	s = &kc->side[side];
+	if (side == SIDE_REQ)
+		track_chunk(kc, c);
 	if (c->flags & SONDE_CHUNK_GAP)
 		kfk_stream_gap(s);
 	kfk_stream_feed(s, c->data, c->len, missing, c->ts_unix_ns, c->tid);

@@ -120,6 +120,7 @@ void kfk_stream_start_unsynced(struct kfk_stream *s)
 	s->state = KS_UNSYNCED;
 	s->fresh = 0;
 	s->probation = 0;
+	s->ever_lost = 1;
 }
 
 uint64_t kfk_stream_skippable(const struct kfk_stream *s)
@@ -134,6 +135,7 @@ uint64_t kfk_stream_skippable(const struct kfk_stream *s)
 static void lose(struct kfk_stream *s)
 {
 	s->fresh = 0;
+	s->ever_lost = 1;
 	if (s->state != KS_UNSYNCED)
 		s->st.sync_lost++;
 	if (s->probation)
@@ -167,6 +169,8 @@ static void end_frame(struct kfk_stream *s, uint64_t ts)
 	if (s->w.failed)
 		s->st.walk_failed++;
 	s->f.ts_end = ts;
+	s->f.at = s->frame_at;
+	s->f.at_exact = !s->ever_lost;
 	s->f.sum = &s->sum;
 	s->st.frames++;
 	if (s->cb.frame)
@@ -263,6 +267,7 @@ static size_t feed_head(struct kfk_stream *s, const uint8_t *p, size_t n, uint64
 	if (s->head_have == 0) {
 		s->f.ts_start = ts;
 		s->f.tid_start = tid;
+		s->frame_at = s->fed;
 	}
 	memcpy(s->head + s->head_have, p, k);
 	s->head_have = (uint8_t)(s->head_have + k);
@@ -308,8 +313,10 @@ static int after_body(struct kfk_stream *s, uint64_t ts)
 	return 1;
 }
 
-/* Consume p[0..n) (p == NULL: n bytes not captured). */
-static void consume(struct kfk_stream *s, const uint8_t *p, size_t n, uint64_t ts, uint32_t tid)
+/* Consume p[0..n) (p == NULL: n bytes not captured); s->fed is the
+ * offset of p[0] on the way. */
+static void consume_bytes(struct kfk_stream *s, const uint8_t *p, size_t n, uint64_t ts,
+                          uint32_t tid)
 {
 	while (n > 0 || ((s->state == KS_BODY || s->state == KS_SKIP) && s->left == 0)) {
 		size_t k;
@@ -341,9 +348,18 @@ static void consume(struct kfk_stream *s, const uint8_t *p, size_t n, uint64_t t
 			break;
 		}
 		n -= k;
+		s->fed += k;
 		if (p)
 			p += k;
 	}
+}
+
+static void consume(struct kfk_stream *s, const uint8_t *p, size_t n, uint64_t ts, uint32_t tid)
+{
+	uint64_t end = s->fed + n;
+
+	consume_bytes(s, p, n, ts, tid);
+	s->fed = end;
 }
 
 /* Unsynced, at the start of a chunk: does a response frame start here? */

@@ -49,6 +49,9 @@ struct kfk_frame {
 	uint64_t ts_start;       /* chunk of the frame's first byte */
 	uint64_t ts_end;         /* chunk of its last byte */
 	uint32_t tid_start;
+	uint8_t at_exact;        /* at is exact: the place was never lost before */
+	uint64_t at;             /* offset of its size prefix from the first byte
+	                            given to the stream (captured or not) */
 	const struct kfk_sum *sum;
 };
 
@@ -82,7 +85,11 @@ struct kfk_stream {
 	uint8_t fresh;           /* no chunk begun yet */
 	uint8_t head_have;
 	uint8_t head[12];        /* size prefix + fixed header */
+	uint8_t ever_lost;       /* the place was lost once: offsets found again
+	                            are guesses */
 	uint64_t left;           /* bytes of the current frame not yet consumed */
+	uint64_t fed;            /* bytes given so far (the offset of the next) */
+	uint64_t frame_at;       /* offset of the current frame's first byte */
 	struct kfk_frame f;
 	struct kfk_walk w;
 	struct kfk_sum sum;

@@ -75,12 +75,15 @@ struct my_pend {
 	uint16_t n_results;
 	int64_t rows, affected;   /* whole: of its one result */
 	uint64_t start_ns;
+	uint64_t pos;             /* where the command packet starts (SQL_NOPOS: unknown) */
 	char sqlstate[6];
 	char code[8];
 	char db[SQL_COLL_MAX];    /* COM_INIT_DB */
 	struct sql_op op;
 	struct sql_stmt *st;      /* COM_STMT_PREPARE's statement */
 	struct sql_stmt **parts;
+	uint32_t *part_off;       /* split: where each statement's text starts in
+	                             the packet */
 };
 
 struct my_conn {
@@ -105,6 +108,8 @@ struct my_conn {
 	struct sql_stmt *last_prepared;
 	char change_db[SQL_COLL_MAX];
 	uint64_t last_sv_ts;
+	uint64_t pkt_pos;         /* where the client packet being read starts
+	                             (SQL_NOPOS: unknown) */
 	uint32_t unsynced_chunks, tls_wait_chunks;
 	uint8_t cl_hdr[4];        /* unsynced: a chunk that was exactly a command's header */
 	uint8_t cl_hdr_ok;
@@ -133,6 +138,7 @@ static void pend_free(struct my_conn *mc, struct my_pend *p)
 	for (uint16_t i = 0; p->parts && i < p->n_parts; i++)
 		sql_stmt_unref(p->parts[i]);
 	free(p->parts);
+	free(p->part_off);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -192,6 +198,7 @@ static struct my_pend *q_push(struct my_conn *mc, uint8_t cmd, uint64_t ts)
 	memset(p, 0, sizeof(*p));
 	p->cmd = cmd;
 	p->start_ns = ts;
+	p->pos = mc->pkt_pos;
 	p->rows = -1;
 	p->affected = -1;
 	if (mc->q_len == 1)
@@ -210,6 +217,7 @@ static void log_dbg(struct my_conn *mc, const char *what)
 static void lose_cl(struct my_conn *mc, const char *why)
 {
 	mc->sc.st.sync_lost++;
+	sql_track_lost(&mc->sc.req); /* a place found again is a guess */
 	log_dbg(mc, why);
 	drop_all(mc);
 	mc->cl_sync = 0;
@@ -311,14 +319,22 @@ static void cl_query(struct my_conn *mc, const struct my_pkt *k)
 	}
 	if (!cmd_text(mc, k, &text, &n)) {
 		p->whole = 1;
-		sql_op_start(&mc->sc, &p->op, NULL, k->start_ts);
+		sql_op_start(&mc->sc, &p->op, NULL, k->start_ts, p->pos);
 		return;
 	}
 	if (complete && mc->multi)
 		parts = sql_split(SQL_DIALECT_MYSQL, mc->bs, text, n, 1, r, SQL_MAX_PARTS);
 	if (parts >= 2) {
 		p->parts = calloc(parts, sizeof(*p->parts));
+		p->part_off = calloc(parts, sizeof(*p->part_off));
+		if (!p->part_off) {
+			free(p->parts);
+			p->parts = NULL;
+		}
 		for (size_t i = 0; p->parts && i < parts; i++) {
+			/* header, then the text in the body */
+			p->part_off[i] = 4 + (uint32_t)(text - (const char *)k->body) +
+			                 (uint32_t)r[i].start;
 			p->parts[i] = stmt_new(mc, text + r[i].start, r[i].end - r[i].start, 1);
 			/* a CALL answers with result sets of its own: no split */
 			if (!p->parts[i] || !strcmp(p->parts[i]->cls.op, "CALL")) {
@@ -330,13 +346,17 @@ static void cl_query(struct my_conn *mc, const struct my_pkt *k)
 		}
 	}
 	if (p->parts) {
+		/* The first statement's request is the packet; the others
+		 * start at their text, in the middle of it. */
 		p->n_parts = (uint16_t)parts;
-		sql_op_start(&mc->sc, &p->op, p->parts[0], k->start_ts);
+		sql_op_start(&mc->sc, &p->op, p->parts[0], k->start_ts, p->pos);
 		return;
 	}
+	free(p->part_off);
+	p->part_off = NULL;
 	p->whole = 1;
 	st = stmt_new(mc, text, n, complete);
-	sql_op_start(&mc->sc, &p->op, st, k->start_ts);
+	sql_op_start(&mc->sc, &p->op, st, k->start_ts, p->pos);
 	sql_stmt_unref(st);
 }
 
@@ -374,7 +394,7 @@ static void cl_execute(struct my_conn *mc, const struct my_pkt *k)
 	}
 	p->whole = 1;
 	p->cursor = k->body[0] == MY_COM_STMT_EXECUTE && k->copied >= 6 && (k->body[5] & 0x0f);
-	sql_op_start(&mc->sc, &p->op, st, k->start_ts);
+	sql_op_start(&mc->sc, &p->op, st, k->start_ts, p->pos);
 }
 
 static void copy_name(char *dst, size_t cap, const uint8_t *s, size_t n)
@@ -569,7 +589,9 @@ static void result_end(struct my_conn *mc, const struct my_end *e, uint64_t ts, 
 		if (!p->whole) {
 			sql_op_end(&mc->sc, &p->op, ts, &r);
 			if (more && ++p->cur < p->n_parts)
-				sql_op_start(&mc->sc, &p->op, p->parts[p->cur], ts);
+				sql_op_start(&mc->sc, &p->op, p->parts[p->cur], ts,
+				             p->pos == SQL_NOPOS ? SQL_NOPOS
+				                                 : p->pos + p->part_off[p->cur]);
 			else if (more)
 				mc->sc.st.split_mismatch++;
 			else if (e->error)
@@ -602,7 +624,7 @@ static void result_end(struct my_conn *mc, const struct my_end *e, uint64_t ts, 
 		if (e->error && p->st) {
 			struct sql_op op;
 
-			sql_op_start(&mc->sc, &op, p->st, p->start_ns);
+			sql_op_start(&mc->sc, &op, p->st, p->start_ns, p->pos);
 			sql_op_end(&mc->sc, &op, ts, &r);
 		}
 		break;
@@ -1019,6 +1041,8 @@ static int on_packet(struct my_conn *mc, int client, const struct my_pkt *k, uin
 		    known_cmd(k->body[0])) {
 			/* TLS plaintext that starts with a command: the TLS hooks
 			 * came after the handshake (picked up mid-stream) */
+			sql_track_lost(&mc->sc.req);
+			mc->pkt_pos = SQL_NOPOS;
 			enter_commands(mc);
 			on_cl_cmd(mc, k);
 		} else if (mc->phase == MP_GREETED && !k->cont) {
@@ -1042,15 +1066,22 @@ static int on_packet(struct my_conn *mc, int client, const struct my_pkt *k, uin
 	}
 }
 
-static int feed(struct my_conn *mc, int client, const uint8_t *p, size_t n, uint64_t ts)
+/* Decode p[0..n); at: where p[0] is in the stream (SQL_NOPOS: unknown). */
+static int feed(struct my_conn *mc, int client, const uint8_t *p, size_t n, uint64_t ts,
+                uint64_t at)
 {
 	struct my_stream *s = client ? &mc->cl : &mc->sv;
+	const uint8_t *p0 = p;
 
 	while (n > 0 && (client ? mc->cl_sync : mc->sv_sync) && mc->phase != MP_DONE &&
 	       mc->phase != MP_TLS_WAIT) {
 		struct my_pkt k;
 		int done;
-		size_t r = my_stream_feed(s, p, n, ts, &k, &done);
+		size_t r;
+
+		if (client && !my_stream_in_pkt(s))
+			mc->pkt_pos = at == SQL_NOPOS ? SQL_NOPOS : at + (uint64_t)(p - p0);
+		r = my_stream_feed(s, p, n, ts, &k, &done);
 
 		p += r;
 		n -= r;
@@ -1141,7 +1172,7 @@ static int sv_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 		next_answer(mc);
 		resynced(mc);
 	}
-	if (feed(mc, 0, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
+	if (feed(mc, 0, c->data, c->len, c->ts_unix_ns, SQL_NOPOS) != SONDE_OK)
 		return SONDE_ERR_PROTO;
 	if (c->orig_len > c->len && skip_uncaptured(mc, 0, c) != SONDE_OK)
 		return SONDE_ERR_PROTO;
@@ -1169,6 +1200,7 @@ static int cl_split_start(const struct my_conn *mc, const struct sonde_chunk *c)
 
 static int cl_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 {
+	sql_track_chunk(&mc->sc.req, c);
 	if (c->flags & SONDE_CHUNK_GAP && (mc->cl_sync || mc->q_len))
 		lose_cl(mc, "gap in client bytes");
 	if (!mc->cl_sync) {
@@ -1180,6 +1212,7 @@ static int cl_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 				memcpy(mc->cl_hdr, c->data, 4);
 				mc->cl_hdr_ts = c->ts_unix_ns;
 			}
+			sql_track_lost(&mc->sc.req); /* bytes not decoded */
 			if (++mc->unsynced_chunks > MY_MAX_UNSYNCED_CHUNKS && !mc->ever_synced)
 				return SONDE_ERR_PROTO;
 			return SONDE_OK;
@@ -1189,10 +1222,11 @@ static int cl_chunk(struct my_conn *mc, const struct sonde_chunk *c)
 		mc->cl_hdr_ok = 0;
 		mc->unsynced_chunks = 0;
 		resynced(mc);
-		if (split && feed(mc, 1, mc->cl_hdr, 4, mc->cl_hdr_ts) != SONDE_OK)
+		if (split && feed(mc, 1, mc->cl_hdr, 4, mc->cl_hdr_ts, SQL_NOPOS) != SONDE_OK)
 			return SONDE_ERR_PROTO;
 	}
-	if (feed(mc, 1, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
+	if (feed(mc, 1, c->data, c->len, c->ts_unix_ns, sql_track_pos(&mc->sc.req, c, 0)) !=
+	    SONDE_OK)
 		return SONDE_ERR_PROTO;
 	if (c->orig_len > c->len && skip_uncaptured(mc, 1, c) != SONDE_OK)
 		return SONDE_ERR_PROTO;
@@ -1306,7 +1340,9 @@ static int my_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 		if (!sql_chunk_tls(&mc->sc, c))
 			return ++mc->tls_wait_chunks > MY_MAX_TLS_WAIT_CHUNKS ? SONDE_ERR_PROTO
 			                                                       : SONDE_OK;
-		/* the TLS plaintext starts with the handshake response */
+		/* the TLS plaintext starts with the handshake response; its
+		 * positions count from its own start */
+		sql_track_restart(&mc->sc.req);
 		my_stream_reset(&mc->cl);
 		my_stream_reset(&mc->sv);
 		mc->phase = MP_GREETED;

@@ -70,12 +70,15 @@ struct pg_pend {
 	uint16_t n_parts, cur;   /* QUERY split: statements, the one running */
 	uint16_t n_done;         /* QUERY whole: completions seen */
 	uint64_t start_ns;
+	uint64_t pos;            /* where the message starts (SQL_NOPOS: unknown) */
 	int64_t rows;            /* QUERY whole: rows of its one completion */
 	char sqlstate[6];        /* QUERY whole: the first error */
 	char tag_op[SQL_OP_MAX]; /* QUERY whole: verb of its one completion */
 	struct sql_op op;        /* EXECUTE; QUERY: the running statement */
 	struct sql_stmt *st;     /* PARSE: its statement (for an error span) */
 	struct sql_stmt **parts; /* QUERY split */
+	uint32_t *part_off;      /* QUERY split: where each statement's text starts
+	                            in the message */
 };
 
 struct pg_conn {
@@ -91,6 +94,8 @@ struct pg_conn {
 	enum sql_backslash bs;
 	uint32_t unsynced_chunks, tls_wait_chunks;
 	uint64_t last_be_ts;
+	uint64_t msg_pos;        /* where the frontend message being read starts
+	                            (SQL_NOPOS: unknown) */
 	struct pg_pend *q;       /* ring: q_len entries from q_head */
 	size_t q_head, q_len, q_cap;
 	uint32_t cycles;         /* cycle entries pending */
@@ -124,6 +129,7 @@ static void pend_free(struct pg_conn *pc, struct pg_pend *p)
 	for (uint16_t i = 0; p->parts && i < p->n_parts; i++)
 		sql_stmt_unref(p->parts[i]);
 	free(p->parts);
+	free(p->part_off);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -176,6 +182,7 @@ static struct pg_pend *q_push(struct pg_conn *pc, uint8_t kind, uint64_t ts)
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
 	p->start_ns = ts;
+	p->pos = pc->msg_pos;
 	p->rows = -1;
 	if (is_cycle(kind))
 		pc->cycles++;
@@ -193,6 +200,7 @@ static void log_dbg(struct pg_conn *pc, const char *what)
 static void lose_fe(struct pg_conn *pc, const char *why)
 {
 	pc->sc.st.sync_lost++;
+	sql_track_lost(&pc->sc.req); /* a place found again is a guess */
 	log_dbg(pc, why);
 	if (pc->copy_in && pc->q_len) {
 		/* Lost COPY data: the client sends nothing that is answered
@@ -333,7 +341,9 @@ static void fe_query(struct pg_conn *pc, const struct pg_msg *m)
 	set_unnamed(&pc->unnamed_portal, NULL);
 	if (k >= 2) {
 		p->parts = calloc(k, sizeof(*p->parts));
-		for (size_t i = 0; p->parts && i < k; i++) {
+		p->part_off = calloc(k, sizeof(*p->part_off));
+		for (size_t i = 0; p->parts && p->part_off && i < k; i++) {
+			p->part_off[i] = 5 + (uint32_t)r[i].start; /* type, length, text */
 			p->parts[i] = stmt_new(pc, text + r[i].start, r[i].end - r[i].start, 1);
 			if (!p->parts[i]) {
 				for (size_t j = 0; j < i; j++)
@@ -342,10 +352,18 @@ static void fe_query(struct pg_conn *pc, const struct pg_msg *m)
 				p->parts = NULL;
 			}
 		}
+		if (!p->parts || !p->part_off) {
+			free(p->parts);
+			free(p->part_off);
+			p->parts = NULL;
+			p->part_off = NULL;
+		}
 	}
 	if (p->parts) {
 		p->n_parts = (uint16_t)k;
-		sql_op_start(&pc->sc, &p->op, p->parts[0], m->start_ts);
+		/* The first statement's request is the message; the others
+		 * start at their text, in the middle of it. */
+		sql_op_start(&pc->sc, &p->op, p->parts[0], m->start_ts, p->pos);
 		return;
 	}
 	p->whole = 1;
@@ -355,7 +373,7 @@ static void fe_query(struct pg_conn *pc, const struct pg_msg *m)
 		return;
 	}
 	st = stmt_new(pc, text, n, complete);
-	sql_op_start(&pc->sc, &p->op, st, m->start_ts);
+	sql_op_start(&pc->sc, &p->op, st, m->start_ts, p->pos);
 	sql_stmt_unref(st);
 }
 
@@ -435,7 +453,7 @@ static void fe_execute(struct pg_conn *pc, const struct pg_msg *m)
 		lose_fe(pc, "too many pending messages");
 		return;
 	}
-	sql_op_start(&pc->sc, &p->op, st, m->start_ts);
+	sql_op_start(&pc->sc, &p->op, st, m->start_ts, p->pos);
 }
 
 static void fe_close(struct pg_conn *pc, const struct pg_msg *m)
@@ -558,7 +576,8 @@ static void tag_result(const struct pg_msg *m, struct sql_result *r, char op[SQL
 static void next_part(struct pg_conn *pc, struct pg_pend *p, uint64_t ts)
 {
 	if (++p->cur < p->n_parts)
-		sql_op_start(&pc->sc, &p->op, p->parts[p->cur], ts);
+		sql_op_start(&pc->sc, &p->op, p->parts[p->cur], ts,
+		             p->pos == SQL_NOPOS ? SQL_NOPOS : p->pos + p->part_off[p->cur]);
 }
 
 static void be_complete(struct pg_conn *pc, const struct pg_msg *m, uint64_t ts)
@@ -666,7 +685,7 @@ static void be_error(struct pg_conn *pc, const struct pg_msg *m, uint64_t ts)
 		if (p->kind == PK_PARSE && p->st) {
 			struct sql_op op;
 
-			sql_op_start(&pc->sc, &op, p->st, p->start_ns);
+			sql_op_start(&pc->sc, &op, p->st, p->start_ns, p->pos);
 			sql_op_end(&pc->sc, &op, ts, &r);
 		}
 		q_pop(pc);
@@ -841,13 +860,22 @@ static int dark_finish(struct pg_conn *pc, const struct sonde_chunk *c, size_t o
 
 /* ---- bytes in --------------------------------------------------------------------------------- */
 
-static int feed(struct pg_conn *pc, struct pg_stream *s, int side, const uint8_t *p, size_t n,
-                uint64_t ts)
+/* Decode c's captured bytes from off on. */
+static int feed(struct pg_conn *pc, struct pg_stream *s, int side, const struct sonde_chunk *c,
+                size_t off)
 {
+	const uint8_t *p = c->data ? c->data + off : NULL; /* NULL: nothing captured */
+	size_t n = c->data ? c->len - off : 0;
+	uint64_t ts = c->ts_unix_ns;
+
 	while (n > 0 && (side == PG_FE ? pc->fe_sync : pc->be_sync)) {
 		struct pg_msg m;
 		int done;
-		ssize_t r = pg_stream_feed(s, p, n, ts, &m, &done);
+		ssize_t r;
+
+		if (side == PG_FE && !pg_stream_in_msg(s))
+			pc->msg_pos = sql_track_pos(&pc->sc.req, c, (size_t)(p - c->data));
+		r = pg_stream_feed(s, p, n, ts, &m, &done);
 
 		if (r < 0) {
 			if (side == PG_FE)
@@ -935,7 +963,7 @@ static int be_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 		off = c->len == c->orig_len ? pg_tail_after_rows(c->data, c->len) : -1;
 		if (off < 0 || dark_finish(pc, c, (size_t)off) < 0)
 			return SONDE_OK;
-		return feed(pc, &pc->be, PG_BE, c->data + off, c->len - (size_t)off, c->ts_unix_ns);
+		return feed(pc, &pc->be, PG_BE, c, (size_t)off);
 	}
 	if (!pc->be_sync) {
 		struct pg_pend *head = q_peek(pc);
@@ -947,7 +975,7 @@ static int be_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 		pc->be_sync = 1;
 		resynced(pc);
 	}
-	if (feed(pc, &pc->be, PG_BE, c->data, c->len, c->ts_unix_ns) != SONDE_OK)
+	if (feed(pc, &pc->be, PG_BE, c, 0) != SONDE_OK)
 		return SONDE_ERR_PROTO;
 	if (c->orig_len > c->len && skip_uncaptured(pc, &pc->be, PG_BE, c) != SONDE_OK)
 		return SONDE_ERR_PROTO;
@@ -958,10 +986,12 @@ static int be_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 
 static int fe_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 {
+	sql_track_chunk(&pc->sc.req, c);
 	if (c->flags & SONDE_CHUNK_GAP && (pc->fe_sync || pc->q_len))
 		lose_fe(pc, "gap in frontend bytes");
 	if (!pc->fe_sync) {
 		if (!clean_start(PG_FE, c)) {
+			sql_track_lost(&pc->sc.req); /* bytes not decoded */
 			if (++pc->unsynced_chunks > PG_MAX_UNSYNCED_CHUNKS && !pc->ever_synced)
 				return SONDE_ERR_PROTO;
 			return SONDE_OK;
@@ -971,7 +1001,7 @@ static int fe_chunk(struct pg_conn *pc, const struct sonde_chunk *c)
 		pc->unsynced_chunks = 0;
 		resynced(pc);
 	}
-	feed(pc, &pc->fe, PG_FE, c->data, c->len, c->ts_unix_ns);
+	feed(pc, &pc->fe, PG_FE, c, 0);
 	if (c->orig_len > c->len)
 		skip_uncaptured(pc, &pc->fe, PG_FE, c);
 	if (pc->fe_sync)
@@ -1091,9 +1121,12 @@ static int pg_conn_data(void *state, struct sonde_conn *conn, const struct sonde
 		pc->phase = PH_INIT;
 		pg_stream_reset(&pc->be, 0);
 		if ((int)c->dir == pc->fe_dir && startup_prefix(c->data, c->len)) {
+			/* positions of the plaintext count from its own start */
+			sql_track_restart(&pc->sc.req);
 			pg_stream_reset(&pc->fe, 1);
 			break;
 		}
+		sql_track_lost(&pc->sc.req);
 		pc->phase = PH_RUN;
 		pg_stream_reset(&pc->fe, 0);
 		pc->fe_sync = pc->be_sync = 0;

@@ -391,6 +391,39 @@ int sql_role_from_bytes(const struct sql_conn *sc)
 	return (sc->flags & (SONDE_CONN_ROLE_INFERRED | SONDE_CONN_MIDSTREAM)) != 0;
 }
 
+void sql_track_chunk(struct sql_track *t, const struct sonde_chunk *c)
+{
+	if (!SONDE_HAS_FIELD(c, struct sonde_chunk, source)) {
+		t->started = 1;
+		t->exact = 0;
+		return;
+	}
+	if (!t->started)
+		t->exact = c->pos == 0 && !(c->flags & SONDE_CHUNK_GAP);
+	else if (c->source != t->src || c->pos != t->next || (c->flags & SONDE_CHUNK_GAP))
+		t->exact = 0;
+	t->started = 1;
+	t->src = c->source;
+	t->next = c->pos + c->orig_len;
+}
+
+void sql_track_lost(struct sql_track *t)
+{
+	t->started = 1;
+	t->exact = 0;
+}
+
+void sql_track_restart(struct sql_track *t)
+{
+	t->started = 0;
+	t->exact = 0;
+}
+
+uint64_t sql_track_pos(const struct sql_track *t, const struct sonde_chunk *c, size_t off)
+{
+	return t->exact ? c->pos + off : SQL_NOPOS;
+}
+
 int sql_chunk_tls(const struct sql_conn *sc, const struct sonde_chunk *c)
 {
 	const struct sonde_conn_info *ci;
@@ -523,6 +556,11 @@ static struct sonde_span *begin(struct sql_conn *sc, const struct sql_op *op)
 	                  op->start_ns);
 	if (!s)
 		return NULL;
+	/* Where its request starts: the host links the two ends of a
+	 * connection it watches on both sides by it. */
+	if (op->pos != SQL_NOPOS && SONDE_HAS_FIELD(h, struct sonde_host_api, span_set_pos) &&
+	    h->span_set_pos)
+		h->span_set_pos(s, op->src, op->pos);
 	attr(h, s, "db.system", sc->system);
 	if (sc->ns[0])
 		attr(h, s, "db.namespace", sc->ns);
@@ -551,11 +589,14 @@ static struct sonde_span *begin(struct sql_conn *sc, const struct sql_op *op)
 	return s;
 }
 
-void sql_op_start(struct sql_conn *sc, struct sql_op *op, struct sql_stmt *st, uint64_t ts)
+void sql_op_start(struct sql_conn *sc, struct sql_op *op, struct sql_stmt *st, uint64_t ts,
+                  uint64_t pos)
 {
 	memset(op, 0, sizeof(*op));
 	op->st = sql_stmt_ref(st);
 	op->start_ns = ts;
+	op->pos = pos;
+	op->src = sc->req.src;
 	op->active = 1;
 	sc->st.ops++;
 	op->span = begin(sc, op);

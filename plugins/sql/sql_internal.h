@@ -155,6 +155,31 @@ void sql_map_del(struct sql_map *m, uint64_t id, const char *name, size_t name_l
 
 /* ---- connections and spans -------------------------------------------------------------------- */
 
+/* Same-host links: where a request starts in its direction's stream
+ * (chunk->pos coordinates of chunk->source). Positions are exact only while
+ * decoding has followed every byte since the stream's first one: a place
+ * found again after a loss is a guess, and gives no position. */
+#define SQL_NOPOS UINT64_MAX
+
+struct sql_track {
+	uint8_t started;         /* a chunk of this stream was seen */
+	uint8_t exact;           /* every byte followed since the stream's first */
+	uint8_t src;             /* chunk->source the positions count in */
+	uint64_t next;           /* chunk->pos the next chunk must have */
+};
+
+/* c is the requests' direction's next chunk, about to be decoded: exact
+ * stays (or, for the first chunk, becomes) true only when c follows
+ * without a hole from the stream's first byte, in one source. */
+void sql_track_chunk(struct sql_track *t, const struct sonde_chunk *c);
+/* The place was lost: no more positions on this connection's stream. */
+void sql_track_lost(struct sql_track *t);
+/* A new stream starts with the next chunk (TLS plaintext after the
+ * socket's SSL request: its own positions, from 0). */
+void sql_track_restart(struct sql_track *t);
+/* Where byte off of c's data is, or SQL_NOPOS when not exact. */
+uint64_t sql_track_pos(const struct sql_track *t, const struct sonde_chunk *c, size_t off);
+
 /* What both protocols keep about a connection for its spans. */
 struct sql_conn {
 	struct sql_plugin *pl;
@@ -175,6 +200,7 @@ struct sql_conn {
 	struct sonde_capture_policy pol; /* what was asked with conn_set_capture */
 	uint32_t flags;                  /* conn_info.flags (SONDE_CONN_*), 0 on 1.0 */
 	uint8_t muted;                   /* given up: the kernel was told to stop */
+	struct sql_track req;            /* the requests' direction (links) */
 };
 
 void sql_conn_init(struct sql_conn *sc, struct sql_plugin *pl, struct sonde_conn *conn,
@@ -207,6 +233,8 @@ struct sql_op {
 	struct sonde_span *span;
 	struct sql_stmt *st;     /* reference, or NULL (statement unknown) */
 	uint64_t start_ns;
+	uint64_t pos;            /* where its request starts (SQL_NOPOS: unknown) */
+	uint8_t src;             /* ... in the stream of this chunk->source */
 	uint8_t late;            /* the host refused the span at start: try at the end */
 	uint8_t active;
 };
@@ -222,8 +250,11 @@ struct sql_result {
 
 void sql_result_init(struct sql_result *r);
 
-/* Start op for statement st (may be NULL) at ts; takes a reference. */
-void sql_op_start(struct sql_conn *sc, struct sql_op *op, struct sql_stmt *st, uint64_t ts);
+/* Start op for statement st (may be NULL) at ts; takes a reference. pos:
+ * where its request starts in sc->req's stream (chunk->pos coordinates of
+ * sc->req.src), or SQL_NOPOS. */
+void sql_op_start(struct sql_conn *sc, struct sql_op *op, struct sql_stmt *st, uint64_t ts,
+                  uint64_t pos);
 /* End the op's span at ts with what the server said (r may be NULL). */
 void sql_op_end(struct sql_conn *sc, struct sql_op *op, uint64_t ts, const struct sql_result *r);
 /* Abandon the op (no span), counted as dropped. */

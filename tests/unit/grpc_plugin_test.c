@@ -1502,6 +1502,182 @@ START_TEST(v11_scheme_from_chunk_source)
 }
 END_TEST
 
+/* --- same-host links: both ends of a connection watched by one host -------------------------- */
+
+struct ends {
+	struct th_host *h;
+	struct th_conn *cl, *sv;
+};
+
+/* The client 127.0.0.2:cport and the server 127.0.0.1:50051 of one
+ * connection in one host (v10: a 1.0 host, without span_set_pos). */
+static void ends_open(struct ends *e, uint16_t cport, int v10)
+{
+	e->h = th_new();
+	ck_assert_int_eq(th_load_minor(e->h, sonde_plugin_entry(), "grpc", MINOR(v10)), SONDE_OK);
+	th_conn_pair(e->h, cport, 50051, &e->cl, &e->sv);
+	ck_assert_ptr_nonnull(e->cl);
+	ck_assert_ptr_nonnull(e->sv);
+}
+
+static void ends_close(struct ends *e)
+{
+	th_conn_close(e->cl, 999000000000ull);
+	th_conn_close(e->sv, 999000000000ull);
+	ck_assert_uint_eq(th_n_open(e->h), 0);
+	ck_assert_uint_eq(th_misuse(e->h), 0);
+	th_free(e->h);
+}
+
+/* Writes [from, to) of c seen by both ends: the writer's chunk whole, the
+ * reader's cut in pieces of `split` bytes (0: whole); reader_first: the
+ * reader's chunks come first (a read recorded before the write returns). */
+static void feed_both(struct ends *e, const struct conv *c, unsigned from, unsigned to,
+                      size_t split, bool reader_first)
+{
+	for (unsigned i = from; i < to && i < c->n; i++) {
+		struct th_conn *w = c->from_client[i] ? e->cl : e->sv;
+		struct th_conn *r = c->from_client[i] ? e->sv : e->cl;
+		size_t pos = 0, len = c->w[i].len;
+
+		if (!reader_first)
+			th_conn_feed(w, SONDE_DIR_EGRESS, ts_of(i), c->w[i].p, len);
+		do {
+			size_t k = split && len - pos > split ? split : len - pos;
+
+			th_conn_feed(r, SONDE_DIR_INGRESS, ts_of(i) + 1, c->w[i].p + pos, k);
+			pos += k;
+		} while (pos < len);
+		if (reader_first)
+			th_conn_feed(w, SONDE_DIR_EGRESS, ts_of(i), c->w[i].p, len);
+	}
+}
+
+/* The nth span of that kind, in start order. */
+static struct th_span *nth_kind(struct th_host *h, enum sonde_span_kind kind, size_t nth)
+{
+	for (size_t i = 0; i < th_n_spans(h); i++) {
+		struct th_span *s = th_span(h, i);
+
+		if (s->kind == kind && nth-- == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static size_t n_kind(struct th_host *h, enum sonde_span_kind kind)
+{
+	size_t n = 0;
+
+	while (nth_kind(h, kind, n))
+		n++;
+	return n;
+}
+
+/* n streams on both ends, every server span the child of the client span
+ * of the same stream (same name, same order). */
+static void assert_all_linked(struct th_host *h, size_t n)
+{
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_CLIENT), n);
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_SERVER), n);
+	for (size_t i = 0; i < n; i++) {
+		struct th_span *c = nth_kind(h, SONDE_SPAN_CLIENT, i);
+		struct th_span *s = nth_kind(h, SONDE_SPAN_SERVER, i);
+
+		ck_assert_str_eq(s->name, c->name);
+		ck_assert_msg(th_span_child_of(s, c), "server span %zu (%s): parent %s, want %s", i,
+		              s->name, s->parent_span_id, c->span_id);
+	}
+	ck_assert_uint_eq(th_n_links(h), n);
+}
+
+/* 60 streams in flight on one connection, their requests in one write the
+ * server reads in pieces of any size, answered in reverse order, either
+ * end first: each server span finds its own client span by where its
+ * HEADERS frame starts. Then the mixed conversation (unary, plain HTTP/2). */
+START_TEST(link_many_streams)
+{
+	bool grpc_like = _i & 1, reader_first = _i & 2;
+	size_t split = (size_t)_i / 4 * 7; /* 0, 7, 14 ... */
+	struct conv c;
+	struct ends e;
+	char path[64];
+	const int n = 60;
+
+	conv_init(&c, grpc_like);
+	start(&c);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "/pkg.Svc/M%d", i % 7);
+		grpc_req(&c, 1 + 2 * (uint32_t)i, path);
+		h2b_grpc_msg(&c.cur, 1 + 2 * (uint32_t)i, 5, 1);
+	}
+	flush(&c, true);
+	for (int i = n - 1; i >= 0; i--) {
+		RESP(&c, 1 + 2 * (uint32_t)i, 0, ":status", "200", "content-type", "application/grpc");
+		h2b_grpc_msg(&c.cur, 1 + 2 * (uint32_t)i, 5, 0);
+		RESP(&c, 1 + 2 * (uint32_t)i, 1, "grpc-status", "0");
+		if (i % 5 == 0)
+			flush(&c, false);
+	}
+	unary(&c, 1 + 2 * (uint32_t)n, "/helloworld.Greeter/SayHello", 0);
+	grpc_req(&c, 3 + 2 * (uint32_t)n, "/pkg.Svc/A");
+	REQ(&c, 5 + 2 * (uint32_t)n, 1, ":method", "GET", ":scheme", "http", ":path", "/",
+	    ":authority", "h");
+	flush(&c, true);
+	RESP(&c, 5 + 2 * (uint32_t)n, 1, ":status", "204");
+	RESP(&c, 3 + 2 * (uint32_t)n, 1, ":status", "200", "content-type", "application/grpc",
+	     "grpc-status", "14");
+	flush(&c, false);
+	ends_open(&e, (uint16_t)(43000 + _i), 0);
+	feed_both(&e, &c, 0, c.n, split, reader_first);
+	assert_all_linked(e.h, (size_t)n + 3);
+	ends_close(&e);
+	conv_free(&c);
+}
+END_TEST
+
+/* What must not link: streams after the server end lost bytes of the
+ * requests (frames found again by a guess), and a 1.0 host. */
+START_TEST(link_none_after_gap)
+{
+	struct conv c;
+	struct ends e;
+	unsigned lost;
+
+	conv_init(&c, false);
+	start(&c);
+	unary(&c, 1, "/pkg.Svc/One", 0);
+	lost = c.n;
+	unary(&c, 3, "/pkg.Svc/Two", 0);
+	unary(&c, 5, "/pkg.Svc/Three", 0);
+	ends_open(&e, 43100, 0);
+	feed_both(&e, &c, 0, lost, 0, false);
+	/* the server end does not see stream 3's request write */
+	th_conn_feed(e.cl, SONDE_DIR_EGRESS, ts_of(lost), c.w[lost].p, c.w[lost].len);
+	feed_both(&e, &c, lost + 1, lost + 3, 0, false);
+	th_conn_feed(e.cl, SONDE_DIR_EGRESS, ts_of(lost + 3), c.w[lost + 3].p, c.w[lost + 3].len);
+	th_conn_feed_lossy(e.sv, SONDE_DIR_INGRESS, ts_of(lost + 3) + 1, c.w[lost].len,
+	                   c.w[lost + 3].p, c.w[lost + 3].len, c.w[lost + 3].len);
+	feed_both(&e, &c, lost + 4, c.n, 0, false);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_CLIENT), 3);
+	ck_assert(th_span_child_of(nth_kind(e.h, SONDE_SPAN_SERVER, 0),
+	                           nth_kind(e.h, SONDE_SPAN_CLIENT, 0)));
+	for (size_t i = 1; i < n_kind(e.h, SONDE_SPAN_SERVER); i++)
+		ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, i)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 1);
+	ends_close(&e);
+
+	ends_open(&e, 43101, 1);
+	feed_both(&e, &c, 0, c.n, 0, false);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 3);
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, i)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 0);
+	ends_close(&e);
+	conv_free(&c);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("grpc_plugin");
@@ -1533,6 +1709,8 @@ static Suite *suite(void)
 	tcase_add_test(t, v11_counters_and_abi_1_0);
 	tcase_add_test(t, v11_uncertain_streams_expire);
 	tcase_add_test(t, v11_scheme_from_chunk_source);
+	tcase_add_loop_test(t, link_many_streams, 0, 4 * 12);
+	tcase_add_test(t, link_none_after_gap);
 	suite_add_tcase(s, t);
 	return s;
 }

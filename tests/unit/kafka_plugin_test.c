@@ -1047,6 +1047,199 @@ START_TEST(v11_sent_needs_a_known_outcome)
 }
 END_TEST
 
+/* ---- same-host links: both ends of a connection watched by one host ---- */
+
+struct ends {
+	struct th_host *h;
+	struct th_conn *cl, *sv;
+};
+
+/* The client 127.0.0.2:cport and the broker 127.0.0.1:9092 of one
+ * connection in one host (v10: a 1.0 host, without span_set_pos). */
+static struct ends ends_open(uint16_t cport, int v10)
+{
+	struct ends e;
+
+	e.h = th_new();
+	ck_assert_int_eq(th_load_minor(e.h, sonde_plugin_entry(), "kafka", v10 ? 0 : SONDE_ABI_MINOR),
+	                 SONDE_OK);
+	th_conn_pair(e.h, cport, 9092, &e.cl, &e.sv);
+	ck_assert_ptr_nonnull(e.cl);
+	ck_assert_ptr_nonnull(e.sv);
+	return e;
+}
+
+static void ends_close(struct ends *e)
+{
+	th_conn_close(e->cl, 999999999);
+	th_conn_close(e->sv, 999999999);
+	ck_assert_uint_eq(th_n_open(e->h), 0);
+	ck_assert_uint_eq(th_misuse(e->h), 0);
+	th_free(e->h);
+}
+
+/* Bytes written by one end (from_client: the client) and read by the
+ * other, in pieces of `split` bytes (0: whole); reader_first: the reader's
+ * chunks come first. */
+static void both(struct ends *e, int from_client, uint64_t ts, const void *b, size_t n,
+                 size_t split, int reader_first)
+{
+	struct th_conn *w = from_client ? e->cl : e->sv, *r = from_client ? e->sv : e->cl;
+	const uint8_t *p = b;
+	size_t off = 0;
+
+	if (!reader_first)
+		th_conn_feed(w, EG, ts, p, n);
+	do {
+		size_t k = split && n - off > split ? split : n - off;
+
+		th_conn_feed(r, IN, ts + 1, p + off, k);
+		off += k;
+	} while (off < n);
+	if (reader_first)
+		th_conn_feed(w, EG, ts, p, n);
+}
+
+/* The nth span of that kind, in start order. */
+static struct th_span *nth_kind(struct th_host *h, enum sonde_span_kind kind, size_t nth)
+{
+	for (size_t i = 0; i < th_n_spans(h); i++) {
+		struct th_span *s = th_span(h, i);
+
+		if (s->kind == kind && nth-- == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static size_t n_kind(struct th_host *h, enum sonde_span_kind kind)
+{
+	size_t n = 0;
+
+	while (nth_kind(h, kind, n))
+		n++;
+	return n;
+}
+
+/* n Produce requests: every broker span is the child of its producer span. */
+static void assert_produce_linked(struct th_host *h, size_t n)
+{
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_PRODUCER), n);
+	for (size_t i = 0; i < n; i++) {
+		struct th_span *c = nth_kind(h, SONDE_SPAN_PRODUCER, i);
+		struct th_span *s = nth_kind(h, SONDE_SPAN_SERVER, i);
+
+		ck_assert_ptr_nonnull(s);
+		ck_assert_str_eq(s->name, c->name);
+		ck_assert_msg(th_span_child_of(s, c), "broker span %zu: parent %s, want %s", i,
+		              s->parent_span_id, c->span_id);
+	}
+}
+
+/* A recorded kcat producer connection (ApiVersions, Metadata, five
+ * Produce requests) seen by both ends, either first: five links. */
+START_TEST(link_rec_kcat_produce)
+{
+	struct recording r = load("rec-kcat-produce-1");
+	struct ends e = ends_open((uint16_t)(44000 + _i), 0);
+	size_t off = 1;
+	uint64_t ts = 1000;
+
+	while (off + 3 <= r.n) {
+		int egress = r.buf[off] & 1;
+		size_t len = ((size_t)r.buf[off + 1] << 8) | r.buf[off + 2];
+
+		both(&e, egress, ts += 1000, r.buf + off + 3, len, 0, _i);
+		off += 3 + len;
+	}
+	assert_produce_linked(e.h, 5);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 5);
+	ck_assert_uint_eq(th_n_links(e.h), 5);
+	ends_close(&e);
+	free(r.buf);
+}
+END_TEST
+
+/* 200 Produce requests pipelined in one write the broker reads in pieces
+ * of any size, either end first: each links by where its size prefix
+ * starts. Then a Fetch with records: its spans start and end at its
+ * response on each end (whether it makes a span is only known there), so
+ * the two are never open together and the host does not link them. */
+START_TEST(link_produce_pipelined_any_split)
+{
+	struct ends e = ends_open((uint16_t)(44100 + _i), 0);
+	struct kb q = { 0 }, r = { 0 }, fq = { 0 }, fr = { 0 };
+	size_t split = (size_t)_i / 2 * 5;
+	struct kb_topic ft = orders_topic;
+
+	for (int i = 0; i < 200; i++) {
+		struct kb_topic tp = { "t", 1, { { .index = i, .nbatches = 1, .recs = { 1 } } } };
+
+		kb_produce_req(&q, 7, 1000 + i, "x", -1, &tp, 1);
+		kb_produce_resp(&r, 7, 1000 + i, &tp, 1);
+	}
+	kb_fetch_req(&fq, 11, 5000, "x", "orders", 1);
+	kb_fetch_resp(&fr, 11, 5000, 0, &ft, 1);
+	both(&e, 1, 10, q.b, q.n, split, _i % 2);
+	both(&e, 0, 20, r.b, r.n, 0, _i % 2);
+	both(&e, 1, 30, fq.b, fq.n, split, _i % 2);
+	both(&e, 0, 40, fr.b, fr.n, 0, _i % 2);
+	assert_produce_linked(e.h, 200);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_CONSUMER), 1);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 201);
+	ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, 200)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 200);
+	ends_close(&e);
+	kb_free(&q);
+	kb_free(&r);
+	kb_free(&fq);
+	kb_free(&fr);
+}
+END_TEST
+
+/* What must not link: requests after the broker end lost bytes (its place
+ * is found again by a guess), and a 1.0 host. */
+START_TEST(link_none_after_gap)
+{
+	struct ends e = ends_open(44200, 0);
+	struct kb q[3] = { { 0 } }, r[3] = { { 0 } };
+	struct kb_topic tp = orders_topic;
+
+	for (int i = 0; i < 3; i++) {
+		kb_produce_req(&q[i], 7, 10 + i, "x", -1, &tp, 1);
+		kb_produce_resp(&r[i], 7, 10 + i, &tp, 1);
+	}
+	both(&e, 1, 100, q[0].b, q[0].n, 0, 0);
+	both(&e, 0, 200, r[0].b, r[0].n, 0, 0);
+	/* the broker end does not see the second request */
+	th_conn_feed(e.cl, EG, 300, q[1].b, q[1].n);
+	th_conn_feed(e.cl, EG, 400, q[2].b, q[2].n);
+	th_conn_feed_lossy(e.sv, IN, 401, q[1].n, q[2].b, q[2].n, q[2].n);
+	th_conn_feed(e.sv, EG, 500, r[2].b, r[2].n);
+	th_conn_feed(e.cl, IN, 501, r[1].b, r[1].n);
+	th_conn_feed(e.cl, IN, 502, r[2].b, r[2].n);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_PRODUCER), 3);
+	ck_assert(th_span_child_of(nth_kind(e.h, SONDE_SPAN_SERVER, 0),
+	                           nth_kind(e.h, SONDE_SPAN_PRODUCER, 0)));
+	for (size_t i = 1; i < n_kind(e.h, SONDE_SPAN_SERVER); i++)
+		ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, i)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 1);
+	ends_close(&e);
+
+	e = ends_open(44201, 1);
+	both(&e, 1, 100, q[0].b, q[0].n, 0, 0);
+	both(&e, 0, 200, r[0].b, r[0].n, 0, 0);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 1);
+	ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, 0)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 0);
+	ends_close(&e);
+	for (int i = 0; i < 3; i++) {
+		kb_free(&q[i]);
+		kb_free(&r[i]);
+	}
+}
+END_TEST
+
 static Suite *kafka_suite(void)
 {
 	Suite *s = suite_create("kafka_plugin");
@@ -1073,6 +1266,9 @@ static Suite *kafka_suite(void)
 	tcase_add_test(tc, v11_midstream_starts_unsynced);
 	tcase_add_test(tc, v11_request_timeout);
 	tcase_add_test(tc, v11_sent_needs_a_known_outcome);
+	tcase_add_loop_test(tc, link_rec_kcat_produce, 0, 2);
+	tcase_add_loop_test(tc, link_produce_pipelined_any_split, 0, 2 * 40);
+	tcase_add_test(tc, link_none_after_gap);
 	suite_add_tcase(s, tc);
 	return s;
 }

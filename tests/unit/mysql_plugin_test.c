@@ -1395,6 +1395,204 @@ START_TEST(v11_dark_answer_ended_by_timer)
 }
 END_TEST
 
+/* ---- same-host links: both ends of a connection watched by one host ------------------------- */
+
+struct ends {
+	struct th_host *h;
+	struct th_conn *cl, *sv;
+	uint64_t ts;
+};
+
+/* The client 127.0.0.2:cport and the server 127.0.0.1:3306 of one
+ * connection, in one host (v10: a 1.0 host, without span_set_pos). */
+static struct ends ends_new(uint16_t cport, int v10)
+{
+	struct ends e = { .ts = 1000000 };
+
+	e.h = th_new();
+	ck_assert_int_eq(th_load_minor(e.h, sonde_plugin_entry(), "mysql", v10 ? 0 : SONDE_ABI_MINOR),
+	                 SONDE_OK);
+	th_conn_pair(e.h, cport, 3306, &e.cl, &e.sv);
+	ck_assert_ptr_nonnull(e.cl);
+	ck_assert_ptr_nonnull(e.sv);
+	return e;
+}
+
+/* The same bytes seen by both ends: side CL is written by the client and
+ * read by the server, SV the other way. reader_first: the reading end's
+ * chunk comes first. cut (0 < cut < n): the reader reads it in two. */
+static void both(struct ends *e, int side, const void *b, size_t n, int reader_first, size_t cut)
+{
+	struct th_conn *w = side == CL ? e->cl : e->sv, *r = side == CL ? e->sv : e->cl;
+	const char *p = b;
+
+	e->ts += 1000;
+	if (!reader_first)
+		th_conn_feed(w, SONDE_DIR_EGRESS, e->ts, p, n);
+	if (cut > 0 && cut < n) {
+		th_conn_feed(r, SONDE_DIR_INGRESS, e->ts + 1, p, cut);
+		th_conn_feed(r, SONDE_DIR_INGRESS, e->ts + 2, p + cut, n - cut);
+	} else {
+		th_conn_feed(r, SONDE_DIR_INGRESS, e->ts + 1, p, n);
+	}
+	if (reader_first)
+		th_conn_feed(w, SONDE_DIR_EGRESS, e->ts, p, n);
+}
+
+static void both_play(struct ends *e, const struct vec *v, size_t n, int reader_first)
+{
+	for (size_t i = 0; i < n; i++)
+		both(e, v[i].side, v[i].data, v[i].len, reader_first, 0);
+}
+
+/* The nth span of that kind, in start order. */
+static struct th_span *nth_kind(struct th_host *h, enum sonde_span_kind kind, size_t nth)
+{
+	for (size_t i = 0; i < th_n_spans(h); i++) {
+		struct th_span *s = th_span(h, i);
+
+		if (s->kind == kind && nth-- == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static size_t n_kind(struct th_host *h, enum sonde_span_kind kind)
+{
+	size_t n = 0;
+
+	while (nth_kind(h, kind, n))
+		n++;
+	return n;
+}
+
+/* n requests on both ends; the server span of request i is the child of
+ * the client span of request i (same name, same order) when bit i of
+ * `linked` is set, and has no parent otherwise. */
+static void assert_linked_mask(struct th_host *h, size_t n, uint32_t linked)
+{
+	size_t links = 0;
+
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_CLIENT), n);
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_SERVER), n);
+	for (size_t i = 0; i < n; i++) {
+		struct th_span *c = nth_kind(h, SONDE_SPAN_CLIENT, i);
+		struct th_span *s = nth_kind(h, SONDE_SPAN_SERVER, i);
+
+		ck_assert_str_eq(s->name, c->name);
+		if (!(linked & (1u << i))) {
+			ck_assert_str_eq(s->parent_span_id, "");
+			continue;
+		}
+		links++;
+		ck_assert_msg(th_span_child_of(s, c), "server span %zu (%s): parent %s, want %s", i,
+		              s->name, s->parent_span_id, c->span_id);
+	}
+	ck_assert_uint_eq(th_n_links(h), links);
+}
+
+static void ends_free(struct ends *e)
+{
+	th_conn_close(e->cl, e->ts + 1000);
+	th_conn_close(e->sv, e->ts + 1000);
+	ck_assert_uint_eq(th_n_open(e->h), 0);
+	ck_assert_uint_eq(th_misuse(e->h), 0);
+	th_free(e->h);
+}
+
+/* The recorded sessions (mariadb client, USE, mysql2 prepared statements),
+ * either end's chunk first: every statement links, but a failed
+ * COM_STMT_PREPARE, whose span starts and ends at the error on each end
+ * (never open on both together: the host matches open spans). */
+START_TEST(link_recorded_sessions)
+{
+	static const struct {
+		const struct vec *v;
+		size_t n, spans;
+		uint32_t linked;
+	} ss[] = { { my_cli, NV(my_cli), 2, 0x3 },
+		   { my_use, NV(my_use), 3, 0x7 },
+		   { my_prepared, NV(my_prepared), 8, 0x7f } };
+	size_t k = (size_t)_i / 2;
+	struct ends e = ends_new((uint16_t)(42000 + _i), 0);
+
+	both_play(&e, ss[k].v, ss[k].n, _i % 2);
+	assert_linked_mask(e.h, ss[k].spans, ss[k].linked);
+	ends_free(&e);
+}
+END_TEST
+
+/* A multi-statement COM_QUERY read by the server cut at any byte, its
+ * results written one at a time, each read before the next is written:
+ * every statement links, by where its text starts in the packet. Written
+ * at once, the later statements start and end inside one chunk on each
+ * end and cannot link; the first one does. */
+START_TEST(link_multi_statement_any_split)
+{
+	struct ends e = ends_new(42100, 0);
+	struct pk c = { .n = 0 }, r[3] = { { .n = 0 } }, all = { .n = 0 };
+	uint8_t seq;
+	int stepwise = _i % 2;
+
+	/* greeting and handshake: replay the recorded ones */
+	both_play(&e, my_cli, 3, 0);
+	query(&c, MY_COM_QUERY, "SELECT a FROM t1; UPDATE t2 SET x = 5; SELECT 1");
+	both(&e, CL, c.b, c.n, 0, (size_t)_i / 2);
+	seq = result(&r[0], 1, 3, 0x000a);
+	ok(&r[1], seq++, 4, 0x000a);
+	result(&r[2], seq, 1, 0x0002);
+	for (int i = 0; i < 3; i++) {
+		if (stepwise)
+			both(&e, SV, r[i].b, r[i].n, 0, 0);
+		memcpy(all.b + all.n, r[i].b, r[i].n);
+		all.n += r[i].n;
+	}
+	if (!stepwise)
+		both(&e, SV, all.b, all.n, 0, 0);
+	assert_linked_mask(e.h, 3, stepwise ? 0x7 : 0x1);
+	ends_free(&e);
+}
+END_TEST
+
+/* What must not link: a command after the server end lost bytes (its
+ * place is found again by a guess), and a 1.0 host. */
+START_TEST(link_none_after_gap)
+{
+	struct ends e = ends_new(42200, 0);
+	struct pk q1 = { .n = 0 }, q2 = { .n = 0 }, q3 = { .n = 0 }, a = { .n = 0 };
+
+	both_play(&e, my_cli, 3, 0);
+	query(&q1, MY_COM_QUERY, "SELECT 1");
+	query(&q2, MY_COM_QUERY, "SELECT 2");
+	query(&q3, MY_COM_QUERY, "SELECT 3");
+	ok(&a, 1, 0, 0x0002);
+	both(&e, CL, q1.b, q1.n, 0, 0);
+	both(&e, SV, a.b, a.n, 0, 0);
+	/* the server end does not see q2: its next chunk (q3) says so */
+	th_conn_feed(e.cl, SONDE_DIR_EGRESS, e.ts + 10, q2.b, q2.n);
+	th_conn_feed(e.sv, SONDE_DIR_EGRESS, e.ts + 11, a.b, a.n);
+	th_conn_feed(e.cl, SONDE_DIR_INGRESS, e.ts + 12, a.b, a.n);
+	e.ts += 100;
+	th_conn_feed(e.cl, SONDE_DIR_EGRESS, e.ts, q3.b, q3.n);
+	th_conn_feed_lossy(e.sv, SONDE_DIR_INGRESS, e.ts + 1, q2.n, q3.b, q3.n, q3.n);
+	both(&e, SV, a.b, a.n, 0, 0);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_CLIENT), 3);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 2); /* q1, q3 */
+	ck_assert(th_span_child_of(nth_kind(e.h, SONDE_SPAN_SERVER, 0),
+	                           nth_kind(e.h, SONDE_SPAN_CLIENT, 0)));
+	ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, 1)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 1);
+	ends_free(&e);
+
+	e = ends_new(42201, 1);
+	both_play(&e, my_cli, NV(my_cli), 0);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 2);
+	ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, 0)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 0);
+	ends_free(&e);
+}
+END_TEST
+
 Suite *mysql_suite(void)
 {
 	Suite *s = suite_create("mysql_plugin");
@@ -1431,6 +1629,9 @@ Suite *mysql_suite(void)
 	tcase_add_test(tc, test_nothing_of_a_value_leaves);
 	tcase_add_test(tc, test_garbage);
 	tcase_add_test(tc, test_detect);
+	tcase_add_loop_test(tc, link_recorded_sessions, 0, 6);
+	tcase_add_loop_test(tc, link_multi_statement_any_split, 0, 2 * 80);
+	tcase_add_test(tc, link_none_after_gap);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

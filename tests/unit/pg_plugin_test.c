@@ -1701,6 +1701,260 @@ START_TEST(v11_counters)
 }
 END_TEST
 
+/* ---- same-host links: both ends of a connection watched by one host ------------------------- */
+
+struct ends {
+	struct th_host *h;
+	struct th_conn *cl, *sv;
+	uint64_t ts;
+};
+
+/* The client 127.0.0.2:cport and the server 127.0.0.1:5432 of one
+ * connection, in one host of ABI minor `minor`. */
+static struct ends ends_new(uint16_t cport, uint32_t minor)
+{
+	struct ends e = { .ts = 1000000 };
+
+	e.h = th_new();
+	ck_assert_int_eq(th_load_minor(e.h, sonde_plugin_entry(), "postgresql", minor), SONDE_OK);
+	th_conn_pair(e.h, cport, 5432, &e.cl, &e.sv);
+	ck_assert_ptr_nonnull(e.cl);
+	ck_assert_ptr_nonnull(e.sv);
+	return e;
+}
+
+/* The same bytes seen by both ends: side FE is written by the client and
+ * read by the server, BE the other way. reader_first: the reading end's
+ * chunk comes first (the server's read is often recorded before the
+ * client's write returns). cut (0 < cut < n): the reader reads it in two
+ * pieces. */
+static void both(struct ends *e, int side, const void *b, size_t n, int reader_first, size_t cut)
+{
+	struct th_conn *w = side == FE ? e->cl : e->sv, *r = side == FE ? e->sv : e->cl;
+	const char *p = b;
+
+	e->ts += 1000;
+	if (!reader_first)
+		th_conn_feed(w, SONDE_DIR_EGRESS, e->ts, p, n);
+	if (cut > 0 && cut < n) {
+		th_conn_feed(r, SONDE_DIR_INGRESS, e->ts + 1, p, cut);
+		th_conn_feed(r, SONDE_DIR_INGRESS, e->ts + 2, p + cut, n - cut);
+	} else {
+		th_conn_feed(r, SONDE_DIR_INGRESS, e->ts + 1, p, n);
+	}
+	if (reader_first)
+		th_conn_feed(w, SONDE_DIR_EGRESS, e->ts, p, n);
+}
+
+static void both_startup(struct ends *e)
+{
+	static const uint8_t su[] = "\0\0\0\x14\0\3\0\0user\0alice\0\0";
+	struct msgbuf be = { .n = 0 };
+
+	both(e, FE, su, sizeof(su) - 1, 0, 0);
+	put_msg(&be, 'R', "\0\0\0\0", 4);
+	put_ready(&be);
+	both(e, BE, be.b, be.n, 0, 0);
+}
+
+/* The nth span of that kind, in start order. */
+static struct th_span *nth_kind(struct th_host *h, enum sonde_span_kind kind, size_t nth)
+{
+	for (size_t i = 0; i < th_n_spans(h); i++) {
+		struct th_span *s = th_span(h, i);
+
+		if (s->kind == kind && nth-- == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static size_t n_kind(struct th_host *h, enum sonde_span_kind kind)
+{
+	size_t n = 0;
+
+	while (nth_kind(h, kind, n))
+		n++;
+	return n;
+}
+
+/* n requests on both ends; the server span of request i is the child of
+ * the client span of request i (same name, same order) when bit i of
+ * `linked` is set, and has no parent otherwise. */
+static void assert_linked_mask(struct th_host *h, size_t n, uint32_t linked)
+{
+	size_t links = 0;
+
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_CLIENT), n);
+	ck_assert_uint_eq(n_kind(h, SONDE_SPAN_SERVER), n);
+	for (size_t i = 0; i < n; i++) {
+		struct th_span *c = nth_kind(h, SONDE_SPAN_CLIENT, i);
+		struct th_span *s = nth_kind(h, SONDE_SPAN_SERVER, i);
+
+		ck_assert_str_eq(s->name, c->name);
+		if (!(linked & (1u << i))) {
+			ck_assert_str_eq(s->parent_span_id, "");
+			continue;
+		}
+		links++;
+		ck_assert_msg(th_span_child_of(s, c), "server span %zu (%s): parent %s, want %s", i,
+		              s->name, s->parent_span_id, c->span_id);
+	}
+	ck_assert_uint_eq(th_n_links(h), links);
+}
+
+static void assert_all_linked(struct th_host *h, size_t n)
+{
+	assert_linked_mask(h, n, (1u << n) - 1);
+}
+
+static void ends_free(struct ends *e)
+{
+	th_conn_close(e->cl, e->ts + 1000);
+	th_conn_close(e->sv, e->ts + 1000);
+	ck_assert_uint_eq(th_n_open(e->h), 0);
+	ck_assert_uint_eq(th_misuse(e->h), 0);
+	th_free(e->h);
+}
+
+/* The recorded sessions (simple queries, pgbench extended and prepared),
+ * each with either end's chunk first: every statement links. */
+START_TEST(link_recorded_sessions)
+{
+	static const struct {
+		const struct vec *v;
+		size_t n, spans;
+	} ss[] = { { pg_psql, NV(pg_psql), 2 },
+		   { pg_extended, NV(pg_extended), 2 },
+		   { pg_prepared, NV(pg_prepared), 2 } };
+	size_t k = (size_t)_i / 2;
+	struct ends e = ends_new((uint16_t)(41000 + _i), V11);
+
+	for (size_t i = 0; i < ss[k].n; i++)
+		both(&e, ss[k].v[i].side, ss[k].v[i].data, ss[k].v[i].len, _i % 2, 0);
+	assert_all_linked(e.h, ss[k].spans);
+	ends_free(&e);
+}
+END_TEST
+
+/* Three extended-protocol cycles (one with a failing Parse) and a
+ * four-statement simple Query, all pipelined in one write the server reads
+ * cut at any byte: each Execute is keyed by where its Execute message
+ * starts, each statement of the Query by where its text starts. The
+ * answers come in one write read at once: the Query's later statements
+ * start and end inside that one chunk on each end, so the two spans are
+ * never open together and the host cannot link them (it matches open
+ * spans); the first one starts at the Query and links. */
+START_TEST(link_pipelined_any_split)
+{
+	struct ends e = ends_new(41100, V11);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+
+	both_startup(&e);
+	put_parse(&fe, "s1", "SELECT * FROM orders WHERE id = $1");
+	put_bind(&fe, "", "s1", "41");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	put_parse(&fe, "", "SELEC broken $1");
+	put_bind(&fe, "", "", "42");
+	put_execute(&fe, "");
+	put_empty(&fe, 'S');
+	put_bind(&fe, "p2", "s1", "43");
+	put_execute(&fe, "p2");
+	put_empty(&fe, 'S');
+	put_query(&fe, "BEGIN; SELECT 1; UPDATE users SET n = 2; COMMIT");
+	both(&e, FE, fe.b, fe.n, _i % 2, (size_t)_i / 2);
+
+	put_empty(&be, '1');
+	put_empty(&be, '2');
+	put_strs(&be, 'C', 1, "SELECT 0");
+	put_ready(&be);
+	put_error(&be, "42601", "syntax error");
+	put_ready(&be);
+	put_empty(&be, '2');
+	put_row(&be, "x");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	put_strs(&be, 'C', 1, "BEGIN");
+	put_row(&be, "1");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_strs(&be, 'C', 1, "UPDATE 1");
+	put_strs(&be, 'C', 1, "COMMIT");
+	put_ready(&be);
+	both(&e, BE, be.b, be.n, 0, 0);
+	assert_linked_mask(e.h, 7, 0x0f);
+	ends_free(&e);
+}
+END_TEST
+
+/* A multi-statement Query whose completions come one write at a time, each
+ * read before the next is written: every statement links, by where its
+ * text starts in the Query message. */
+START_TEST(link_multi_statement_stepwise)
+{
+	static const char *const tags[] = { "BEGIN", "SELECT 1", "UPDATE 1", "COMMIT" };
+	struct ends e = ends_new(41150, V11);
+	struct msgbuf fe = { .n = 0 };
+
+	both_startup(&e);
+	put_query(&fe, "BEGIN; SELECT 1; UPDATE users SET n = 2; COMMIT");
+	both(&e, FE, fe.b, fe.n, _i, 0);
+	for (size_t i = 0; i < 4; i++) {
+		struct msgbuf be = { .n = 0 };
+
+		put_strs(&be, 'C', 1, tags[i]);
+		if (i == 3)
+			put_ready(&be);
+		both(&e, BE, be.b, be.n, _i, 0);
+	}
+	assert_all_linked(e.h, 4);
+	ends_free(&e);
+}
+END_TEST
+
+/* What must not link: a request after the server end lost bytes (its
+ * place is found again by a guess), and a 1.0 host (no span_set_pos). */
+START_TEST(link_none_after_gap)
+{
+	struct ends e = ends_new(41200, V11);
+	struct msgbuf q1 = { .n = 0 }, q2 = { .n = 0 }, q3 = { .n = 0 }, be = { .n = 0 };
+
+	both_startup(&e);
+	put_query(&q1, "SELECT 1");
+	put_query(&q2, "SELECT 2");
+	put_query(&q3, "SELECT 3");
+	put_strs(&be, 'C', 1, "SELECT 1");
+	put_ready(&be);
+	both(&e, FE, q1.b, q1.n, 0, 0);
+	both(&e, BE, be.b, be.n, 0, 0);
+	/* the server end does not see q2: its next chunk (q3) says so */
+	th_conn_feed(e.cl, SONDE_DIR_EGRESS, e.ts + 10, q2.b, q2.n);
+	th_conn_feed(e.cl, SONDE_DIR_INGRESS, e.ts + 11, be.b, be.n);
+	th_conn_feed(e.sv, SONDE_DIR_EGRESS, e.ts + 12, be.b, be.n);
+	e.ts += 100;
+	th_conn_feed(e.cl, SONDE_DIR_EGRESS, e.ts, q3.b, q3.n);
+	th_conn_feed_lossy(e.sv, SONDE_DIR_INGRESS, e.ts + 1, q2.n, q3.b, q3.n, q3.n);
+	both(&e, BE, be.b, be.n, 0, 0);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_CLIENT), 3);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 2); /* q1, q3 */
+	ck_assert(th_span_child_of(nth_kind(e.h, SONDE_SPAN_SERVER, 0),
+	                           nth_kind(e.h, SONDE_SPAN_CLIENT, 0)));
+	ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, 1)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 1);
+	ends_free(&e);
+
+	/* A 1.0 host: the same spans, no link. */
+	e = ends_new(41201, V10);
+	both_startup(&e);
+	both(&e, FE, q1.b, q1.n, 0, 0);
+	both(&e, BE, be.b, be.n, 0, 0);
+	ck_assert_uint_eq(n_kind(e.h, SONDE_SPAN_SERVER), 1);
+	ck_assert_str_eq(nth_kind(e.h, SONDE_SPAN_SERVER, 0)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(e.h), 0);
+	ends_free(&e);
+}
+END_TEST
+
 Suite *pg_suite(void)
 {
 	Suite *s = suite_create("pg_plugin");
@@ -1744,6 +1998,10 @@ Suite *pg_suite(void)
 	tcase_add_loop_test(tc, v11_dark_cycle_ended_by_timer, 0, 2);
 	tcase_add_test(tc, v11_dark_cycle_going_on_is_kept);
 	tcase_add_test(tc, v11_counters);
+	tcase_add_loop_test(tc, link_recorded_sessions, 0, 6);
+	tcase_add_loop_test(tc, link_pipelined_any_split, 0, 2 * 400);
+	tcase_add_loop_test(tc, link_multi_statement_stepwise, 0, 2);
+	tcase_add_test(tc, link_none_after_gap);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;
