@@ -99,7 +99,7 @@ static __always_inline int data_exit(long ret, __u8 dir, __u8 call)
 	if (!file)
 		return 0;
 	c = sonde_conn_get(tgid, tid, a.fd, file);
-	if (!c)
+	if (!c || sonde_conn_is_self(c))
 		return 0;
 	if (pf & SONDE_PID_TLS) {
 		/* Ciphertext of a TLS library call on this thread: the uprobes
@@ -286,7 +286,26 @@ int sys_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__u64 file;
 	int kind;
 
-	if ((ret != 0 && ret != -SONDE_EINPROGRESS) || !sonde_is_watched(tgid))
+	if (ret != 0 && ret != -SONDE_EINPROGRESS)
+		return 0;
+	if (tgid == self_tgid && self_tgid) {
+		/* The agent's own connection: remember it, capture nothing. */
+		struct sonde_tuple t = {};
+		__u64 now = bpf_ktime_get_ns();
+		__u32 k;
+
+		task = bpf_get_current_task_btf();
+		fd = PT_REGS_PARM1_CORE_SYSCALL((struct pt_regs *)bpf_task_pt_regs(task));
+		file = sonde_fd_file(task, fd);
+		if (sonde_file_sock(file, &sk) != SONDE_KIND_TCP)
+			return 0;
+		sonde_sock_tuple(sk, &t);
+		k = (__u32)t.lport << 16 | t.rport;
+		if (t.lport)
+			bpf_map_update_elem(&sonde_self_conns, &k, &now, BPF_ANY);
+		return 0;
+	}
+	if (!sonde_is_watched(tgid))
 		return 0;
 	task = bpf_get_current_task_btf();
 	fd = PT_REGS_PARM1_CORE_SYSCALL((struct pt_regs *)bpf_task_pt_regs(task));

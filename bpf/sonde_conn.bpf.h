@@ -41,6 +41,10 @@ const volatile __u64 shed_high = 0;
 const volatile __u64 shed_low = 0;
 const volatile __u64 budget_bytes = 0;
 const volatile __u64 budget_window_ns = 100000000;
+/* The agent's own process: its connections to watched processes (a
+ * runtime plugin's inspector session, OTLP export to a watched collector)
+ * are never captured on the watched side. */
+const volatile __u32 self_tgid = 0;
 
 /* --- maps ------------------------------------------------------------------ */
 struct sonde_kconn_key {
@@ -60,7 +64,9 @@ struct sonde_kconn {
 	__u8 tls;         /* a TLS library runs over it: syscall data not sent */
 	__u8 kind;        /* enum sonde_sock_kind */
 	__u8 shed;        /* records dropped under pressure: keep shedding */
-	__u8 pad[3];
+	__u8 self;        /* 1: its peer is the agent itself, never captured;
+	                     2: checked, it is not */
+	__u8 pad[2];
 };
 
 /* The pid table: one flag byte per tgid (SONDE_PID_*), eight per word. An
@@ -81,6 +87,58 @@ struct {
 	__type(key, struct sonde_kconn_key);
 	__type(value, struct sonde_kconn);
 } conns SEC(".maps");
+
+/* A connection handed to a child process before either moved a byte: the
+ * PostgreSQL postmaster accepts, forks a backend and closes its own copy.
+ * The child's first read is then the stream's first byte, and the role is
+ * the parent's. Keyed by struct file; sk and the tuple must match too. */
+struct sonde_handoff {
+	__u64 sk;
+	struct sonde_tuple t;
+	__u8 role;
+	__u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sonde_handoff);
+} sonde_handoff SEC(".maps");
+
+/* TCP connections the agent itself opened: lport << 16 | rport -> when.
+ * A watched socket whose peer is one of them (its rport << 16 | lport)
+ * is the agent talking to a watched process. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} sonde_self_conns SEC(".maps");
+
+#define SONDE_SELF_MAX_AGE_NS 10000000000ull
+
+/* The first bytes of c: is its peer the agent? The agent's connect has
+ * returned before it wrote, and the watched side read nothing before that,
+ * so the entry is always there by the first record. */
+static __always_inline int sonde_conn_is_self(struct sonde_kconn *c)
+{
+	__u32 k;
+	__u64 *at;
+
+	if (c->self)
+		return c->self == 1;
+	if (!self_tgid || c->pos[0] || c->pos[1] || c->kind != SONDE_KIND_TCP)
+		return 0;
+	c->self = 2; /* looked once: not the agent */
+	k = (__u32)c->t.rport << 16 | c->t.lport;
+	at = bpf_map_lookup_elem(&sonde_self_conns, &k);
+	if (!at || bpf_ktime_get_ns() - *at > SONDE_SELF_MAX_AGE_NS)
+		return 0;
+	bpf_map_delete_elem(&sonde_self_conns, &k);
+	c->self = 1;
+	return 1;
+}
 
 /* Control words, written by user space through mmap (sonde_events.h). */
 struct {
@@ -327,6 +385,14 @@ static __always_inline void sonde_conn_drop(struct sonde_kconn_key *key, __u32 t
 	old = *c;
 	if (bpf_map_delete_elem(&conns, key))
 		return;
+	/* Closed before it moved a byte, its role known: a child that shares
+	 * the socket may take it from the start (sonde_conn_inherit). */
+	if (!old.pos[0] && !old.pos[1] && old.kind == SONDE_KIND_TCP &&
+	    old.role != SONDE_EV_ROLE_UNKNOWN) {
+		struct sonde_handoff ho = { .sk = old.sk, .t = old.t, .role = old.role };
+
+		bpf_map_update_elem(&sonde_handoff, &old.file, &ho, BPF_ANY);
+	}
 	if (old.open_sent)
 		sonde_emit_conn(SONDE_EV_CONN_CLOSE, key->tgid, tid, key->fd, old.gen, &old.t,
 				old.role, NULL, old.pos);
@@ -366,6 +432,36 @@ static __always_inline struct sonde_kconn *sonde_conn_new(__u32 tgid, __u32 tid,
 	return c;
 }
 
+/* First sight of a TCP socket in a process: did its parent hand it over
+ * before either moved a byte? Then the stream starts here, in the parent's
+ * role: returns that role, else SONDE_EV_ROLE_UNKNOWN. */
+static __always_inline __u8 sonde_conn_inherit(__u32 fd, __u64 file, struct sock *sk)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct sonde_kconn_key pk = { .fd = fd };
+	struct sonde_handoff *ho = bpf_map_lookup_elem(&sonde_handoff, &file);
+	struct sonde_kconn *pc;
+	struct sonde_tuple t;
+	__u8 role;
+
+	if (ho) {
+		role = ho->role;
+		if (ho->sk != (__u64)sk)
+			return SONDE_EV_ROLE_UNKNOWN;
+		sonde_sock_tuple(sk, &t);
+		if (t.lport != ho->t.lport || t.rport != ho->t.rport)
+			return SONDE_EV_ROLE_UNKNOWN;
+		bpf_map_delete_elem(&sonde_handoff, &file);
+		return role;
+	}
+	/* The parent still holds it (same fd number after fork). */
+	pk.tgid = BPF_CORE_READ(task, real_parent, tgid);
+	pc = bpf_map_lookup_elem(&conns, &pk);
+	if (pc && pc->file == file && pc->sk == (__u64)sk && !pc->pos[0] && !pc->pos[1])
+		return pc->role;
+	return SONDE_EV_ROLE_UNKNOWN;
+}
+
 /* The entry for a data event on fd whose file is `file`: the known one if it
  * was made for this very file, else a new one with role UNKNOWN
  * (pre-existing connection, or an fd reused behind our back), or NULL when
@@ -390,7 +486,10 @@ static __always_inline struct sonde_kconn *sonde_conn_get(__u32 tgid, __u32 tid,
 		sonde_count(SONDE_CNT_NOT_TCP);
 		return NULL;
 	}
-	return sonde_conn_new(tgid, tid, fd, file, sk, kind, SONDE_EV_ROLE_UNKNOWN, BPF_NOEXIST);
+	return sonde_conn_new(tgid, tid, fd, file, sk, kind,
+			      kind == SONDE_KIND_TCP ? sonde_conn_inherit(fd, file, sk)
+						     : SONDE_EV_ROLE_UNKNOWN,
+			      BPF_NOEXIST);
 }
 
 /* The control word of c, if user space wrote one for this gen. */

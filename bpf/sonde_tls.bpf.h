@@ -256,7 +256,7 @@ static __always_inline int sonde_tls_exit(struct pt_regs *ctx, int ex)
 		return 0;
 	}
 	c = sonde_conn_get(tgid, tid, fd, file);
-	if (!c)
+	if (!c || c->self == 1)
 		return 0;
 	c->tls = 1;
 	sonde_count(SONDE_CNT_TLS_DATA);

@@ -382,6 +382,7 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	}
 	c->skel = skel;
 	skel->rodata->payload_cap = cap;
+	skel->rodata->self_tgid = (uint32_t)getpid();
 	skel->rodata->wakeup_bytes = rb / 16;
 	capture_set_exec_adopt(c, o, skel);
 	capture_set_pressure(o, rb, skel);

@@ -124,6 +124,8 @@ struct ctx_entry {
 	uint64_t key;
 	uint64_t parent;           /* 0: none */
 	struct sonde_span *active; /* the server span it serves, or NULL */
+	bool ended;                /* the plugin ended it while it served: the
+	                              entry goes with the span */
 };
 
 struct host_proc {

@@ -97,8 +97,11 @@ void ctx_forget_span(struct host *h, struct sonde_span *sp)
 {
 	struct ctx_entry *e = ctx_find(h, sp->ctx_pid, sp->ctx_key, false);
 
-	if (e && e->active == sp)
+	if (e && e->active == sp) {
 		e->active = NULL;
+		if (e->ended)
+			runtime_ctx_del(h, e);
+	}
 	sp->ctx_key = 0;
 }
 

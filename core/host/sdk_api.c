@@ -606,10 +606,12 @@ static void h_context_end(struct sonde_plugin_handle *self, uint32_t pid, uint64
 
 	/* A context that still serves a request keeps its entry until the
 	 * span ends; only its link goes. */
-	if (e && !e->active)
+	if (e && !e->active) {
 		runtime_ctx_del(h, e);
-	else if (e)
+	} else if (e) {
 		e->parent = 0;
+		e->ended = true;
+	}
 }
 
 static int h_span_set_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)

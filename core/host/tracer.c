@@ -277,6 +277,7 @@ static void make_active(struct host *h, struct sonde_span *sp, const struct sond
 
 		if (e) {
 			e->active = sp;
+			e->ended = false;
 			sp->ctx_pid = sp->conn->info.pid;
 			sp->ctx_key = ctx;
 		}
