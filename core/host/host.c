@@ -130,6 +130,7 @@ struct sonde_conn *host_conn_new(struct host *h, const struct host_conn_desc *d)
 	c->res = d->res ? resource_ref(d->res) : NULL;
 	c->svc = d->svc;
 	c->held_tail = &c->held;
+	links_conn_open(h, c);
 	return c;
 }
 
@@ -170,6 +171,7 @@ void host_conn_close(struct sonde_conn *c, uint64_t ts_unix_ns)
 {
 	if (!c)
 		return;
+	links_conn_close(c->host, c);
 	owner_close(c, ts_unix_ns);
 	free_held(c);
 	resource_unref(c->res);

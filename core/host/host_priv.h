@@ -207,6 +207,9 @@ int runtime_bpf_load(struct host *h, struct sonde_plugin_handle *owner,
 /* Same-host links (links.c). */
 int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos);
 void links_span_gone(struct sonde_span *sp);
+/* Connections opening and closing (watched clients by local port). */
+void links_conn_open(struct host *h, const struct sonde_conn *c);
+void links_conn_close(struct host *h, const struct sonde_conn *c);
 void links_remap(struct host *h, struct span *s);
 /* True when s belongs to a trace waiting for its link: kept (a reference
  * taken) and emitted when the wait ends. */

@@ -65,6 +65,8 @@ struct links {
 	struct hmap by_hash;         /* hash(key) -> struct link */
 	struct hmap fwd;             /* hash(pid, traceparent) -> struct fwd */
 	struct hmap waiting;         /* first 8 bytes of trace id -> server link */
+	struct hmap client_ports;    /* local port of watched CLIENT TCP
+	                                connections -> how many (as a pointer) */
 	size_t n;
 	struct remap remaps[REMAP_MAX];
 	size_t n_remaps, next_remap;
@@ -136,6 +138,7 @@ static struct links *links_of(struct host *h)
 			hmap_init(&h->links->by_hash);
 			hmap_init(&h->links->waiting);
 			hmap_init(&h->links->fwd);
+			hmap_init(&h->links->client_ports);
 		}
 	}
 	return h->links;
@@ -297,6 +300,49 @@ static bool take_injected(struct sonde_span *sp, uint8_t source, uint64_t pos)
 	return false;
 }
 
+/* Watched client connections by local port. A client's CONN_OPEN is
+ * recorded at its connect, before it can write, so before the server can
+ * read: when a server span starts, a watched client at the other end is
+ * already counted here. A server span whose peer port is none of them
+ * waits for no client (no entry, no allocation). */
+static bool counts_client(const struct sonde_conn *c)
+{
+	return c->info.role == SONDE_ROLE_CLIENT && c->info.transport == SONDE_TRANSPORT_TCP &&
+	       c->info.local_port && !(c->info.flags & SONDE_CONN_MIDSTREAM);
+}
+
+void links_conn_open(struct host *h, const struct sonde_conn *c)
+{
+	struct links *ls;
+	uintptr_t n;
+
+	if (!counts_client(c) || !(ls = links_of(h)))
+		return;
+	n = (uintptr_t)hmap_get(&ls->client_ports, c->info.local_port);
+	hmap_put(&ls->client_ports, c->info.local_port, (void *)(n + 1));
+}
+
+void links_conn_close(struct host *h, const struct sonde_conn *c)
+{
+	struct links *ls = h->links;
+	uintptr_t n;
+
+	if (!ls || !counts_client(c))
+		return;
+	n = (uintptr_t)hmap_get(&ls->client_ports, c->info.local_port);
+	if (n > 1)
+		hmap_put(&ls->client_ports, c->info.local_port, (void *)(n - 1));
+	else if (n)
+		hmap_del(&ls->client_ports, c->info.local_port);
+}
+
+static bool client_may_be_watched(struct host *h, const struct sonde_conn *c)
+{
+	if (c->info.transport != SONDE_TRANSPORT_TCP)
+		return true;
+	return h->links && hmap_get(&h->links->client_ports, c->info.peer_port);
+}
+
 int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 {
 	struct host *h = sp->host;
@@ -314,6 +360,8 @@ int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 	/* Bytes were inserted on this connection: the peer's positions are
 	 * ahead of ours, and its spans link through the header instead. */
 	if (!server && sp->conn->injecting)
+		return SONDE_OK;
+	if (server && !client_may_be_watched(h, sp->conn))
 		return SONDE_OK;
 	if (sp->link || !span_key(sp, server, source, pos, &k))
 		return SONDE_OK;
@@ -516,6 +564,7 @@ void links_free(struct host *h)
 	for (size_t it = 0; hmap_next(&ls->fwd, &it, &key, &val);)
 		free(val);
 	hmap_free(&ls->by_hash);
+	hmap_free(&ls->client_ports);
 	hmap_free(&ls->waiting);
 	hmap_free(&ls->fwd);
 	free(ls);
