@@ -20,6 +20,7 @@
 """
 import collections
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -201,6 +202,54 @@ def part_burst(d, root):
     check_eq(int(prom_sum(metrics, "sonde_h2_position_losses_total")), 0, "no frame position lost")
 
 
+def part_garbage(d, root):
+    """Malformed HTTP/2 at a watched server: the agent keeps running, says
+    so in its counters, and the next real clients are still seen."""
+    port, pprom = free_port(), free_port()
+    srv = Proc(["nghttpd", "--no-tls", "-d", root, str(port)])
+    wait_port(port)
+    agent = Agent("--open-port", str(port), "--prometheus-port", str(pprom))
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    settings = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    bad = [
+        preface + settings + b"\xff\xff\xff\x01\x04\x00\x00\x00\x01" + b"x" * 64,  # huge HEADERS
+        preface + settings + b"\x00\x00\x10\x01\x04\x00\x00",                      # cut in a header
+        preface + settings + bytes(range(256)) * 4,                                    # noise
+        preface[:10],                                                                  # cut preface
+    ]
+    try:
+        for payload in bad:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(payload)
+                c.shutdown(socket.SHUT_WR)
+                try:
+                    while c.recv(4096):
+                        pass
+                except OSError:
+                    pass
+        r = subprocess.run(["h2load", "-n", "20", "-c", "1", "-m", "4",
+                            f"http://127.0.0.1:{port}/index.html"],
+                           capture_output=True, text=True, timeout=60)
+        ok = h2load_ok(r.stdout)
+        agent.wait_spans(20, timeout=10, pred=lambda s: s["scope"] == "grpc")
+        time.sleep(0.5)
+        metrics = fetch(f"http://127.0.0.1:{pprom}/metrics")
+        alive = agent.proc.poll() is None
+    finally:
+        agent.stop()
+        srv.stop()
+    check(alive, "the agent survived malformed HTTP/2")
+    check_eq(ok, 20, "nghttpd still serves after the garbage")
+    spans = [s for s in h2_spans(agent, "SERVER")
+             if s["attributes"].get("http.response.status_code") == 200]
+    check_eq(len(spans), 20, "the real requests after the garbage are all spans")
+    losses = prom_sum(metrics, "sonde_h2_position_losses_total")
+    given_up = prom_sum(metrics, "sonde_protocol_errors_total")
+    print(f"note - malformed HTTP/2, 4 bad connections: sonde_h2_position_losses_total "
+          f"{losses:.0f}, sonde_protocol_errors_total {given_up:.0f}")
+    check(losses + given_up >= 1, "malformed HTTP/2 is counted (frame position losses)")
+
+
 def main():
     require_live("nghttpd", "h2load", "curl", "openssl", "node")
     d = workdir("h2")
@@ -209,6 +258,7 @@ def main():
     part_curl(d, root)
     part_tls(d, root)
     part_burst(d, root)
+    part_garbage(d, root)
     finish()
 
 
