@@ -10,7 +10,7 @@
    the three nginx processes after the churn (the short-lived ab and curl
    processes leave every table), and the agent's RSS growing by less than
    2 MiB between the first and the last third of the run.
-2. Forced overload: a 128 KiB ring buffer, two services: nginx ("web",
+2. Forced overload: a 256 KiB ring buffer, two services: nginx ("web",
    small requests) and a Python server streaming large replies ("flood").
    Wanted: the ring overflowed (drops counted, per service, in
    sonde_events_dropped_total), web still gets spans for at least 97% of its
@@ -178,7 +178,7 @@ def part_overload():
   - name: flood
     open_ports: [{port_flood}]
 capture:
-  ringbuf_bytes: 131072
+  ringbuf_bytes: 262144
   payload_cap: 16384
 export:
   print: json
