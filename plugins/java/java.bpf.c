@@ -88,13 +88,24 @@ static __always_inline __u64 rd_key(const __u8 *p)
 	return v;
 }
 
-/* A BEGIN or END message: make its key the thread's context. */
+/* A BEGIN or END message: make its key the thread's context. A SLOT
+ * message: the thread's context is read from then on from the word at the
+ * address it gives (SONDE_CTX_INDIRECT, a carrier of virtual threads). */
 static __always_inline void apply_key(struct java_rec *rec, __u32 len)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	__u8 kind = rec->data[JAVA_MSG_OFF_KIND];
 	__u64 key;
 
+	if (len == JAVA_MSG_HDR && kind == JAVA_MSG_KIND_SLOT) {
+		key = rd_key(rec->data + JAVA_MSG_OFF_KEY);
+		if (!key || key >= (1ull << 47) || (key & 7))
+			return;
+		key |= SONDE_CTX_INDIRECT;
+		bpf_map_update_elem(&sonde_thread_ctx, &tid, &key, BPF_ANY);
+		java_stat(JAVA_ST_KEYED);
+		return;
+	}
 	if (len != JAVA_MSG_HDR || (kind != JAVA_MSG_KIND_BEGIN && kind != JAVA_MSG_KIND_END))
 		return;
 	key = rd_key(rec->data + (kind == JAVA_MSG_KIND_BEGIN ? JAVA_MSG_OFF_KEY : JAVA_MSG_OFF_KEY2));
@@ -140,13 +151,8 @@ int java_pwrite(struct pt_regs *ctx)
 	rec->cap_len = len;
 	rec->ctx = 0;
 	if (len && (cfg->flags & JAVA_CFG_CTX)) {
-		__u32 tid = (__u32)bpf_get_current_pid_tgid();
-		__u64 *k;
-
 		apply_key(rec, len);
-		k = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
-		if (k)
-			rec->ctx = *k;
+		rec->ctx = sonde_thread_ctx_get((__u32)bpf_get_current_pid_tgid());
 	}
 	if (bpf_ringbuf_output(&events, rec, sizeof(*rec) + len, java_rb_flags())) {
 		java_stat(JAVA_ST_LOST);

@@ -43,7 +43,7 @@ int java_msg_parse(const void *buf, size_t n, struct java_msg *m)
 	m->flags = rd32(p + 32);
 	m->cap_len = rd32(p + 36);
 	m->data = p + hdr;
-	if (m->kind < JAVA_MSG_DATA || m->kind > JAVA_MSG_END)
+	if (m->kind < JAVA_MSG_DATA || m->kind > JAVA_MSG_VEND)
 		return JAVA_MSG_E_KIND;
 	if (m->cap_len > JAVA_MAX_PAYLOAD || (size_t)hdr + m->cap_len != n)
 		return JAVA_MSG_E_LENGTH;
@@ -55,7 +55,21 @@ int java_msg_parse(const void *buf, size_t n, struct java_msg *m)
 	    (m->cap_len || m->len || m->fd != -1 || m->flags || !java_msg_task_key(m->stream) ||
 	     !java_msg_key_ok(m->pos, 0)))
 		return JAVA_MSG_E_FIELD;
+	if (m->kind >= JAVA_MSG_SLOT && (m->cap_len || m->len || m->fd != -1 || m->flags))
+		return JAVA_MSG_E_FIELD;
+	if (m->kind == JAVA_MSG_SLOT &&
+	    (!m->stream || m->stream >= (1ull << 47) || (m->stream & 7) || m->pos))
+		return JAVA_MSG_E_FIELD; /* a user-space address, 8-aligned */
+	if (m->kind == JAVA_MSG_VSTART && (!java_msg_vt_key(m->stream) || !java_msg_key_ok(m->pos, 1)))
+		return JAVA_MSG_E_FIELD;
+	if (m->kind == JAVA_MSG_VEND && (!java_msg_vt_key(m->stream) || m->pos))
+		return JAVA_MSG_E_FIELD;
 	return 0;
+}
+
+int java_msg_vt_key(uint64_t k)
+{
+	return (k & JAVA_KEY_TAG) == JAVA_KEY_VT && (k & ~JAVA_KEY_TAG);
 }
 
 int java_msg_task_key(uint64_t k)
@@ -69,7 +83,7 @@ int java_msg_key_ok(uint64_t k, int need)
 		return !need;
 	if ((k & JAVA_KEY_TAG) == JAVA_KEY_THREAD)
 		return (k & ~JAVA_KEY_TAG) > 0 && (k & ~JAVA_KEY_TAG) <= 0x7fffffffull;
-	return java_msg_task_key(k);
+	return java_msg_task_key(k) || java_msg_vt_key(k);
 }
 
 const char *java_msg_strerror(int err)

@@ -18,6 +18,11 @@
  * to (BEGIN: the submitting thread's key, 0 unknown) or the key the thread
  * goes back to (END; 0: the thread's own key). The kernel side reads these two fields too
  * (java.bpf.c), at the offsets below.
+ *
+ * Virtual threads (no payload either): SLOT (a carrier thread's key word:
+ * the stream id field is its address; the kernel points the carrier's
+ * sonde_thread_ctx entry at it), VSTART (virtual thread key started by the
+ * thread whose key is in the position field) and VEND (key terminated).
  */
 #ifndef SONDE_JAVA_MSG_H
 #define SONDE_JAVA_MSG_H
@@ -36,6 +41,9 @@ enum java_msg_kind {
 	JAVA_MSG_FAIL = 4,  /* text: the agent did not start, and why */
 	JAVA_MSG_BEGIN = JAVA_MSG_KIND_BEGIN, /* a handed-off task starts on this thread */
 	JAVA_MSG_END = JAVA_MSG_KIND_END,     /* it ended: the thread's key goes back */
+	JAVA_MSG_SLOT = JAVA_MSG_KIND_SLOT,   /* a carrier thread's key word */
+	JAVA_MSG_VSTART = 8,                  /* a virtual thread started */
+	JAVA_MSG_VEND = 9,                    /* a virtual thread terminated */
 };
 
 #define JAVA_MSGF_ENGINE (1u << 0) /* from an SSLEngine (else an SSLSocket) */
@@ -66,7 +74,9 @@ int java_msg_parse(const void *buf, size_t n, struct java_msg *m);
 const char *java_msg_strerror(int err);
 /* A task key (JAVA_KEY_TASK | n, n > 0)? */
 int java_msg_task_key(uint64_t k);
-/* A task key or a thread key (JAVA_KEY_THREAD | tid); 0 allowed unless need. */
+/* A virtual thread's key (JAVA_KEY_VT | id, id > 0)? */
+int java_msg_vt_key(uint64_t k);
+/* A task, thread or virtual thread key; 0 allowed unless need. */
 int java_msg_key_ok(uint64_t k, int need);
 
 #endif /* SONDE_JAVA_MSG_H */

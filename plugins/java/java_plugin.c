@@ -458,6 +458,38 @@ static void on_task(struct java_state *st, const struct java_rec *r, const struc
 	st->host->context_end(st->self, r->h.tgid, m->stream);
 }
 
+/* Virtual threads. SLOT: the kernel already pointed the carrier's entry at
+ * its key word when contexts were on at that moment; here it is done again
+ * from user space, for a carrier whose SLOT came before contexts went on
+ * (key_threads then gave it its thread key), never over anything else.
+ * VSTART and VEND link and end the virtual thread's key. */
+#ifndef SONDE_CTX_INDIRECT
+#define SONDE_CTX_INDIRECT (1ull << 63)
+#endif
+static void on_vthread(struct java_state *st, const struct java_rec *r, const struct java_msg *m)
+{
+	if (m->kind == JAVA_MSG_SLOT) {
+		uint32_t tid = r->h.tid;
+		uint64_t have = 0, want = m->stream | SONDE_CTX_INDIRECT;
+		struct jvm *j = jvm_find(st, r->h.tgid);
+
+		st->c.slots++;
+		if (!j || !j->ctx_on || st->thr_fd < 0)
+			return;
+		if (map_call(BPF_MAP_LOOKUP_ELEM, st->thr_fd, &tid, &have) ||
+		    have == (JAVA_KEY_THREAD | tid))
+			map_call(BPF_MAP_UPDATE_ELEM, st->thr_fd, &tid, &want);
+		return;
+	}
+	if (m->kind == JAVA_MSG_VSTART) {
+		st->c.vstarts++;
+		st->host->context_link(st->self, r->h.tgid, m->stream, m->pos);
+		return;
+	}
+	st->c.vends++;
+	st->host->context_end(st->self, r->h.tgid, m->stream);
+}
+
 /* --- attaching ---------------------------------------------------------------------------- */
 
 static void *job_main(void *arg)
@@ -775,11 +807,13 @@ static void java_fini(void *state)
 		      ", no connection %" PRIu64 ", after a gap %" PRIu64 "), lost in the kernel %" PRIu64
 		      ", bad records %" PRIu64 "; contexts: JVMs %" PRIu64 ", hand-offs %" PRIu64
 		      " (submitter unknown %" PRIu64 ", ended %" PRIu64 "), threads keyed %" PRIu64
-		      " + %" PRIu64 " created",
+		      " + %" PRIu64 " created, virtual threads: carriers %" PRIu64 ", started %" PRIu64
+		      " (ended %" PRIu64 ")",
 		      st->c.procs_attached, st->c.procs_refused, st->c.msgs, st->c.data, st->c.injected,
 		      st->c.no_socket, st->c.no_conn, st->c.gaps, k[JAVA_ST_LOST],
 		      st->c.bad + k[JAVA_ST_BAD], st->c.procs_ctx, st->c.begins, st->c.begins_orphan,
-		      st->c.ends, st->c.threads_keyed, k[JAVA_ST_THREADS]);
+		      st->c.ends, st->c.threads_keyed, k[JAVA_ST_THREADS], st->c.slots, st->c.vstarts,
+		      st->c.vends);
 	free(st->jvms);
 	free(st->streams);
 	if (debug_state == st)
@@ -945,6 +979,8 @@ static void java_record(void *state, const void *rec, size_t len)
 		on_data(st, r, &m);
 	else if (m.kind == JAVA_MSG_BEGIN || m.kind == JAVA_MSG_END)
 		on_task(st, r, &m);
+	else if (m.kind >= JAVA_MSG_SLOT)
+		on_vthread(st, r, &m);
 	else
 		on_text(st, r, &m);
 }

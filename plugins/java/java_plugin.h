@@ -24,6 +24,9 @@ struct java_counters {
 	uint64_t begins_orphan;   /* ... whose submitting thread's key was unknown */
 	uint64_t ends;            /* ... and ended */
 	uint64_t threads_keyed;   /* threads given their key when contexts went on */
+	uint64_t slots;           /* carrier threads whose key word was registered */
+	uint64_t vstarts;         /* virtual threads started by a thread with a key */
+	uint64_t vends;           /* ... terminated */
 };
 
 /* The plugin loaded last (NULL after its fini). */

@@ -27,6 +27,7 @@
 /* What the kernel side reads of a message (java_msg.h has the rest). */
 #define JAVA_MSG_KIND_BEGIN 5
 #define JAVA_MSG_KIND_END 6
+#define JAVA_MSG_KIND_SLOT 7  /* a carrier thread's key word: its address in the key field */
 #define JAVA_MSG_OFF_KIND 6
 #define JAVA_MSG_OFF_KEY 16   /* BEGIN/END: the task's key */
 #define JAVA_MSG_OFF_KEY2 24  /* BEGIN: the parent key; END: the key restored */
@@ -55,6 +56,11 @@ struct java_cfg {
  * that runs it for the task's duration (messages BEGIN and END). */
 #define JAVA_KEY_THREAD 0x4a54000000000000ull /* "JT" */
 #define JAVA_KEY_TASK   0x4a4b000000000000ull /* "JK" */
+/* A virtual thread (JDK 21+): JAVA_KEY_VT | its Java thread id. Its carrier
+ * threads read it through their key word (SONDE_CTX_INDIRECT, SDK 1.2): the
+ * agent writes the key of the virtual thread it mounts into the carrier's
+ * word, and the carrier's sonde_thread_ctx entry points at that word. */
+#define JAVA_KEY_VT     0x4a56000000000000ull /* "JV" */
 #define JAVA_KEY_TAG    0xffff000000000000ull
 
 /* Same layout as struct sonde_bpf_hdr (sonde/bpf.h). */

@@ -9,8 +9,12 @@ HTTP, to a Python back end in this process) to another thread and waits:
   cf       CompletableFuture.supplyAsync (the JDK's default async executor:
            a thread per task on JDK 17 with <= 2 CPUs, the common
            ForkJoinPool on JDK 25)
-  vthread  a virtual thread (JDK 21+; not followed, see README: checked to
-           give no wrong parent)
+  vthread  a virtual thread (JDK 21+): the virtual thread's key is linked
+           to the handler's, and each carrier thread's key word holds the
+           key of the virtual thread mounted on it
+  vserver  (JDK 21+) the server itself runs every exchange on a virtual
+           thread of its own, which sleeps 5 ms (leaves its carrier, comes
+           back on either of the two) and calls
 and, with contexts on, calls made on the serving thread itself:
   direct      on the handler pool's thread (keyed as a pool task)
   dispatcher  no executor: every exchange on the server's dispatcher thread,
@@ -24,7 +28,8 @@ against the server's log and the back end's.
      parent. Checked to be wrong (fewer than 12 right): what this test sees
      without the change.
   1. JDK 17 (Debian), pool and cf.
-  2. Temurin 25 under /usr/lib/jvm (when present): pool, cf, vthread.
+  2. Temurin 25 under /usr/lib/jvm (when present): pool, cf, vthread,
+     vserver.
 """
 import concurrent.futures
 import collections
@@ -134,6 +139,12 @@ def run_case(work, java, mode, label, contexts, backend, bport):
     agent.wait_spans(2 * N_REQ, timeout=15,
                      pred=lambda s: any(f"/{k}/{label}" in str(s) for k in ("req", "backend")))
     agent.stop()
+    if mode.startswith("v"):
+        vt = [l[l.index("virtual threads:"):] for l in agent.stderr_text().splitlines()
+              if "virtual threads:" in l]
+        print(f"     {label}: java plugin: {vt[0] if vt else '(no counters line)'}")
+        check(bool(vt) and "carriers 0," not in vt[0] and "started 0 " not in vt[0],
+              f"{label}: carrier key words registered and virtual threads linked")
     served = sum(1 for l in jvm.stderr_text().splitlines()
                  if l.startswith("served id=" + label) and not l.endswith("warm"))
     check_eq(served, N_REQ, f"{label}: requests the server logged")
@@ -172,10 +183,11 @@ def main():
             check_eq(r[:4], (N_REQ, 0, 0, 0),
                      f"2: JDK 25 {mode}: client spans (own request's child, another's, none, "
                      "missing)")
-        r = run_case(work, JDK25, "vthread", "j25vthread", True, backend, bport)
-        check(r[1] == 0 and r[3] == 0,
-              f"2: JDK 25 vthread (not followed): no client span under another request "
-              f"({r[0]} right, {r[2]} without parent)")
+        for mode in ("vthread", "vserver"):
+            r = run_case(work, JDK25, mode, f"j25{mode}", True, backend, bport)
+            check_eq(r[:4], (N_REQ, 0, 0, 0),
+                     f"2: JDK 25 {mode}: client spans (own request's child, another's, none, "
+                     "missing)")
     else:
         print(f"     (no {JDK25}: JDK 25 cases not run)")
     backend.shutdown()

@@ -69,7 +69,7 @@ START_TEST(msg_errors_are_named)
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_MAGIC);
 	n = jt_msg(m, 0, 0, 3, 4, 1, 0, 0, "abcd", 4);
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_KIND);
-	n = jt_msg(m, 7, 0, 3, 4, 1, 0, 0, "abcd", 4);
+	n = jt_msg(m, 10, 0, 3, 4, 1, 0, 0, "abcd", 4);
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_KIND);
 	n = jt_msg(m, JAVA_MSG_DATA, 0, 3, 0, 1, 0, 0, NULL, 0);
 	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD); /* moved nothing */
@@ -141,6 +141,56 @@ START_TEST(msg_task_keys)
 	n = jt_msg(m, JAVA_MSG_BEGIN, 0, -1, 0, task, thr, 0, NULL, 0);
 	for (size_t k = 0; k < n; k++)
 		ck_assert_int_ne(java_msg_parse(m, k, &g), 0);
+}
+END_TEST
+
+/* Virtual threads: SLOT (an aligned user address), VSTART (a virtual
+ * thread's key and the key of the thread that started it), VEND. */
+START_TEST(msg_virtual_threads)
+{
+	const uint64_t vt = JAVA_KEY_VT | 31, thr = JAVA_KEY_THREAD | 100, task = JAVA_KEY_TASK | 4;
+	uint8_t m[256];
+	struct java_msg g;
+	size_t n;
+
+	n = jt_msg(m, JAVA_MSG_SLOT, 0, -1, 0, 0x7f12345678f0ull, 0, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	ck_assert_int_eq(g.kind, JAVA_MSG_SLOT);
+	ck_assert_uint_eq(g.stream, 0x7f12345678f0ull);
+	/* What the kernel side reads: kind and address where java.bpf.c looks. */
+	ck_assert_int_eq(m[JAVA_MSG_OFF_KIND], JAVA_MSG_KIND_SLOT);
+	{
+		uint64_t at;
+
+		memcpy(&at, m + JAVA_MSG_OFF_KEY, sizeof(at)); /* little-endian, like the agent */
+		ck_assert_uint_eq(at, 0x7f12345678f0ull);
+	}
+	n = jt_msg(m, JAVA_MSG_SLOT, 0, -1, 0, 0x7f12345678f4ull, 0, 0, NULL, 0); /* unaligned */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_SLOT, 0, -1, 0, 0, 0, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_SLOT, 0, -1, 0, 0xffff800000001000ull, 0, 0, NULL, 0); /* kernel */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_SLOT, 0, -1, 0, 0x1000, 0, 0, "ab", 2); /* no payload */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+
+	for (uint64_t parent = thr; parent; parent = parent == thr ? task : parent == task ? vt + 1 : 0) {
+		n = jt_msg(m, JAVA_MSG_VSTART, 0, -1, 0, vt, parent, 0, NULL, 0);
+		ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+		ck_assert_uint_eq(g.pos, parent);
+	}
+	n = jt_msg(m, JAVA_MSG_VSTART, 0, -1, 0, vt, 0, 0, NULL, 0); /* started by nobody known */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_VSTART, 0, -1, 0, task, thr, 0, NULL, 0); /* not a vthread key */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_VSTART, 0, -1, 0, JAVA_KEY_VT, thr, 0, NULL, 0); /* id 0 */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_VEND, 0, -1, 0, vt, 0, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), 0);
+	n = jt_msg(m, JAVA_MSG_VEND, 0, -1, 0, vt, thr, 0, NULL, 0);
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
+	n = jt_msg(m, JAVA_MSG_VEND, 0, 5, 0, vt, 0, 0, NULL, 0); /* an fd */
+	ck_assert_int_eq(java_msg_parse(m, n, &g), JAVA_MSG_E_FIELD);
 }
 END_TEST
 
@@ -435,6 +485,7 @@ int main(void)
 	tcase_add_test(tc, msg_fields_are_read);
 	tcase_add_test(tc, msg_errors_are_named);
 	tcase_add_test(tc, msg_task_keys);
+	tcase_add_test(tc, msg_virtual_threads);
 	tcase_add_test(tc, msg_garbage_never_parses_wrongly);
 	tcase_add_test(tc, perf_says_what_the_jvm_said);
 	tcase_add_test(tc, perf_garbage);

@@ -83,19 +83,25 @@ static void pair_close(struct pair *p)
 	free(p);
 }
 
-static struct th_conn *conn(struct pair *p, enum sonde_role role, uint32_t fd)
+static struct th_conn *conn_port(struct pair *p, enum sonde_role role, uint32_t fd,
+				 uint16_t client_port)
 {
 	struct sonde_conn_info ci;
 	struct th_conn *c;
 
 	th_conn_info_init(&ci, role);
 	ci.pid = PID;
-	ci.local_port = role == SONDE_ROLE_SERVER ? 8443 : 40000;
-	ci.peer_port = role == SONDE_ROLE_SERVER ? 40000 : 8443;
+	ci.local_port = role == SONDE_ROLE_SERVER ? 8443 : client_port;
+	ci.peer_port = role == SONDE_ROLE_SERVER ? client_port : 8443;
 	c = th_conn_open(p->h, &ci);
 	ck_assert_ptr_nonnull(c);
 	th_conn_set_fd(c, fd);
 	return c;
+}
+
+static struct th_conn *conn(struct pair *p, enum sonde_role role, uint32_t fd)
+{
+	return conn_port(p, role, fd, 40000);
 }
 
 /* One DATA message of stream `stream` as a record, to the plugin. */
@@ -283,6 +289,71 @@ START_TEST(hand_off_parents_the_call_under_its_request)
 	ck_assert_uint_eq(java_debug_counters()->begins, 2);
 	ck_assert_uint_eq(java_debug_counters()->begins_orphan, 1);
 	ck_assert_uint_eq(java_debug_counters()->ends, 2);
+	ck_assert_uint_eq(java_debug_counters()->bad, 0);
+	pair_close(p);
+}
+END_TEST
+
+/* Virtual threads: a request served on a virtual thread (key vt1, started
+ * by the dispatcher thread 100) and one on vt2, both mounted on carrier
+ * 300 in turn: the kernel stamps each chunk with the key in the carrier's
+ * word. vt1's handler starts vt3 (VSTART links it to vt1), which calls
+ * from carrier 301: that call is vt1's request's child through the link.
+ * Each call is the child of its own request; VEND ends the keys. */
+START_TEST(virtual_threads_parent_their_calls)
+{
+	static const char r1[] = "GET /req/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char r2[] = "GET /req/2 HTTP/1.1\r\nHost: x\r\n\r\n";
+	static const char sresp[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+	const uint64_t disp = JAVA_KEY_THREAD | 100, vt1 = JAVA_KEY_VT | 41, vt2 = JAVA_KEY_VT | 42,
+		       vt3 = JAVA_KEY_VT | 43;
+	struct pair *p = pair_open();
+	struct th_conn *s1 = conn_port(p, SONDE_ROLE_SERVER, 5, 41001),
+		       *s2 = conn_port(p, SONDE_ROLE_SERVER, 6, 41002);
+	const struct th_span *srv1 = NULL, *srv2 = NULL, *c1 = NULL, *c2 = NULL, *c3 = NULL;
+
+	conn_port(p, SONDE_ROLE_CLIENT, FD, 42001);
+	conn_port(p, SONDE_ROLE_CLIENT, FD + 1, 42002);
+	conn_port(p, SONDE_ROLE_CLIENT, FD + 2, 42003);
+	task_msg(p, JAVA_MSG_SLOT, 300, 0x7f0000001000ull, 0);
+	task_msg(p, JAVA_MSG_VSTART, 100, vt1, disp);
+	task_msg(p, JAVA_MSG_VSTART, 100, vt2, disp);
+	socket_ctx(s1, SONDE_DIR_INGRESS, 1000, r1, sizeof(r1) - 1, 300, vt1);
+	socket_ctx(s2, SONDE_DIR_INGRESS, 1100, r2, sizeof(r2) - 1, 300, vt2);
+	task_msg(p, JAVA_MSG_VSTART, 300, vt3, vt1);
+	data_ctx(p, 2000, 1, FD + 1, 10, req, REQ_LEN, 300, vt2);
+	data_ctx(p, 2100, 1, FD, 9, req, REQ_LEN, 300, vt1);
+	data_ctx(p, 2200, 1, FD + 2, 11, req, REQ_LEN, 301, vt3);
+	data_ctx(p, 3000, 0, FD + 1, 10, resp, RESP_LEN, 300, vt2);
+	data_ctx(p, 3100, 0, FD, 9, resp, RESP_LEN, 300, vt1);
+	data_ctx(p, 3200, 0, FD + 2, 11, resp, RESP_LEN, 301, vt3);
+	task_msg(p, JAVA_MSG_VEND, 301, vt3, 0);
+	socket_ctx(s1, SONDE_DIR_EGRESS, 4000, sresp, sizeof(sresp) - 1, 300, vt1);
+	socket_ctx(s2, SONDE_DIR_EGRESS, 4100, sresp, sizeof(sresp) - 1, 300, vt2);
+	task_msg(p, JAVA_MSG_VEND, 300, vt1, 0);
+	task_msg(p, JAVA_MSG_VEND, 300, vt2, 0);
+	ck_assert_uint_eq(th_n_ended(p->h), 5);
+	for (size_t i = 0; i < 5; i++) {
+		const struct th_span *s = th_ended(p->h, i);
+
+		if (s->kind == SONDE_SPAN_SERVER && s->start_ns == 1000)
+			srv1 = s;
+		else if (s->kind == SONDE_SPAN_SERVER)
+			srv2 = s;
+		else if (s->tid == 301)
+			c3 = s;
+		else if (!c2)
+			c2 = s; /* the requests went vt2's first: so do the answers */
+		else
+			c1 = s;
+	}
+	ck_assert(srv1 && srv2 && c1 && c2 && c3);
+	ck_assert(th_span_child_of(c1, srv1));
+	ck_assert(th_span_child_of(c2, srv2));
+	ck_assert(th_span_child_of(c3, srv1));
+	ck_assert_uint_eq(java_debug_counters()->slots, 1);
+	ck_assert_uint_eq(java_debug_counters()->vstarts, 3);
+	ck_assert_uint_eq(java_debug_counters()->vends, 3);
 	ck_assert_uint_eq(java_debug_counters()->bad, 0);
 	pair_close(p);
 }
@@ -552,6 +623,7 @@ int main(void)
 	tcase_add_test(tc, plaintext_without_a_known_socket_is_counted);
 	tcase_add_test(tc, agent_text_is_logged);
 	tcase_add_test(tc, hand_off_parents_the_call_under_its_request);
+	tcase_add_test(tc, virtual_threads_parent_their_calls);
 	tcase_add_test(tc, bad_records_are_counted_and_ignored);
 	tcase_add_test(tc, processes_each_get_one_verdict);
 	suite_add_tcase(s, tc);

@@ -10,6 +10,9 @@
  *   pool     on a second fixed pool of 3 threads (ExecutorService.submit)
  *   cf       in CompletableFuture.supplyAsync (the JDK's default async pool)
  *   vthread  on a new virtual thread (JDK 21+)
+ *   vserver  the server runs every exchange on a virtual thread of its own
+ *            (Executors.newVirtualThreadPerTaskExecutor, JDK 21+), which
+ *            sleeps 5 ms (it leaves its carrier) and then calls on itself
  *   direct   on the handler's own thread (no hand-off)
  *   dispatcher  on the handler's own thread, the server without an executor:
  *            every exchange runs on the server's dispatcher thread
@@ -63,6 +66,9 @@ public class HandoffPeer {
                 Callable<Integer> job = () -> call(id);
                 if (mode.equals("direct") || mode.equals("dispatcher")) {
                     code = call(id);
+                } else if (mode.equals("vserver")) {
+                    Thread.sleep(5);
+                    code = call(id);
                 } else if (mode.equals("pool")) {
                     code = calls.submit(job).get();
                 } else if (mode.equals("cf")) {
@@ -82,7 +88,11 @@ public class HandoffPeer {
             }
             System.err.println("served id=" + id);
         });
-        s.setExecutor(mode.equals("dispatcher") ? null : Executors.newFixedThreadPool(6));
+        if (mode.equals("vserver"))
+            s.setExecutor((ExecutorService) Executors.class.getMethod("newVirtualThreadPerTaskExecutor")
+                    .invoke(null));
+        else
+            s.setExecutor(mode.equals("dispatcher") ? null : Executors.newFixedThreadPool(6));
         s.start();
         System.err.println("listening " + port);
         Thread.sleep(Long.MAX_VALUE);

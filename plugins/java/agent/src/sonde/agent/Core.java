@@ -103,9 +103,10 @@ public final class Core {
     }
 
     static final String SHIM = "sun.nio.ch.SondeHooks";
-    static final int SHIM_VERSION = 2, APP_READ = 1, WRAP = 2, UNWRAP = 3, CF_RUN = 4;
+    static final int SHIM_VERSION = 3, APP_READ = 1, WRAP = 2, UNWRAP = 3, CF_RUN = 4;
     static final String TPE = "java/util/concurrent/ThreadPoolExecutor";
     static final String CF = "java/util/concurrent/CompletableFuture";
+    static final String VT = "java/lang/VirtualThread";
 
     static final Rewriter.Target[] TARGETS = {
         new Rewriter.Target("sun/security/ssl/SSLSocketImpl$AppInputStream", "read", "([BII)I",
@@ -141,6 +142,11 @@ public final class Core {
                 "asyncRun", "(Ljava/lang/Object;)V", CF_RUN, true, false),
         new Rewriter.Target(CF + "$AsyncRun", "run", "()V",
                 "asyncRun", "(Ljava/lang/Object;)V", CF_RUN, true, false),
+        // virtual threads (JDK 21+; Handoff.java)
+        new Rewriter.Target(VT, "start", "(Ljdk/internal/vm/ThreadContainer;)V",
+                "vtStart", "(Ljava/lang/Object;)V", 0, false, false),
+        new Rewriter.Target(VT, "mount", "()V", "vtMount", "(Ljava/lang/Object;)V", 0, false, false),
+        new Rewriter.Target(VT, "afterDone", "(Z)V", "vtDone", "(Ljava/lang/Object;)V", 0, false, false),
     };
     static final String[] LABELS = {
         "SSLSocket read", "SSLSocket write", "SSLEngine wrap", "SSLEngine unwrap",
@@ -149,11 +155,14 @@ public final class Core {
         "ThreadPoolExecutor processWorkerExit", "ForkJoinPool execute",
         "CompletableFuture ThreadPerTaskExecutor", "CompletableFuture AsyncSupply",
         "CompletableFuture AsyncRun",
+        "VirtualThread start", "VirtualThread mount", "VirtualThread afterDone",
     };
 
     static final Object life = new Object();
     static volatile Session cur;
     static volatile boolean starting; // retransforming in start(): no NOTE messages
+    /** HELLO written: messages that need the plugin to know the JVM (SLOT) may follow. */
+    static volatile boolean helloSent;
     static Instrumentation inst;
     static Transformer tf;
     /** Per target: null (class not loaded yet), "on", or why it was left out. */
@@ -268,6 +277,7 @@ public final class Core {
                 starting = false;
             }
             message(KIND_HELLO, hello(err));
+            helloSent = true;
             new Watcher(s).start();
         }
     }
@@ -280,6 +290,7 @@ public final class Core {
     }
 
     private static void stopLocked(Session s) {
+        helloSent = false;
         try {
             shimOn.setBoolean(null, false);
         } catch (Throwable e) {
@@ -384,6 +395,8 @@ public final class Core {
                 MethodType.methodType(boolean.class, Object.class, boolean.class)));
         c.getField("end").set(null, me.findStatic(Handoff.class, "end",
                 MethodType.methodType(void.class, int.class)));
+        c.getField("vthread").set(null, me.findStatic(Handoff.class, "vthread",
+                MethodType.methodType(void.class, int.class, Object.class)));
         shim = c;
         shimOn = c.getField("on");
     }

@@ -14,6 +14,17 @@
  * hand-off that runs; nothing for tasks that were not handed off while the
  * agent was on. Nesting (a task that runs a handed-off step itself) keeps a
  * small stack per thread.
+ *
+ * Virtual threads: a virtual thread's key is JAVA_KEY_VT | its thread id,
+ * linked when it starts to the key of the thread that started it (VSTART;
+ * VEND when it is done). It runs on carrier threads and moves between them
+ * at every blocking call, far too often for a message each time: every
+ * carrier gets an 8-byte key word, registered once (SLOT: the kernel then
+ * reads the carrier's context from that word, SDK 1.2 SONDE_CTX_INDIRECT),
+ * and VirtualThread.mount writes the key of the virtual thread it mounts
+ * into its carrier's word. A virtual thread takes no task keys of its own
+ * (BEGIN would replace its carrier's word in the kernel): a task it runs
+ * belongs to it.
  */
 package sonde.agent;
 
@@ -29,7 +40,9 @@ import java.util.concurrent.atomic.AtomicLong;
 
 final class Handoff {
     static final long KEY_THREAD = 0x4a54000000000000L, KEY_TASK = 0x4a4b000000000000L;
-    static final int KIND_BEGIN = 5, KIND_END = 6;
+    static final long KEY_VT = 0x4a56000000000000L;
+    static final int KIND_BEGIN = 5, KIND_END = 6, KIND_SLOT = 7, KIND_VSTART = 8, KIND_VEND = 9;
+    static final int VT_START = 1, VT_MOUNT = 2, VT_DONE = 3; // SondeHooks
     static final int DEPTH = 8;
     /** Hand-offs noted and not run yet, at most (tasks rejected, removed, never run). */
     static final int PENDING_MAX = 65536;
@@ -64,6 +77,9 @@ final class Handoff {
         int depth;
         int poolBits;
         int overflow; // levels begun beyond DEPTH (not tracked, not messaged)
+        boolean virtual;
+        ByteBuffer slot;  // a carrier's key word (registered with SLOT)
+        boolean noSlot;   // its address could not be had: never again
     }
 
     static final ThreadLocal<State> STATE = ThreadLocal.withInitial(State::new);
@@ -72,6 +88,9 @@ final class Handoff {
     static final ThreadLocal<ByteBuffer> OUT =
             ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(Core.HDR).order(ByteOrder.LITTLE_ENDIAN));
     static MethodHandle isVirtual; // Thread.isVirtual() (JDK 21+), or null
+    /** Virtual threads that were linked (VSTART sent), by key: VEND for those only. */
+    static final ConcurrentHashMap<Long, Boolean> LINKED = new ConcurrentHashMap<>();
+    static MethodHandle address; // sun.nio.ch.DirectBuffer.address(): (Object) long, or null
 
     private Handoff() {
     }
@@ -83,16 +102,35 @@ final class Handoff {
         } catch (Throwable e) {
             isVirtual = null; // before JDK 21: no virtual threads
         }
+        try {
+            java.lang.reflect.Method m = Class.forName("sun.nio.ch.DirectBuffer").getMethod("address");
+            m.setAccessible(true); // java.base opens sun.nio.ch to the agent (Core.openJavaBase)
+            address = MethodHandles.lookup().unreflect(m)
+                    .asType(MethodType.methodType(long.class, Object.class));
+        } catch (Throwable e) {
+            address = null; // virtual threads not followed
+        }
         PENDING.clear();
+        LINKED.clear();
     }
 
-    /** This platform thread's tid, from /proc/thread-self ("PID/task/TID"); 0 unknown. */
-    private static long ownKey() {
+    static long vtKey(Thread t) {
+        @SuppressWarnings("deprecation")
+        long id = t.getId();
+        return KEY_VT | (id & 0x0000ffffffffffffL);
+    }
+
+    /** This platform thread's key (its tid, from /proc/thread-self, "PID/task/TID"),
+     *  a virtual thread's (its id); -1 unknown. */
+    private static long ownKey(State s) {
         try {
-            if (isVirtual != null && (boolean) isVirtual.invokeExact(Thread.currentThread()))
-                return -1; // its carrier changes: it has no key of its own here
-            String s = Files.readSymbolicLink(Paths.get("/proc/thread-self")).toString();
-            long tid = Long.parseLong(s.substring(s.lastIndexOf('/') + 1));
+            Thread t = Thread.currentThread();
+            if (isVirtual != null && (boolean) isVirtual.invokeExact(t)) {
+                s.virtual = true;
+                return vtKey(t);
+            }
+            String p = Files.readSymbolicLink(Paths.get("/proc/thread-self")).toString();
+            long tid = Long.parseLong(p.substring(p.lastIndexOf('/') + 1));
             return tid > 0 && tid <= 0x7fffffffL ? KEY_THREAD | tid : -1;
         } catch (Throwable e) {
             return -1;
@@ -104,7 +142,7 @@ final class Handoff {
         if (s.depth > 0)
             return s.keys[s.depth - 1];
         if (s.own == 0)
-            s.own = ownKey();
+            s.own = ownKey(s);
         return s.own > 0 ? s.own : 0;
     }
 
@@ -128,6 +166,10 @@ final class Handoff {
             if (parent == null || Core.cur == null)
                 return false;
             State s = STATE.get();
+            if (s.own == 0)
+                s.own = ownKey(s);
+            if (s.virtual)
+                return false; // runs under the virtual thread's own key
             if (s.depth == DEPTH) {
                 s.overflow++;
                 return true;
@@ -166,6 +208,56 @@ final class Handoff {
         } catch (Throwable e) {
             Core.fault(e);
         }
+    }
+
+    /** SondeHooks.vthread: a virtual thread started, mounted, done. */
+    static void vthread(int op, Object o) {
+        try {
+            if (!Core.helloSent || !(o instanceof Thread))
+                return;
+            Thread vt = (Thread) o;
+            if (op == VT_MOUNT)
+                mount(vt);
+            else if (op == VT_START)
+                started(vt);
+            else if (op == VT_DONE && LINKED.remove(vtKey(vt)) != null)
+                send(KIND_VEND, vtKey(vt), 0);
+        } catch (Throwable e) {
+            Core.fault(e);
+        }
+    }
+
+    /** On the thread that starts vt: link its key to this thread's current one. */
+    private static void started(Thread vt) {
+        long parent = current(STATE.get());
+        if (parent == 0)
+            return;
+        long key = vtKey(vt);
+        if (LINKED.size() >= PENDING_MAX)
+            LINKED.clear(); // never done (their VEND is lost): forget them rather than grow
+        LINKED.put(key, Boolean.TRUE);
+        send(KIND_VSTART, key, parent);
+    }
+
+    /** On the carrier, before vt runs on it: vt's key into the carrier's word. */
+    private static void mount(Thread vt) throws Throwable {
+        State s = STATE.get(); // the carrier's: currentThread() is still the carrier here
+        ByteBuffer w = s.slot;
+        if (w != null) {
+            w.putLong(0, vtKey(vt));
+            return;
+        }
+        if (s.noSlot || address == null)
+            return;
+        w = ByteBuffer.allocateDirect(8).order(ByteOrder.LITTLE_ENDIAN);
+        long at = (long) address.invokeExact((Object) w);
+        if (at == 0 || (at & 7) != 0 || at >= (1L << 47)) {
+            s.noSlot = true;
+            return;
+        }
+        w.putLong(0, vtKey(vt));
+        s.slot = w; // kept for the carrier's life: the kernel reads it
+        send(KIND_SLOT, at, 0);
     }
 
     private static void send(int kind, long key, long other) {

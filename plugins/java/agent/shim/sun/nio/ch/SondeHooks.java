@@ -20,6 +20,9 @@
  * thread's context; the thread that runs it makes a context of its own,
  * linked to that one, current for the task's duration (the agent's
  * handOff, begin and end).
+ *
+ * Virtual threads (version 3): a virtual thread started, mounted on a
+ * carrier thread, done (the agent's vthread).
  */
 package sun.nio.ch;
 
@@ -33,7 +36,7 @@ import javax.net.ssl.SSLEngineResult;
 import javax.net.ssl.SSLException;
 
 public final class SondeHooks {
-    public static final int VERSION = 2;
+    public static final int VERSION = 3;
     public static final int APP_READ = 1, WRAP = 2, UNWRAP = 3, CF_RUN = 4;
     /** end(): any task level, or only one a ThreadPoolExecutor began. */
     public static final int END_ANY = 0, END_POOL = 1;
@@ -53,6 +56,11 @@ public final class SondeHooks {
     public static volatile MethodHandle begin;
     /** (int which) void: the task begun last on this thread ended */
     public static volatile MethodHandle end;
+
+    public static final int VT_START = 1, VT_MOUNT = 2, VT_DONE = 3;
+    /** (int op, Object virtualThread) void: VT_START on the starting thread,
+     *  VT_MOUNT on the carrier before it runs the virtual thread, VT_DONE when it terminated */
+    public static volatile MethodHandle vthread;
 
     /** Per thread: {int[] {id passed through}, the socket channel it read last}. */
     private static final ThreadLocal<Object[]> TL = new ThreadLocal<>();
@@ -282,5 +290,33 @@ public final class SondeHooks {
             if (begun)
                 end0(END_ANY);
         }
+    }
+
+    /* --- virtual threads ---------------------------------------------------- */
+
+    private static void vt0(int op, Object vt) {
+        MethodHandle h = vthread;
+        if (!on || h == null)
+            return;
+        try {
+            h.invokeExact(op, vt);
+        } catch (Throwable e) {
+            // the agent's problem
+        }
+    }
+
+    /** VirtualThread.start(ThreadContainer): on the thread that starts it. */
+    public static void vtStart(Object vt) {
+        vt0(VT_START, vt);
+    }
+
+    /** VirtualThread.mount(): on the carrier, before Thread.currentThread() becomes vt. */
+    public static void vtMount(Object vt) {
+        vt0(VT_MOUNT, vt);
+    }
+
+    /** VirtualThread.afterDone(boolean): it terminated. */
+    public static void vtDone(Object vt) {
+        vt0(VT_DONE, vt);
     }
 }
