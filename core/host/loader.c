@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "host/host_priv.h"
 #include "host/loader.h"
+#include "telemetry/intern.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -273,11 +274,13 @@ static void load_file(struct plugin_registry *r, struct sonde_plugin_handle *h)
 		snprintf(h->reason, sizeof(h->reason), "dlopen failed: %s", dlerror());
 		return;
 	}
+	intern_mappings_changed();
 	*(void **)&entry = dlsym(h->dl, SONDE_PLUGIN_ENTRY_SYMBOL);
 	if (!adopt(r, h, entry ? entry() : NULL))
 		return;
 	dlclose(h->dl);
 	h->dl = NULL;
+	intern_mappings_changed();
 }
 
 int plugins_load_builtin(struct plugin_registry *r, const struct sonde_plugin *desc,
@@ -463,8 +466,10 @@ void plugins_free(struct plugin_registry *r)
 			h->desc->fini(h->state);
 		if (h->loaded && r->owner)
 			runtime_plugin_unloading(r->owner, h);
-		if (h->dl)
+		if (h->dl) {
 			dlclose(h->dl);
+			intern_mappings_changed();
+		}
 		free(h->path);
 		free(h);
 	}

@@ -1,9 +1,14 @@
 /*
  * intern.c - see intern.h. An open-addressing table under a mutex, and a
  * direct-mapped per-thread cache in front of it keyed by the caller's
- * pointer.
+ * pointer. Each cache slot remembers whether its pointer lies in a
+ * read-only segment (dl_iterate_phdr, read again whenever objects come or
+ * go; a generation number retires every slot filled before).
  */
+#define _GNU_SOURCE
+#include <link.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +25,58 @@ static size_t cap, count;
 
 struct cache_slot {
 	const char *from, *to;
+	unsigned gen;   /* ro_gen when filled */
+	bool ro;        /* from is in a read-only segment: its text never changes */
 };
 static __thread struct cache_slot cache[CACHE_SLOTS];
+
+/* Read-only PT_LOAD segments of the loaded objects, under lock. */
+#define RO_MAX 128
+struct ro_range {
+	uintptr_t lo, hi;
+};
+static struct ro_range ro[RO_MAX];
+static unsigned n_ro, ro_gen = 1; /* slots of gen 0 (never filled) never hit */
+static bool ro_read;
+
+static int ro_collect(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+
+		if (p->p_type != PT_LOAD || (p->p_flags & PF_W) || n_ro == RO_MAX)
+			continue;
+		ro[n_ro].lo = info->dlpi_addr + p->p_vaddr;
+		ro[n_ro].hi = ro[n_ro].lo + p->p_memsz;
+		n_ro++;
+	}
+	return 0;
+}
+
+static bool ro_locked(const char *s)
+{
+	uintptr_t a = (uintptr_t)s;
+
+	if (!ro_read) {
+		n_ro = 0;
+		dl_iterate_phdr(ro_collect, NULL);
+		ro_read = true;
+	}
+	for (unsigned i = 0; i < n_ro; i++)
+		if (a >= ro[i].lo && a < ro[i].hi)
+			return true;
+	return false;
+}
+
+void intern_mappings_changed(void)
+{
+	pthread_mutex_lock(&lock);
+	ro_read = false;
+	__atomic_add_fetch(&ro_gen, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lock);
+}
 
 static int grow(void)
 {
@@ -83,19 +138,29 @@ const char *intern_n(const char *s, size_t len)
 const char *intern(const char *s)
 {
 	struct cache_slot *c;
+	unsigned gen;
 	const char *r;
+	bool is_ro;
 
 	if (!s)
 		return NULL;
 	c = &cache[((uintptr_t)s >> 3) & (CACHE_SLOTS - 1)];
-	/* Same pointer as last time: an interned key itself, or a literal
-	 * whose text must still be checked (a caller may reuse a buffer). */
-	if (c->from == s && (s == c->to || !strcmp(c->to, s)))
+	gen = __atomic_load_n(&ro_gen, __ATOMIC_ACQUIRE);
+	/* Same pointer as last time: an interned key itself, a literal of a
+	 * loaded object, or a buffer whose text must be checked again (a
+	 * caller may reuse it). */
+	if (c->from == s && c->gen == gen && (s == c->to || c->ro || !strcmp(c->to, s)))
 		return c->to;
-	r = intern_n(s, strlen(s));
+	pthread_mutex_lock(&lock);
+	r = lookup_locked(s, strlen(s));
+	is_ro = r && ro_locked(s);
+	gen = ro_gen;
+	pthread_mutex_unlock(&lock);
 	if (r) {
 		c->from = s;
 		c->to = r;
+		c->gen = gen;
+		c->ro = is_ro;
 	}
 	return r;
 }

@@ -6,6 +6,10 @@
  * counters are atomic; the last unref frees the span, its arena and
  * attributes, and drops the span's reference on its resource.
  *
+ * Span structs are recycled through a small free list (a span is about 1 KB:
+ * every malloc/free of one went through the allocator's slow path when
+ * spans are freed in bursts by the exporter thread).
+ *
  * An attr_list is a small vector searched linearly (spans carry a dozen
  * attributes, so a hash table would cost more than it saves), with interned
  * keys compared by pointer. Its first ATTR_INLINE entries and
@@ -16,6 +20,7 @@
  * string's old bytes stay in the arena until the list is freed).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,10 +224,43 @@ void resource_unref(struct resource *r)
 	free(r);
 }
 
+/* Freed spans kept for reuse: at most POOL_MAX, under a mutex (spans are
+ * made on the pipeline thread and may be freed on an exporter's). */
+#define POOL_MAX 1024
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct span *pool[POOL_MAX];
+static size_t pool_n;
+
+static struct span *pool_take(void)
+{
+	struct span *s = NULL;
+
+	pthread_mutex_lock(&pool_lock);
+	if (pool_n)
+		s = pool[--pool_n];
+	pthread_mutex_unlock(&pool_lock);
+	if (s)
+		memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void pool_give(struct span *s)
+{
+	pthread_mutex_lock(&pool_lock);
+	if (pool_n < POOL_MAX) {
+		pool[pool_n++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&pool_lock);
+	free(s);
+}
+
 struct span *span_new(void)
 {
-	struct span *s = calloc(1, sizeof(*s));
+	struct span *s = pool_take();
 
+	if (!s)
+		s = calloc(1, sizeof(*s));
 	if (s) {
 		s->refs = 1;
 		s->name = "";
@@ -261,7 +299,7 @@ void span_unref(struct span *s)
 	attr_list_free(&s->attrs);
 	resource_unref(s->res);
 	free(s->links);
-	free(s);
+	pool_give(s);
 }
 
 int span_add_link(struct span *s, const struct span_link *l)

@@ -10,7 +10,55 @@
 #include <string.h>
 
 #include "base/hex.h"
+#include "telemetry/intern.h"
 #include "telemetry/span.h"
+
+/* A literal (read-only segment) is trusted by pointer; a writable buffer
+ * reused at the same address with other text gets the other key; after the
+ * mappings change, cached pointers are looked at again. */
+START_TEST(intern_literals_and_reused_buffers)
+{
+	static char buf[32];
+	const char *a, *b, *lit = "sonde.test.literal";
+
+	a = intern(lit);
+	ck_assert_ptr_eq(intern(lit), a);
+	ck_assert_ptr_eq(intern("sonde.test.literal"), a);
+	strcpy(buf, "sonde.test.one");
+	a = intern(buf);
+	ck_assert_ptr_eq(intern(buf), a);
+	strcpy(buf, "sonde.test.two");
+	b = intern(buf);
+	ck_assert_ptr_ne(a, b);
+	ck_assert_str_eq(b, "sonde.test.two");
+	strcpy(buf, "sonde.test.one");
+	ck_assert_ptr_eq(intern(buf), a);
+	intern_mappings_changed();
+	ck_assert_ptr_eq(intern(buf), a);
+	ck_assert_str_eq(intern(lit), "sonde.test.literal");
+}
+END_TEST
+
+/* Span structs come back from the free list zeroed, whatever they held. */
+START_TEST(span_reused_is_clean)
+{
+	struct span *s = span_new();
+
+	span_set_name(s, "first");
+	ck_assert_int_eq(attr_set_str(&s->attrs, "k", "v", 1), 0);
+	s->status = 2;
+	span_unref(s);
+	for (int i = 0; i < 4; i++) {
+		s = span_new();
+		ck_assert_int_eq(s->refs, 1);
+		ck_assert_str_eq(s->name, "");
+		ck_assert_uint_eq(s->attrs.n, 0);
+		ck_assert_int_eq(s->status, 0);
+		ck_assert_ptr_null(s->links);
+		span_unref(s);
+	}
+}
+END_TEST
 
 START_TEST(attr_types_and_find)
 {
@@ -209,6 +257,8 @@ static Suite *span_suite(void)
 	tcase_add_test(tc, hex);
 	tcase_add_test(tc, span_holds_resource);
 	tcase_add_test(tc, refcounts_are_atomic);
+	tcase_add_test(tc, intern_literals_and_reused_buffers);
+	tcase_add_test(tc, span_reused_is_clean);
 	suite_add_tcase(s, tc);
 	return s;
 }
