@@ -40,3 +40,12 @@ bpf_breakdown() { # SNAP0 SNAP1 N FILE
     "$2.names" "$1" "$2" | sort -k2,2nr >"$4"
 }
 
+# Server spans the agent made so far, from its Prometheus endpoint (the sum
+# of the http.server.request.duration counts). The runtime benches count
+# spans this way rather than by printing them: a JSON line per span, made
+# on the server's core, would be part of what they measure (about 20 us a
+# span with --print json).
+prom_server_spans() { # PORT
+  curl -s --max-time 2 "http://127.0.0.1:$1/metrics" 2>/dev/null |
+    awk '/^http_server_request_duration_seconds_count/ { s += $NF } END { printf "%d", s }'
+}

@@ -37,6 +37,7 @@ CONNS=${GO_BENCH_CONNS:-16}
 BACKEND=${GO_BENCH_BACKEND:-0}
 PORT=15443
 BPORT=15444
+PPORT=15445
 PIDS=()
 # shellcheck source=bench/bpf_stats.sh
 . "$SRC/bench/bpf_stats.sh"
@@ -96,14 +97,14 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # "<req/s> <requests> <server spans> <BPF ns/req> <agent CPU us/req>";
 # leaves the per-program breakdown in $WORK/breakdown.$1.
 run() {
-  local agent= spans=0 bin=$SONDE srv bpfns=0 cpu=0 t0=0 t1=0 n
+  local agent= spans=0 bin=$SONDE srv bpfns=0 cpu=0 t0=0 t1=0 n s0=0
   taskset -c 0 "$WORK/tlsserver" "${server_args[@]}" 2>/dev/null &
   srv=$!
   PIDS+=($srv)
   wait_port $PORT || { echo "0 0 0 0 0"; return; }
   if [ "$1" != bare ]; then
     [ "$1" = nogo ] && bin=$WORK/nogo/sonde
-    taskset -c 0 "$bin" --print json -v --pid $srv >"$WORK/spans.json" 2>"$WORK/agent.log" &
+    taskset -c 0 "$bin" -v --pid $srv --prometheus-port $PPORT >/dev/null 2>"$WORK/agent.log" &
     agent=$!
     PIDS+=($agent)
     for _ in $(seq 1 150); do grep -q ready "$WORK/agent.log" && break; sleep 0.1; done
@@ -113,6 +114,7 @@ run() {
       echo "# go_https: the agent without go.so loaded a go plugin from elsewhere" >&2
     fi
     bpf_snap $agent "$WORK/b0"
+    s0=$(prom_server_spans $PPORT)
     t0=$(cpu_ticks $agent)
   fi
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "https://127.0.0.1:$PORT/req/bench" >"$WORK/wrk.out" 2>&1
@@ -121,8 +123,8 @@ run() {
     bpf_snap $agent "$WORK/b1"
     sleep 0.3 # the agent drains its ring at least every 100 ms: its CPU time includes that
     t1=$(cpu_ticks $agent)
+    spans=$(( $(prom_server_spans $PPORT) - s0 ))
     kill -TERM $agent; wait $agent 2>/dev/null
-    spans=$(grep -c '"kind":"SERVER"' "$WORK/spans.json")
     if [ "$BPF_OK" = 1 ]; then
       bpfns=$(bpf_per "$WORK/b0" "$WORK/b1" "${n:-0}")
       bpf_breakdown "$WORK/b0" "$WORK/b1" "${n:-0}" "$WORK/breakdown.$1"

@@ -41,6 +41,9 @@ SETTLE=${JAVA_BENCH_SETTLE:-5}
 CONNS=${JAVA_BENCH_CONNS:-16}
 THREADS=${JAVA_BENCH_THREADS:-4}
 PORT=15543
+PPORT=15544
+# shellcheck source=bench/bpf_stats.sh
+. "$SRC/bench/bpf_stats.sh"
 WORK=$(mktemp -d /tmp/sonde-javabench.XXXXXX)
 PIDS=()
 
@@ -80,7 +83,7 @@ wait_port() {
 # One measured wrk run against a fresh JVM; $1 = bare | java | nojava.
 # Prints "<req/s> <requests> <server spans>".
 run() {
-  local agent= spans=0 bin=$SONDE srv
+  local agent= spans=0 bin=$SONDE srv s0=0
   taskset -c 0 java -Dsun.net.httpserver.nodelay=true -cp "$WORK" JavaPeer https $PORT "$WORK/ks.p12" changeit "$THREADS" \
     </dev/null >/dev/null 2>"$WORK/server.log" &
   srv=$!
@@ -89,7 +92,7 @@ run() {
   wait_port $PORT || { echo "0 0 0"; return; }
   if [ "$1" != bare ]; then
     [ "$1" = nojava ] && bin=$WORK/nojava/sonde
-    taskset -c 0 "$bin" --print json -v --pid $srv >"$WORK/spans.json" 2>"$WORK/agent.log" &
+    taskset -c 0 "$bin" -v --pid $srv --prometheus-port $PPORT >/dev/null 2>"$WORK/agent.log" &
     agent=$!
     PIDS+=($agent)
     for _ in $(seq 1 150); do grep -q ready "$WORK/agent.log" && break; sleep 0.1; done
@@ -102,11 +105,13 @@ run() {
   # compiles in the background meanwhile), whatever attaching took.
   while [ $((SECONDS - t0)) -lt "$SETTLE" ]; do sleep 0.2; done
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${WARM}s" "https://127.0.0.1:$PORT/req/warm" >/dev/null 2>&1
+  sleep 0.5
+  [ -n "$agent" ] && s0=$(prom_server_spans $PPORT) # after the warm-up's spans
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "https://127.0.0.1:$PORT/req/bench" >"$WORK/wrk.out" 2>&1
   if [ -n "$agent" ]; then
     sleep 0.5 # the agent drains its ring at least every 100 ms, not at exit
+    spans=$(( $(prom_server_spans $PPORT) - s0 ))
     kill -TERM $agent; wait $agent 2>/dev/null
-    spans=$(grep '"kind":"SERVER"' "$WORK/spans.json" | grep -c '/req/bench')
   fi
   kill $srv; wait $srv 2>/dev/null
   awk -v s="$spans" '/^Requests\/sec:/ { r = $2 } / requests in / { n = $1 } END { print r + 0, n + 0, s }' "$WORK/wrk.out"

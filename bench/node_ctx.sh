@@ -31,6 +31,9 @@ CONNS=${NODE_BENCH_CONNS:-16}
 ROUTES=${NODE_BENCH_ROUTES:-ok req}
 PORT=15480
 BPORT=15481
+PPORT=15482
+# shellcheck source=bench/bpf_stats.sh
+. "$SRC/bench/bpf_stats.sh"
 PEERS=$SRC/tests/live/node_peers
 WORK=$(mktemp -d /tmp/sonde-nodebench.XXXXXX)
 PIDS=()
@@ -71,7 +74,7 @@ wait_port $BPORT || { echo "node_ctx: the back end did not start" >&2; exit 1; }
 # One wrk run against a fresh server; $1 = bare | node | nonode, $2 = route.
 # Prints "<req/s> <requests> <server spans>".
 run() {
-  local agent= spans=0 bin=$SONDE srv path=/ok
+  local agent= spans=0 bin=$SONDE srv path=/ok s0=0
   [ "$2" = req ] && path=/req/bench
   taskset -c 0 node "$PEERS/server.js" $PORT $BPORT 0 0 2>"$WORK/server.log" &
   srv=$!
@@ -79,7 +82,7 @@ run() {
   wait_port $PORT || { echo "0 0 0"; return; }
   if [ "$1" != bare ]; then
     [ "$1" = nonode ] && bin=$WORK/nonode/sonde
-    taskset -c 0 "$bin" --print json -v --pid $srv >"$WORK/spans.json" 2>"$WORK/agent.log" &
+    taskset -c 0 "$bin" -v --pid $srv --prometheus-port $PPORT >/dev/null 2>"$WORK/agent.log" &
     agent=$!
     PIDS+=($agent)
     for _ in $(seq 1 150); do grep -q ready "$WORK/agent.log" && break; sleep 0.1; done
@@ -89,11 +92,12 @@ run() {
         echo "node_ctx: the plugin did not instrument the server: $(grep '\[node\]' "$WORK/agent.log")" >&2
     fi
   fi
+  [ -n "$agent" ] && s0=$(prom_server_spans $PPORT)
   taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT$path" >"$WORK/wrk.out" 2>&1
   if [ -n "$agent" ]; then
     sleep 0.5 # the agent drains its ring at least every 100 ms, not at exit
+    spans=$(( $(prom_server_spans $PPORT) - s0 ))
     kill -TERM $agent; wait $agent 2>/dev/null
-    spans=$(grep -c '"kind":"SERVER"' "$WORK/spans.json")
   fi
   kill $srv; wait $srv 2>/dev/null
   awk -v s="$spans" '/^Requests\/sec:/ { r = $2 } / requests in / { n = $1 } END { print r + 0, n + 0, s }' "$WORK/wrk.out"
