@@ -658,8 +658,16 @@ static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 
 	if (sonde_pid_flags(tgid) & SONDE_PID_CONTEXTS) {
 		__u64 *k = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
 
-		if (k)
+		if (k && !(*k & SONDE_CTX_INDIRECT)) {
 			ev->ctx = *k;
+		} else if (k) {
+			__u64 key = 0;
+
+			if (!bpf_probe_read_user(&key, sizeof(key),
+						 (const void *)(*k & ~SONDE_CTX_INDIRECT)) &&
+			    !(key & SONDE_CTX_INDIRECT))
+				ev->ctx = key;
+		}
 	}
 	return ev;
 }

@@ -176,6 +176,10 @@ enum sonde_counter {
                                            it sends may belong to one it serves */
 #define SONDE_PID_CAPTURE (SONDE_PID_WATCHED | SONDE_PID_PROVISIONAL)
 
+/* A sonde_thread_ctx value with this bit is the user address of the u64
+ * key current on the thread (SDK 1.2, sdk/include/sonde/bpf.h). */
+#define SONDE_CTX_INDIRECT (1ull << 63)
+
 /* The per-connection control word user space writes (sonde_ctl: an mmap'ed
  * array, slot gen % SONDE_CTL_SLOTS). The kernel obeys a slot only while
  * its gen is the connection's. */

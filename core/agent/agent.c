@@ -173,6 +173,15 @@ static void publish_self_metrics(struct agent *a)
 	metrics_counter_set(m, "sonde_connections_total", "Connections seen.", cn->opened);
 	metrics_counter_set(m, "sonde_protocol_errors_total",
 	                    "Connections a parser gave up on.", hn->proto_errors);
+	metrics_counter_set(m, "sonde_stream_contexts_total",
+	                    "Stream contexts runtime plugins gave for multiplexed "
+	                    "connections (HTTP/2 streams).",
+	                    hn->stream_ctx_given);
+	metrics_counter_set(m, "sonde_stream_contexts_taken_total",
+	                    "Stream contexts a protocol plugin's span took.", hn->stream_ctx_taken);
+	metrics_counter_set(m, "sonde_stream_contexts_forgotten_total",
+	                    "Stream contexts forgotten unused (too many per connection).",
+	                    hn->stream_ctx_forgotten);
 	metrics_counter_set(m, "sonde_trace_links_total",
 	                    "Server spans made children of the client span that sent their "
 	                    "request, both ends watched on this host.",

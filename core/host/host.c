@@ -177,6 +177,7 @@ void host_conn_close(struct sonde_conn *c, uint64_t ts_unix_ns)
 	resource_unref(c->res);
 	free(c->unix_path);
 	free(c->inj);
+	free(c->sctx);
 	free(c);
 }
 

@@ -56,6 +56,9 @@ struct host_counters {
 	                             another trace came first */
 	uint64_t injected;        /* traceparents the kernel inserted */
 	uint64_t injected_matched; /* ... whose client span took their ids */
+	uint64_t stream_ctx_given;     /* stream contexts runtime plugins gave (1.2) */
+	uint64_t stream_ctx_taken;     /* ... taken by a protocol plugin's span */
+	uint64_t stream_ctx_forgotten; /* ... pushed out unused (SONDE_STREAM_CTX_MAX) */
 };
 
 struct host *host_new(const struct host_opts *o);

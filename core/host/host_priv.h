@@ -48,6 +48,13 @@ struct sonde_conn {
 	unsigned n_inj;
 	bool injecting;            /* the kernel inserts bytes: positions on the
 	                              peer's side no longer match ours */
+	struct stream_ctx *sctx;   /* stream -> context given by a runtime plugin
+	                              (SDK 1.2), oldest first; NULL until one is */
+	unsigned n_sctx;
+};
+
+struct stream_ctx {
+	uint64_t stream, key;
 };
 
 #define HOST_INJ_MAX 16

@@ -621,6 +621,58 @@ static int h_span_set_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 	return links_span_pos(sp, source, pos);
 }
 
+/* Stream contexts (1.2): a short list per connection, oldest first. A
+ * stream given twice keeps the later key; key 0 removes the entry. */
+static struct stream_ctx *sctx_find(struct sonde_conn *c, uint64_t stream)
+{
+	for (unsigned i = 0; i < c->n_sctx; i++)
+		if (c->sctx[i].stream == stream)
+			return &c->sctx[i];
+	return NULL;
+}
+
+static void sctx_remove(struct sonde_conn *c, struct stream_ctx *e)
+{
+	size_t i = (size_t)(e - c->sctx);
+
+	memmove(e, e + 1, (c->n_sctx - i - 1) * sizeof(*e));
+	c->n_sctx--;
+}
+
+static int h_conn_stream_context_set(struct sonde_conn *c, uint64_t stream, uint64_t key)
+{
+	struct stream_ctx *e;
+
+	if (!c)
+		return SONDE_ERR_INVAL;
+	if ((e = c->sctx ? sctx_find(c, stream) : NULL))
+		sctx_remove(c, e);
+	if (!key)
+		return SONDE_OK;
+	if (!c->sctx && !(c->sctx = calloc(SONDE_STREAM_CTX_MAX, sizeof(*c->sctx))))
+		return SONDE_ERR_NOMEM;
+	if (c->n_sctx == SONDE_STREAM_CTX_MAX) {
+		sctx_remove(c, &c->sctx[0]);
+		c->host->n.stream_ctx_forgotten++;
+	}
+	c->sctx[c->n_sctx++] = (struct stream_ctx){.stream = stream, .key = key};
+	c->host->n.stream_ctx_given++;
+	return SONDE_OK;
+}
+
+static uint64_t h_conn_stream_context_take(struct sonde_conn *c, uint64_t stream)
+{
+	struct stream_ctx *e = c && c->sctx ? sctx_find(c, stream) : NULL;
+	uint64_t key;
+
+	if (!e)
+		return 0;
+	key = e->key;
+	sctx_remove(c, e);
+	c->host->n.stream_ctx_taken++;
+	return key;
+}
+
 static int h_process_set(struct sonde_plugin_handle *self, uint32_t pid, uint32_t flags)
 {
 	struct host *h = host_of(self);
@@ -678,6 +730,9 @@ void sdk_api_init(struct host *h, struct sonde_host_api *api)
 	api->context_end = h_context_end;
 	api->process_set = h_process_set;
 	api->span_set_pos = h_span_set_pos;
+	/* 1.2 */
+	api->conn_stream_context_set = h_conn_stream_context_set;
+	api->conn_stream_context_take = h_conn_stream_context_take;
 }
 
 void sdk_api_fini(struct host *h)

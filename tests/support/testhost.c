@@ -867,6 +867,16 @@ void th_conn_injected(struct th_conn *c, uint64_t pos, const uint8_t trace_id[16
 		host_conn_injected(c->hc, pos, trace_id, span_id, parent_id);
 }
 
+int th_conn_stream_context(struct th_conn *c, uint64_t stream, uint64_t key)
+{
+	const struct sonde_host_api *api;
+
+	if (!c || !c->hc)
+		return SONDE_ERR_INVAL;
+	api = th_api(c->h);
+	return api->conn_stream_context_set(c->hc, stream, key);
+}
+
 uint64_t th_n_links(const struct th_host *h)
 {
 	return h->host ? host_counters(h->host)->links : 0;

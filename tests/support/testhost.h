@@ -221,6 +221,9 @@ size_t th_misuse(const struct th_host *h);
  * agent does on an INJECT record). */
 void th_conn_injected(struct th_conn *c, uint64_t pos, const uint8_t trace_id[16],
                       const uint8_t span_id[8], const uint8_t *parent_id);
+/* What a runtime plugin says through host->conn_stream_context_set (SDK
+ * 1.2): stream `stream` of c was opened by context key. */
+int th_conn_stream_context(struct th_conn *c, uint64_t stream, uint64_t key);
 
 /* Server spans the host linked to a client span it watched (same-host
  * links; the agent's sonde_trace_links_total). */

@@ -1,5 +1,5 @@
 /*
- * sdk_test.c - the SDK 1.1 host calls, through the real host (core/host),
+ * sdk_test.c - the SDK 1.1 and 1.2 host calls, through the real host (core/host),
  * with the test itself as the plugin: a descriptor whose protocol records
  * the chunks it is fed and hands its host table and handle to the tests.
  *
@@ -136,7 +136,7 @@ static void setup(void)
 	n_seen = n_records = n_timer = n_proc_new = n_proc_gone = n_got = 0;
 	ck_assert_int_eq(host_load_builtin(host, &probe_plugin, "sdk_test", why, sizeof(why)),
 	                 SONDE_OK);
-	ck_assert_uint_eq(H->abi_minor, 1);
+	ck_assert_uint_eq(H->abi_minor, SONDE_ABI_MINOR);
 }
 
 static void teardown(void)
@@ -309,6 +309,64 @@ START_TEST(parent_through_runtime_contexts)
 	H->context_end(SELF, 42, 102);
 	host_conn_close(in, 0);
 	host_conn_close(out, 0);
+	teardown();
+}
+END_TEST
+
+/* 1.2 stream contexts: what a runtime plugin gives per stream is taken
+ * once, by stream, whatever order streams are given and taken in; a
+ * stream nobody gave has none; the oldest goes when the list is full. */
+START_TEST(stream_contexts_given_and_taken)
+{
+	setup();
+	struct sonde_conn *c = conn(42, SONDE_ROLE_CLIENT);
+
+	ck_assert_uint_eq(H->abi_minor, 2);
+	ck_assert(SONDE_HAS_FIELD(H, struct sonde_host_api, conn_stream_context_take));
+	ck_assert_int_eq(H->conn_stream_context_set(NULL, 1, 5), SONDE_ERR_INVAL);
+	ck_assert_uint_eq(H->conn_stream_context_take(NULL, 1), 0);
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 1), 0); /* nothing given yet */
+	ck_assert_int_eq(H->conn_stream_context_set(c, 1, 100), SONDE_OK);
+	ck_assert_int_eq(H->conn_stream_context_set(c, 3, 300), SONDE_OK);
+	ck_assert_int_eq(H->conn_stream_context_set(c, 5, 500), SONDE_OK);
+	ck_assert_int_eq(H->conn_stream_context_set(c, 5, 0), SONDE_OK); /* forget 5 */
+	ck_assert_int_eq(H->conn_stream_context_set(c, 1, 111), SONDE_OK); /* later wins */
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 3), 300);
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 3), 0); /* taken once */
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 5), 0);
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 1), 111);
+	for (uint64_t s = 1; s <= SONDE_STREAM_CTX_MAX + 2; s++)
+		ck_assert_int_eq(H->conn_stream_context_set(c, s * 2 + 1, 1000 + s), SONDE_OK);
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 3), 0); /* pushed out */
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 5), 0);
+	ck_assert_uint_eq(H->conn_stream_context_take(c, 7), 1003);
+	ck_assert_uint_eq(H->conn_stream_context_take(c, (SONDE_STREAM_CTX_MAX + 2) * 2 + 1),
+	                  1000 + SONDE_STREAM_CTX_MAX + 2);
+	ck_assert_uint_eq(host_counters(host)->stream_ctx_forgotten, 2);
+	ck_assert_uint_eq(host_counters(host)->stream_ctx_taken, 4);
+
+	/* A span started with the taken key finds that context's server span. */
+	struct sonde_conn *in = conn(42, SONDE_ROLE_SERVER);
+	struct sonde_span *a = start_on(in, 7, SONDE_SPAN_SERVER, 0, 100);
+	struct sonde_span *b = start_on(in, 7, SONDE_SPAN_SERVER, 0, 200);
+
+	H->span_set_name(a, "req_a");
+	H->span_set_name(b, "req_b");
+	H->conn_stream_context_set(c, 101, 200);
+	H->conn_stream_context_set(c, 103, 100);
+	struct sonde_span *s103 = start_on(c, 9, SONDE_SPAN_CLIENT, 0, H->conn_stream_context_take(c, 103));
+	struct sonde_span *s101 = start_on(c, 9, SONDE_SPAN_CLIENT, 0, H->conn_stream_context_take(c, 101));
+
+	H->span_set_name(s103, "call_103");
+	H->span_set_name(s101, "call_101");
+	H->span_end(s103, 2);
+	H->span_end(s101, 2);
+	H->span_end(a, 3);
+	H->span_end(b, 3);
+	ck_assert(is_child_of(ended_named("call_103"), ended_named("req_a")));
+	ck_assert(is_child_of(ended_named("call_101"), ended_named("req_b")));
+	host_conn_close(in, 0);
+	host_conn_close(c, 0); /* frees what is left */
 	teardown();
 }
 END_TEST
@@ -539,6 +597,7 @@ static Suite *sdk_suite(void)
 	tcase_add_test(t, parent_from_thread_only_when_unambiguous);
 	tcase_add_test(t, parent_explicit_context_and_links);
 	tcase_add_test(t, parent_through_runtime_contexts);
+	tcase_add_test(t, stream_contexts_given_and_taken);
 	tcase_add_test(t, counters_timers_records_processes);
 	tcase_add_test(t, capture_policy_and_inject);
 	tcase_add_test(t, histogram_desc_of_an_older_minor);

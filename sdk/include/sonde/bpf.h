@@ -48,7 +48,16 @@ struct {
 	__uint(max_entries, 8 << 20); /* the host's size wins (reused) */
 } events SEC(".maps");
 
-/* tid -> runtime context key (a goroutine id ...). */
+/* tid -> runtime context key (a goroutine id ...).
+ *
+ * SDK 1.2: a value with SONDE_CTX_INDIRECT set is not a key but the address,
+ * in the thread's own process, of a little-endian u64 holding the key
+ * current on that thread (0: none); the host reads it at every capture.
+ * For runtimes that switch contexts far more often than they do I/O
+ * (virtual threads mounting on carrier threads): the runtime rewrites one
+ * word of its own memory, and no probe fires per switch. Keys themselves
+ * never have that bit set. Use it only when host->abi_minor >= 2. */
+#define SONDE_CTX_INDIRECT (1ull << 63)
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -87,6 +96,23 @@ static __always_inline void sonde_hdr_fill(struct sonde_bpf_hdr *h, __u32 type, 
 	h->tid = (__u32)id;
 	h->fd = fd;
 	h->ts_ns = bpf_ktime_get_ns();
+}
+
+/* The context current on thread tid (0: none), through SONDE_CTX_INDIRECT
+ * when the entry says so. Call it from the thread itself (the address is
+ * in the current process). */
+static __always_inline __u64 sonde_thread_ctx_get(__u32 tid)
+{
+	__u64 *v = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
+	__u64 key = 0;
+
+	if (!v)
+		return 0;
+	if (!(*v & SONDE_CTX_INDIRECT))
+		return *v;
+	if (bpf_probe_read_user(&key, sizeof(key), (const void *)(*v & ~SONDE_CTX_INDIRECT)))
+		return 0;
+	return key & SONDE_CTX_INDIRECT ? 0 : key;
 }
 
 /* The running context of this thread from now on (0: none). */

@@ -37,9 +37,9 @@ extern "C" {
 #endif
 
 #define SONDE_ABI_MAJOR 1
-#define SONDE_ABI_MINOR 1
-/* What each minor added is marked "1.1" below; a plugin that uses a 1.1
- * member checks host->abi_minor >= 1 (or SONDE_HAS_FIELD) first. */
+#define SONDE_ABI_MINOR 2
+/* What each minor added is marked "1.1" or "1.2" below; a plugin that uses
+ * such a member checks host->abi_minor (or SONDE_HAS_FIELD) first. */
 
 /* Name of the one symbol a plugin exports. */
 #define SONDE_PLUGIN_ENTRY_SYMBOL "sonde_plugin_entry"
@@ -485,7 +485,21 @@ struct sonde_host_api {
 	 * context"). Check SONDE_HAS_FIELD(host, struct sonde_host_api,
 	 * span_set_pos) first: hosts of early 1.1 builds lack it. */
 	int (*span_set_pos)(struct sonde_span *s, uint8_t source, uint64_t pos);
+
+	/* 1.2. Multiplexed connections (HTTP/2 ...), where one write carries
+	 * requests of several contexts and the thread's context cannot tell
+	 * them apart. A runtime plugin that knows which context opened stream
+	 * `stream` of conn says so (key 0 forgets it); the protocol plugin takes
+	 * it when it starts that stream's span and passes it as
+	 * sonde_span_opts.context. A connection keeps the last
+	 * SONDE_STREAM_CTX_MAX given and not taken (older ones are forgotten and
+	 * counted). set: SONDE_OK or SONDE_ERR_INVAL; take: the key, or 0 when
+	 * none was given for that stream. */
+	int (*conn_stream_context_set)(struct sonde_conn *conn, uint64_t stream, uint64_t key);
+	uint64_t (*conn_stream_context_take)(struct sonde_conn *conn, uint64_t stream);
 };
+
+#define SONDE_STREAM_CTX_MAX 32
 
 #define SONDE_PROCESS_CONTEXTS (1u << 0)
 
