@@ -33,9 +33,11 @@
 // write to a /dev/null fd it keeps open:
 //   [0..15] magic "SONDE-NODE-H2S1\0"  [16..23] nonce
 //   [24..27] u32 fd  [28..31] u32 stream id  [32..35] u32 key  [36..39] 0
-// That happens at the first hook after the id is known, and at the latest
-// when Node enters the session to flush its frames (before SendPendingData),
-// so the record reaches the agent before the stream's HEADERS frame.
+// That happens when Node enters the session to flush its frames (the
+// async_hooks 'before' of the session, right before SendPendingData), so
+// the record reaches the agent before the stream's HEADERS frame. Streams
+// that could have been asked for by another request than their key says
+// get none (see h2Flush, h2Creator): no parent, never a wrong one.
 //
 // Nothing here may throw into Node: a hook that throws kills the process,
 // so every hook body is guarded. Returns a JSON string for the plugin's log.
@@ -91,7 +93,8 @@
   let h2Fd = -1;     // the /dev/null fd the stream records are written to
   let ownerSym = null; // Node's owner_symbol: a stream handle -> its Http2Stream
   const h2Log = [];  // the last records sent, for the tests
-  const h2Stat = { sent: 0, unkeyed: 0, server: 0, lost: 0, failed: 0, creator: 0 };
+  const h2Stat = { sent: 0, unkeyed: 0, server: 0, lost: 0, failed: 0, creator: 0, batch: 0 };
+  const kH2S = Symbol('sonde.h2s'); // an HTTP/2 session's handle
   // Sessions opened under a key: {h: handle, key} until their JavaScript
   // session is known, then session -> {key, mixed} (see h2Send).
   const h2NewSess = [];
@@ -128,10 +131,10 @@
     try {
       if (r === null || typeof r !== 'object')
         return;
-      if (h2Pending.length !== 0)
-        h2Flush();
       if (H2_UNKEYED.has(type)) {
         r[kRoot] = 0;
+        if (type === 'HTTP2SESSION')
+          r[kH2S] = true;
         if (type === 'HTTP2SESSION' && cur !== 0) {
           if (h2NewSess.length === 64)
             h2NewSess.shift();
@@ -145,7 +148,7 @@
       else if (type === 'HTTP2STREAM') {
         if (cur === 0)
           h2Stat.unkeyed++;
-        else if (h2Pending.length < H2_PENDING_MAX)
+        else if (h2Pending.length < H2_PENDING_MAX || (h2Flush(), h2Pending.length < H2_PENDING_MAX))
           h2Pending.push({ h: r, key: cur, tries: 0 });
         else
           h2Stat.lost++;
@@ -154,10 +157,10 @@
   }
   function before(asyncId) {
     try {
-      if (h2Pending.length !== 0)
-        h2Flush();
       stack.push(cur);
       const r = ah.executionAsyncResource();
+      if (h2Pending.length !== 0 && r !== null && typeof r === 'object' && r[kH2S] === true)
+        h2Flush();
       if (r === null || typeof r !== 'object') {
         setCur(0);
         return;
@@ -175,8 +178,6 @@
   }
   function after(asyncId) {
     try {
-      if (h2Pending.length !== 0)
-        h2Flush();
       setCur(stack.length !== 0 ? stack.pop() : 0);
     } catch (e) { errors++; }
   }
@@ -193,11 +194,33 @@
     const o = h[ownerSym];
     return o !== null && typeof o === 'object' ? o : null;
   }
-  // Tell the kernel the keys of the client streams whose ids are known.
+  // Tell the kernel the keys of the client streams asked for since the
+  // last flush, when Node enters an HTTP/2 session to write its frames
+  // (before SendPendingData, in a native immediate of its own). Several
+  // streams of one key in one flush are what a library does when it starts
+  // the calls it queued (gRPC-js's pick queue, released when a channel
+  // becomes ready, in the context of whichever call woke it): they get no
+  // key, since that key is one caller's, not each stream's. (Two calls one
+  // request makes at once get none either: no parent, never a wrong one.)
   function h2Flush() {
     let keep = 0;
     for (let i = 0; i < h2Pending.length; i++) {
       const e = h2Pending[i];
+      if (e.batch === undefined) {
+        e.batch = false;
+        for (let j = i + 1; j < h2Pending.length; j++) {
+          const o = h2Pending[j];
+          if (o.key === e.key) {
+            o.batch = true;
+            e.batch = true;
+          }
+        }
+      }
+      if (e.batch === true) {
+        h2Stat.batch++;
+        e.h[kRoot] = 0;
+        continue;
+      }
       let st = null;
       try { st = h2Owner(e.h); } catch (x) { errors++; }
       if (st === null || typeof st.id !== 'number') {
