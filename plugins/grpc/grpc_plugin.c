@@ -63,7 +63,7 @@
 
 struct grpc_stats {
 	uint64_t streams, spans, rpc_spans, dropped, refused, orphans, untracked, pushes,
-		resets, partial, losses, resyncs, garbage, hpack_errors, unknown_fields;
+		resets, partial, losses, resyncs, garbage, hpack_errors, unknown_fields, stream_ctx;
 };
 
 struct grpc_conn;
@@ -633,9 +633,12 @@ static void set_authority(struct h2s *s, const char *a, size_t n)
  * thread reads every stream of the connection, and a CLIENT span it starts
  * could then be given this stream as a guessed parent (SDK 1.1,
  * SONDE_SPAN_NOT_ACTIVE). A stream alone on its connection starts the
- * usual way. CLIENT spans keep the host's default (it parents only when
- * exactly one server span is active on the thread). */
-static struct sonde_span *stream_span_start(struct grpc_conn *gc, uint64_t ts)
+ * usual way. A CLIENT span takes the runtime context a runtime plugin gave
+ * for its stream (SDK 1.2: the Node.js plugin knows which request opened
+ * each stream of a shared connection, which the write's context cannot
+ * tell); without one it keeps the host's default (the chunk's context, or
+ * the thread's one open server span). */
+static struct sonde_span *stream_span_start(struct grpc_conn *gc, uint32_t sid, uint64_t ts)
 {
 	const struct sonde_host_api *host = gc->pl->host;
 	bool server = is_server(gc);
@@ -649,6 +652,16 @@ static struct sonde_span *stream_span_start(struct grpc_conn *gc, uint64_t ts)
 
 	if (server && gc->n > 1 && HOST_HAS(host, span_start_v2))
 		return host->span_start_v2(gc->conn, &o);
+	if (!server && HOST_HAS(host, conn_stream_context_take) && host->conn_stream_context_take &&
+	    host->span_start_v2) {
+		o.context = host->conn_stream_context_take(gc->conn, sid);
+		if (o.context) {
+			o.kind = SONDE_SPAN_CLIENT;
+			o.flags = 0;
+			gc->st.stream_ctx++;
+			return host->span_start_v2(gc->conn, &o);
+		}
+	}
 	return host->span_start(gc->conn, "HTTP", server ? SONDE_SPAN_SERVER : SONDE_SPAN_CLIENT,
 	                        ts);
 }
@@ -717,7 +730,7 @@ static void request_block(struct grpc_conn *gc, const struct hpack_result *res, 
 	gc->st.streams++;
 	s->start_ns = s->last_ns = b->ts;
 	s->tls = gc->cur_tls;
-	s->span = stream_span_start(gc, b->ts);
+	s->span = stream_span_start(gc, b->sid, b->ts);
 	stream_set_pos(gc, s->span, b->dir);
 	if (b->has_method) {
 		s->method = method_index(b->method, b->method_len);
@@ -1206,7 +1219,8 @@ static void grpc_fini(void *plugin_state)
 		              "%llu streams: %llu spans (%llu rpc, %llu with partial headers), "
 		              "%llu dropped (%llu refused by GOAWAY), %llu resets, %llu untracked, "
 		              "%llu orphan responses, %llu pushes, %llu losses, %llu resyncs, "
-		              "%llu garbage, %llu HPACK errors, %llu unknown header fields",
+		              "%llu garbage, %llu HPACK errors, %llu unknown header fields, "
+		              "%llu client streams with a runtime context",
 		              (unsigned long long)t->streams, (unsigned long long)t->spans,
 		              (unsigned long long)t->rpc_spans, (unsigned long long)t->partial,
 		              (unsigned long long)t->dropped, (unsigned long long)t->refused,
@@ -1214,7 +1228,7 @@ static void grpc_fini(void *plugin_state)
 		              (unsigned long long)t->orphans, (unsigned long long)t->pushes,
 		              (unsigned long long)t->losses, (unsigned long long)t->resyncs,
 		              (unsigned long long)t->garbage, (unsigned long long)t->hpack_errors,
-		              (unsigned long long)t->unknown_fields);
+		              (unsigned long long)t->unknown_fields, (unsigned long long)t->stream_ctx);
 	free(pl);
 }
 

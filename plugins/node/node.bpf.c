@@ -122,6 +122,39 @@ static __always_inline void node_register(struct node_proc *p, __u32 tgid, __u64
 		node_stat(NODE_ST_LOST);
 }
 
+/* A write of 40 bytes to a file that is not a socket, by the event loop of
+ * an active process: the script's record of an HTTP/2 client stream's key
+ * (magic, nonce, fd, stream id, key)? Passed on as a record. */
+static __always_inline void node_h2(const struct node_proc *p, __u64 buf)
+{
+	static const char magic[NODE_MAGIC_LEN] = NODE_H2_MAGIC;
+	__u8 b[NODE_H2_LEN];
+	struct node_rec_h2 r = {};
+	__u64 nonce;
+	__u32 v[3];
+
+	if (!buf || bpf_probe_read_user(b, sizeof(b), (const void *)buf))
+		return;
+	for (int i = 0; i < NODE_MAGIC_LEN; i++) {
+		if (b[i] != (__u8)magic[i]) {
+			node_stat(NODE_ST_H2_BAD);
+			return;
+		}
+	}
+	__builtin_memcpy(&nonce, b + NODE_OFF_NONCE, sizeof(nonce));
+	__builtin_memcpy(v, b + NODE_H2_OFF_FD, sizeof(v));
+	if (nonce != p->nonce || !v[1] || !v[2]) {
+		node_stat(NODE_ST_H2_BAD);
+		return;
+	}
+	sonde_hdr_fill((struct sonde_bpf_hdr *)&r.h, p->rec_base + NODE_REC_H2, v[0]);
+	r.stream = v[1];
+	r.key = v[2];
+	node_stat(NODE_ST_H2);
+	if (bpf_ringbuf_output(&events, &r, sizeof(r), node_rb_flags()))
+		node_stat(NODE_ST_LOST);
+}
+
 /* The key for a syscall on fd now: the current word, else the fd's table
  * entry unless that fd was closed while it held it. */
 static __always_inline __u32 node_key(const struct node_proc *p, __u32 tgid, __u64 fd)
@@ -197,8 +230,13 @@ static __always_inline int node_sys(__u64 fd, __u64 buf, __u64 len, int is_write
 			node_register(p, tgid, buf, len);
 		return 0;
 	}
-	if (p->state != NODE_PS_ACTIVE || tid != p->tid || !node_is_sock(fd))
+	if (p->state != NODE_PS_ACTIVE || tid != p->tid)
 		return 0;
+	if (!node_is_sock(fd)) {
+		if (is_write && len == NODE_H2_LEN)
+			node_h2(p, buf);
+		return 0;
+	}
 	key = node_key(p, tgid, fd);
 	have = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
 	if (key) {

@@ -539,6 +539,39 @@ static void node_process_gone(void *state, uint32_t pid)
 
 /* --- records ------------------------------------------------------------------------------ */
 
+/* The key of the request that opened an HTTP/2 client stream: the grpc
+ * plugin takes it when it starts that stream's span (SDK 1.2). Only for a
+ * process whose contexts are followed; without the host call, counted. */
+static void h2_record(struct node_state *st, const struct node_rec_h2 *r)
+{
+	const struct sonde_host_api *host = st->host;
+	struct node_pp *p = pp_find(st, r->h.tgid);
+	struct sonde_conn *conn;
+
+	if (!r->stream || !r->key || r->stream > 0x7fffffffu) {
+		st->c.bad++;
+		return;
+	}
+	if (!p || p->state != NP_ACTIVE) {
+		st->c.h2_stray++;
+		return;
+	}
+	if (!SONDE_HAS_FIELD(host, struct sonde_host_api, conn_stream_context_set) ||
+	    !host->conn_stream_context_set || !host->conn_lookup) {
+		st->c.h2_nohost++;
+		return;
+	}
+	conn = host->conn_lookup(st->self, r->h.tgid, r->h.fd);
+	if (!conn) {
+		st->c.h2_noconn++;
+		return;
+	}
+	if (host->conn_stream_context_set(conn, r->stream, r->key) == SONDE_OK)
+		st->c.h2_given++;
+	else
+		st->c.h2_noconn++;
+}
+
 static void node_record(void *state, const void *rec, size_t len)
 {
 	struct node_state *st = state;
@@ -550,6 +583,14 @@ static void node_record(void *state, const void *rec, size_t len)
 	    h->type >= st->rec_base + NODE_REC_COUNT) {
 		if (st)
 			st->c.bad++;
+		return;
+	}
+	if (h->type - st->rec_base == NODE_REC_H2) {
+		if (len < sizeof(struct node_rec_h2)) {
+			st->c.bad++;
+			return;
+		}
+		h2_record(st, rec);
 		return;
 	}
 	if (h->type - st->rec_base != NODE_REC_REG || len < sizeof(*r) || !r->slot || !r->nfd ||
@@ -649,10 +690,14 @@ static void node_fini(void *state)
 		      "processes %" PRIu64 " with request contexts, %" PRIu64 " refused; syscalls "
 		      "keyed %" PRIu64 " by JavaScript, %" PRIu64 " by fd, %" PRIu64 " without a key"
 		      ", %" PRIu64 " stale fd keys, %" PRIu64 " unreadable; registrations %" PRIu64
-		      " (stray %" PRIu64 ", other writes while waiting %" PRIu64 "), bad records %" PRIu64,
+		      " (stray %" PRIu64 ", other writes while waiting %" PRIu64 "); HTTP/2 client "
+		      "streams keyed %" PRIu64 " (kernel %" PRIu64 ", not ours %" PRIu64 "; no "
+		      "connection %" PRIu64 ", host without SDK 1.2 %" PRIu64 ", stray %" PRIu64
+		      "); bad records %" PRIu64,
 		      st->c.procs_ok, st->c.procs_refused, k[NODE_ST_CUR], k[NODE_ST_TABLE],
 		      k[NODE_ST_NONE], k[NODE_ST_STALE], k[NODE_ST_FAULT], st->c.regs,
-		      st->c.regs_stray, k[NODE_ST_REG_BAD], st->c.bad);
+		      st->c.regs_stray, k[NODE_ST_REG_BAD], st->c.h2_given, k[NODE_ST_H2],
+		      k[NODE_ST_H2_BAD], st->c.h2_noconn, st->c.h2_nohost, st->c.h2_stray, st->c.bad);
 	/* Our copy of the object goes here (its maps are the host's copy's,
 	 * which the host frees after this). */
 	node_bpf_close(st->bpf);
@@ -670,6 +715,20 @@ const struct node_counters *node_debug_counters(void)
 uint32_t node_debug_rec_base(void)
 {
 	return debug_state ? debug_state->rec_base : 0;
+}
+
+int node_debug_set_active(uint32_t pid)
+{
+	struct node_state *st = (struct node_state *)debug_state;
+	struct node_pp *p;
+
+	if (!st)
+		return -1;
+	p = pp_find(st, pid);
+	if (!p && !(p = pp_add(st, pid)))
+		return -1;
+	p->state = NP_ACTIVE;
+	return 0;
 }
 
 static const struct sonde_plugin node_plugin = {

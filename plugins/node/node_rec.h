@@ -31,10 +31,17 @@
 #define NODE_HDR_LEN 32
 #define NODE_NFD_MAX (1u << 20) /* table entries at most (fds 0..NFD_MAX-1) */
 
+/* An HTTP/2 client stream's key (node_ctx.js writes it to /dev/null from
+ * the event-loop thread): magic, nonce, then fd, stream id, key, 0. */
+#define NODE_H2_MAGIC "SONDE-NODE-H2S1"
+#define NODE_H2_LEN 40
+#define NODE_H2_OFF_FD 24
+
 /* Record types, relative to the base the plugin claimed. */
 enum node_rec_type {
 	NODE_REC_REG = 0, /* struct node_rec_reg: the script's buffer was found */
-	NODE_REC_COUNT = 1,
+	NODE_REC_H2 = 1,  /* struct node_rec_h2: an HTTP/2 client stream's key */
+	NODE_REC_COUNT = 2,
 };
 
 /* node_proc.state */
@@ -68,6 +75,12 @@ struct node_rec_reg {
 	__u32 pad;
 };
 
+struct node_rec_h2 {
+	struct node_rec_hdr h; /* fd: the session's socket */
+	__u32 stream;          /* HTTP/2 stream id */
+	__u32 key;             /* the request key current when it was asked for */
+};
+
 /* What the task iterator reports about SIGUSR1 (one per process: its main
  * thread). */
 struct node_sig {
@@ -88,6 +101,8 @@ enum node_stat {
 	NODE_ST_STALE,     /* table keys of fds closed since (ignored) */
 	NODE_ST_FAULT,     /* the buffer could not be read */
 	NODE_ST_LOST,      /* records the ring buffer refused */
+	NODE_ST_H2,        /* HTTP/2 client stream keys passed on */
+	NODE_ST_H2_BAD,    /* 40-byte non-socket writes that were not one */
 	NODE_ST_COUNT,
 };
 

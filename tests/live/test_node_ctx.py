@@ -30,6 +30,22 @@ a raw socket). Many requests interleave on its one event-loop thread.
      first request on each is written by Node after the handshake outside
      any JavaScript, and later ones reuse it. 12 requests, 6 at a time:
      every HTTPS client span the child of its own request.
+  E. gRPC-js calls over one shared HTTP/2 channel (the issue's last Node
+     gap): the handler makes a unary call /sonde.Ctx/<id> to a grpc-js
+     server (node_peers/grpc_echo.js, not watched) through ONE channel,
+     connected first (GET /warm: waitForReady). Node flushes the streams of many
+     requests from the session's native immediate, outside any request;
+     the script reports each stream's key and the grpc plugin takes it.
+     12 requests, 6 at a time: every gRPC CLIENT span (rpc.method = its
+     request id) the child of its own request's SERVER span. Counted
+     against the server's and the gRPC server's logs.
+  F. The same through a second channel the first 'f' request creates
+     (grpc-js shares E's connection with it, its global subchannel pool):
+     grpc-js queues the calls made while the new channel gets ready and
+     starts them from the first caller's context; the script gives several
+     streams of one key in one session flush no key, so those get no
+     parent, never another request's (0 of another's checked; the number
+     without a parent is printed, at least the second 6 keyed).
 """
 import collections
 import http.client
@@ -163,6 +179,43 @@ def server_spans(spans):
         if s.get("kind") == "SERVER" and p.startswith("/req/"):
             out[p[len("/req/"):]].append(s)
     return out
+
+
+def grpc_parenting(spans, ids):
+    """(right, wrong, orphan, missing) for the gRPC CLIENT span of each id."""
+    servers = server_spans(spans)
+    calls = collections.defaultdict(list)
+    for s in spans:
+        a = s.get("attributes") or {}
+        if s.get("kind") == "CLIENT" and a.get("rpc.service") == "sonde.Ctx":
+            calls[a.get("rpc.method", "")].append(s)
+    right = wrong = orphan = missing = 0
+    for rid in ids:
+        cs, ss = calls.get(rid, []), servers.get(rid, [])
+        if len(cs) != 1 or len(ss) != 1:
+            missing += 1
+            print(f"     gRPC call of {rid}: {len(cs)} CLIENT spans, {len(ss)} SERVER spans")
+            continue
+        c, sv = cs[0], ss[0]
+        if c["trace_id"] == sv["trace_id"] and c.get("parent_span_id") == sv["span_id"]:
+            right += 1
+        elif c.get("parent_span_id"):
+            wrong += 1
+            print(f"     gRPC call of {rid}: parented elsewhere ({c['parent_span_id']}, "
+                  f"its request is {sv['span_id']})")
+        else:
+            orphan += 1
+    return right, wrong, orphan, missing
+
+
+def ensure_grpc_js():
+    d = os.path.join(os.path.dirname(PEERS), "grpc_peers", "node")
+    if os.path.isdir(os.path.join(d, "node_modules", "@grpc", "grpc-js")):
+        return
+    r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", d],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode:
+        cannot_run("npm ci for @grpc/grpc-js failed: " + r.stderr[-300:])
 
 
 def check_parenting(spans, ids, kinds, label):
@@ -379,6 +432,49 @@ def main():
     check_parenting(spans, ids_d, ("http",), "D")
     srv_d.stop()
     tls_back.stop()
+
+    # --- E, F: gRPC-js calls over one shared HTTP/2 channel ---------------------------
+    ensure_grpc_js()
+    gport, port_e = free_port(), free_port()
+    gsrv = Proc(["node", os.path.join(PEERS, "grpc_echo.js"), str(gport)])
+    wait_port(gport)
+    agent = Agent("--open-port", str(port_e), "-v")
+    srv_e = Proc(["node", os.path.join(PEERS, "server.js"), str(port_e), "0", "0", "60",
+                  "--grpc", str(gport)])
+    wait_port(port_e)
+    line = wait_node_line(agent, srv_e.pid)
+    print("     " + line)
+    check("request contexts on" in line, "E: instrumented")
+    check_eq(http_get(port_e, "/warm"), 200, "E: the shared channel connected")
+    ids_e = ["e" + c for c in "abcdefghijkl"]
+    ids_f = ["f" + c for c in "abcdefghijkl"]
+    check_eq(run_parallel(port_e, ids_e, PARALLEL), [], "E: requests answered")
+    check_eq(run_parallel(port_e, ids_f, PARALLEL), [], "F: requests answered")
+    agent.wait_spans(2 * (len(ids_e) + len(ids_f)), timeout=20)
+    time.sleep(0.5)
+    agent.stop()
+    log_e, log_g = srv_e.stderr_text(), gsrv.stderr_text()
+    check_eq(count_lines(log_e, "served id=e") + count_lines(log_e, "served id=f"),
+             len(ids_e) + len(ids_f), "E+F: requests the server logged")
+    check_eq(count_lines(log_g, "grpc id="), len(ids_e) + len(ids_f),
+             "E+F: calls the gRPC server logged")
+    spans = agent.spans()
+    re_, we, oe, me = grpc_parenting(spans, ids_e)
+    print(f"     E: gRPC CLIENT spans: {re_} own request's child, {we} another's, {oe} none, "
+          f"{me} missing")
+    check_eq((re_, we, oe, me), (len(ids_e), 0, 0, 0),
+             "E: gRPC client spans over one connected channel (own request's child, another's, "
+             "none, missing)")
+    rf, wf, of, mf = grpc_parenting(spans, ids_f)
+    print(f"     F: gRPC CLIENT spans: {rf} own request's child, {wf} another's, {of} none, "
+          f"{mf} missing")
+    check_eq((wf, mf), (0, 0), "F: a channel opened by the first request: another's, missing")
+    check(rf >= PARALLEL, f"F: the calls made once it is connected are keyed ({rf} >= {PARALLEL})")
+    h2line = [l for l in agent.err if "HTTP/2 client streams keyed" in l]
+    if h2line:
+        print("     " + h2line[-1].strip()[-260:])
+    srv_e.stop()
+    gsrv.stop()
 
     backend.stop()
     redis.stop()

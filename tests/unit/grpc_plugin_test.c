@@ -1678,6 +1678,137 @@ START_TEST(link_none_after_gap)
 }
 END_TEST
 
+/* Writes [from, to) of c on thread 7, each chunk with runtime context ctx. */
+static void feed_ctx(struct th_conn *fc, const struct conv *c, enum sonde_role role, unsigned from,
+                     unsigned to, uint64_t ctx)
+{
+	for (unsigned i = from; i < to && i < c->n; i++) {
+		struct sonde_chunk ch = { 0 };
+
+		ch.dir = dir_of(c->from_client[i], role);
+		ch.ts_unix_ns = ts_of(i);
+		ch.data = c->w[i].p;
+		ch.len = ch.orig_len = c->w[i].len;
+		ch.tid = 7;
+		ch.context = ctx;
+		th_conn_feed_chunk(fc, &ch);
+	}
+}
+
+/* SDK 1.2: a runtime plugin says which context opened each stream of a
+ * shared client connection (Node.js: one HTTP/2 session carries the calls
+ * of many requests, written later by the session outside any request). The
+ * CLIENT span of a stream takes that context, whatever the chunk says:
+ * streams 1, 3, 5 interleaved on one connection go under three different
+ * requests; stream 7 (no context given) keeps the host's default (the
+ * chunk's context: none, or the session's own); a context given for stream
+ * 9, which never appears, is not taken by stream 11. A SERVER stream given
+ * a context is unaffected (it stays the active span of its chunk's
+ * context). On a 1.0 host nothing changes. */
+START_TEST(v12_client_streams_take_their_context)
+{
+	static const uint64_t keys[3] = { 10, 20, 30 };
+	static const char *const up[3] = { "/up.Front/K10", "/up.Front/K20", "/up.Front/K30" };
+	int variant = _i; /* 0: client chunks without context, 1: with key 10, 2: a 1.0 host */
+	struct conv sv[3], cl;
+	unsigned cl_reqs, sv_req[3];
+
+	for (int k = 0; k < 3; k++) {
+		conv_init(&sv[k], false);
+		start(&sv[k]);
+		grpc_req(&sv[k], 1, up[k]);
+		flush(&sv[k], true);
+		sv_req[k] = sv[k].n;
+		RESP(&sv[k], 1, 0, ":status", "200", "content-type", "application/grpc");
+		RESP(&sv[k], 1, 1, "grpc-status", "0");
+		flush(&sv[k], false);
+	}
+	conv_init(&cl, true);
+	start(&cl);
+	for (uint32_t sid = 1; sid <= 7; sid += 2) {
+		char path[32];
+
+		snprintf(path, sizeof(path), "/down.Back/S%u", sid);
+		grpc_req(&cl, sid, path);
+		h2b_grpc_msg(&cl.cur, sid, 30, 1);
+		flush(&cl, true);
+	}
+	cl_reqs = cl.n;
+	for (uint32_t sid = 1; sid <= 7; sid += 2) {
+		uint32_t r = (sid * 3) % 8 | 1; /* 3, 1, 7, 5: another order */
+
+		RESP(&cl, r, 0, ":status", "200", "content-type", "application/grpc");
+		h2b_grpc_msg(&cl.cur, r, 40, 0);
+		flush(&cl, false);
+		RESP(&cl, r, 1, "grpc-status", "0");
+		flush(&cl, false);
+	}
+	unary(&cl, 11, "/down.Back/S11", 0);
+
+	{
+		struct th_host *h = th_new();
+		struct sonde_conn_info ci;
+		struct th_conn *a[3], *d;
+		const struct span *u[3];
+
+		if (variant == 2)
+			ck_assert_int_eq(th_load_minor(h, sonde_plugin_entry(), "grpc", 0), SONDE_OK);
+		else
+			ck_assert_int_eq(th_load(h, sonde_plugin_entry(), "grpc"), SONDE_OK);
+		sink_attach(h);
+		for (int k = 0; k < 3; k++) {
+			th_conn_info_init(&ci, SONDE_ROLE_SERVER);
+			ci.conn_id = 10 + k;
+			a[k] = th_conn_open(h, &ci);
+		}
+		th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+		ci.conn_id = 20;
+		d = th_conn_open(h, &ci);
+		/* the server stream of key 10 is told key 30: not taken */
+		ck_assert_int_eq(th_conn_stream_context(a[0], 1, 30), SONDE_OK);
+		for (int k = 0; k < 3; k++)
+			feed_ctx(a[k], &sv[k], SONDE_ROLE_SERVER, 0, sv_req[k], keys[k]);
+		ck_assert_int_eq(th_conn_stream_context(d, 1, 20), SONDE_OK);
+		ck_assert_int_eq(th_conn_stream_context(d, 3, 30), SONDE_OK);
+		ck_assert_int_eq(th_conn_stream_context(d, 5, 10), SONDE_OK);
+		ck_assert_int_eq(th_conn_stream_context(d, 9, 20), SONDE_OK);
+		feed_ctx(d, &cl, SONDE_ROLE_CLIENT, 0, cl_reqs, variant == 1 ? 10 : 0);
+		feed_ctx(d, &cl, SONDE_ROLE_CLIENT, cl_reqs, cl.n, 0);
+		for (int k = 0; k < 3; k++) {
+			feed_ctx(a[k], &sv[k], SONDE_ROLE_SERVER, sv_req[k], sv[k].n, keys[k]);
+			th_conn_close(a[k], ts_of(200));
+		}
+		th_conn_close(d, ts_of(200));
+		ck_assert_uint_eq(n_sunk, 8);
+		for (int k = 0; k < 3; k++) {
+			u[k] = sunk_named(up[k] + 1);
+			ck_assert_ptr_nonnull(u[k]);
+			ck_assert(is_root(u[k]));
+		}
+		if (variant == 2) {
+			ck_assert(is_root(sunk_named("down.Back/S1")));
+			ck_assert(is_root(sunk_named("down.Back/S3")));
+			ck_assert(is_root(sunk_named("down.Back/S5")));
+		} else {
+			ck_assert(child_of(sunk_named("down.Back/S1"), u[1]));
+			ck_assert(child_of(sunk_named("down.Back/S3"), u[2]));
+			ck_assert(child_of(sunk_named("down.Back/S5"), u[0]));
+		}
+		if (variant == 1)
+			ck_assert(child_of(sunk_named("down.Back/S7"), u[0]));
+		else
+			ck_assert(is_root(sunk_named("down.Back/S7")));
+		ck_assert(is_root(sunk_named("down.Back/S11")));
+		ck_assert_uint_eq(th_misuse(h), 0);
+		th_free(h);
+		sink_release();
+	}
+	for (int k = 0; k < 3; k++)
+		conv_free(&sv[k]);
+	conv_free(&cl);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("grpc_plugin");
@@ -1703,6 +1834,7 @@ static Suite *suite(void)
 	tcase_add_test(t, server_push);
 	tcase_add_test(t, trailers_late_blocks_http_errors);
 	tcase_add_test(t, preface_overrides_role);
+	tcase_add_loop_test(t, v12_client_streams_take_their_context, 0, 3);
 	tcase_add_test(t, bulk_transfer_not_given_up);
 	tcase_add_test(t, v11_server_streams_not_active_when_multiplexed);
 	tcase_add_test(t, v11_capture_cap);

@@ -285,6 +285,68 @@ START_TEST(bad_and_stray_records_are_counted)
 }
 END_TEST
 
+/* An HTTP/2 client stream's key (SDK 1.2): given to the host for the
+ * connection the process has on that fd, where the protocol plugin takes
+ * it when the stream's span starts. Records of processes not followed,
+ * for an fd the host does not know, short or with a zero stream or key are
+ * counted and change nothing. */
+START_TEST(h2_stream_records_reach_the_connection)
+{
+	const struct sonde_host_api *api;
+	struct sonde_conn_info ci;
+	struct node_rec_h2 r;
+	struct th_conn *c;
+	struct pair p;
+	uint32_t base;
+
+	pair_open(&p, 1);
+	api = th_api(p.h);
+	base = node_debug_rec_base();
+	th_conn_info_init(&ci, SONDE_ROLE_CLIENT);
+	ci.pid = PID;
+	c = th_conn_open(p.h, &ci);
+	th_conn_set_fd(c, 23);
+	memset(&r, 0, sizeof(r));
+	r.h.type = base + NODE_REC_H2;
+	r.h.tgid = PID;
+	r.h.tid = TID;
+	r.h.fd = 23;
+	r.stream = 5;
+	r.key = 77;
+	p.node->record(p.state, &r, sizeof(r)); /* the process is not followed yet */
+	ck_assert_uint_eq(node_debug_counters()->h2_stray, 1);
+	ck_assert_uint_eq(api->conn_stream_context_take(th_conn_handle(c), 5), 0);
+	ck_assert_int_eq(node_debug_set_active(PID), 0);
+	p.node->record(p.state, &r, sizeof(r));
+	r.stream = 7;
+	r.key = 78;
+	p.node->record(p.state, &r, sizeof(r));
+	ck_assert_uint_eq(node_debug_counters()->h2_given, 2);
+	r.h.fd = 24; /* no connection there */
+	p.node->record(p.state, &r, sizeof(r));
+	ck_assert_uint_eq(node_debug_counters()->h2_noconn, 1);
+	r.h.fd = 23;
+	r.stream = 0;
+	p.node->record(p.state, &r, sizeof(r));
+	r.stream = 9;
+	r.key = 0;
+	p.node->record(p.state, &r, sizeof(r));
+	r.key = 1;
+	r.stream = 0x80000001u; /* not a stream id */
+	p.node->record(p.state, &r, sizeof(r));
+	r.stream = 9;
+	p.node->record(p.state, &r, sizeof(r) - 1);
+	ck_assert_uint_eq(node_debug_counters()->bad, 4);
+	ck_assert_uint_eq(node_debug_counters()->h2_given, 2);
+	/* the connection has the two streams' keys, each taken once */
+	ck_assert_uint_eq(api->conn_stream_context_take(th_conn_handle(c), 7), 78);
+	ck_assert_uint_eq(api->conn_stream_context_take(th_conn_handle(c), 5), 77);
+	ck_assert_uint_eq(api->conn_stream_context_take(th_conn_handle(c), 5), 0);
+	ck_assert_uint_eq(api->conn_stream_context_take(th_conn_handle(c), 9), 0);
+	pair_close(&p);
+}
+END_TEST
+
 /* --- the keys on chunks -------------------------------------------------------------------- */
 
 /* The test host shows no span's parent, so the key tests use a small
@@ -583,6 +645,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, node_without_a_kernel_gets_one_line_and_no_signal);
 	tcase_add_test(tc, inspector_false_refuses_at_once);
 	tcase_add_test(tc, bad_and_stray_records_are_counted);
+	tcase_add_test(tc, h2_stream_records_reach_the_connection);
 	tcase_add_test(tc, interleaved_requests_on_one_thread_parent_by_key);
 	tcase_add_test(tc, without_keys_the_calls_get_no_parent);
 	tcase_add_test(tc, keep_alive_requests_are_keyed_apart);

@@ -13,8 +13,11 @@
 // first request makes after its response was sent keeps the first key; an
 // exception thrown in a callback does not leave a stale key; the table
 // entry goes when the connection closes; an HTTP/2 connection (many
-// requests at once) gets no key, so its calls carry none. Prints the
-// failures, exits 1.
+// requests at once) gets no key, so its calls carry none. HTTP/2 client
+// streams: requests whose handlers share one http2 session report each
+// stream's own request key (the script's stream records), none of another
+// request's, also for the streams Node queued while the session connected
+// (those get none). Prints the failures, exits 1.
 'use strict';
 const fs = require('fs');
 const http = require('http');
@@ -115,6 +118,28 @@ function getH2(port, paths) {
   }))).finally(() => c.close());
 }
 
+// HTTP/2 client streams: /h2c/<id> handlers call an echo server over one
+// shared session (opened lazily by the first caller), after a timer.
+const h2e = http2.createServer();
+const h2eSid = {}; // stream id -> request id, as the echo server saw it
+h2e.on('stream', (stream, headers) => {
+  h2eSid[stream.id] = headers['x-id'];
+  stream.respond({ ':status': 200 });
+  stream.end('ok');
+});
+let h2cSess = null;
+const h2c = http.createServer(async (req, res) => {
+  const id = req.url.slice(5);
+  reqKey[id] = api.keyOf(req.socket._handle.fd);
+  await sleep(10);
+  if (h2cSess === null)
+    h2cSess = http2.connect(`http://127.0.0.1:${h2e.address().port}`);
+  const r = h2cSess.request({ ':path': '/echo', 'x-id': id });
+  r.resume();
+  r.on('end', () => res.end('ok'));
+  r.on('error', () => res.end('err'));
+});
+
 process.on('uncaughtException', (e) => { if (e.message !== 'boom') throw e; });
 
 function get(port, path, agent) {
@@ -134,6 +159,8 @@ async function main() {
   await new Promise((r) => raw.listen(0, '127.0.0.1', r));
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   await new Promise((r) => h2.listen(0, '127.0.0.1', r));
+  await new Promise((r) => h2e.listen(0, '127.0.0.1', r));
+  await new Promise((r) => h2c.listen(0, '127.0.0.1', r));
   bport = backend.address().port;
   rport = raw.address().port;
   const port = server.address().port;
@@ -163,6 +190,35 @@ async function main() {
   }
   if (api.stats().multiplexed !== 1)
     fail(`${api.stats().multiplexed} multiplexed connections counted, want 1`);
+
+  // HTTP/2 client streams over one session: 6 at once while it connects
+  // (Node queues them: no key, never a wrong one), then 6 at once on it.
+  const hc = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', 'c10', 'c11', 'c12'];
+  for (let w = 0; w < 2; w++)
+    await Promise.all(hc.slice(6 * w, 6 * w + 6).map((id) => get(h2c.address().port, `/h2c/${id}`, false)));
+  const sent = api.h2Sent();
+  let h2right = 0;
+  for (const id of hc) {
+    const sid = Object.keys(h2eSid).filter((k) => h2eSid[k] === id);
+    if (sid.length !== 1) {
+      fail(`${id}: ${sid.length} HTTP/2 streams seen by the echo server`);
+      continue;
+    }
+    const e = sent.filter((x) => String(x.stream) === sid[0]);
+    if (e.length > 1)
+      fail(`${id}: ${e.length} records for stream ${sid[0]}`);
+    else if (e.length === 1 && e[0].key !== reqKey[id])
+      fail(`${id}: its HTTP/2 stream ${sid[0]} was given key ${e[0].key}, its request has ${reqKey[id]}`);
+    else if (e.length === 1)
+      h2right++;
+    else if (hc.indexOf(id) >= 6)
+      fail(`${id}: a stream on the connected session got no key`);
+  }
+  if (sent.some((x) => x.fd !== h2cSess.socket._handle.fd))
+    fail('a stream record names another fd than the client session\'s');
+  if (h2right < 6)
+    fail(`${h2right} HTTP/2 client streams keyed, want at least 6`);
+  h2cSess.close();
 
   const all = ids.concat(['lateone', 'second', 'boomx', 'm', 'n']);
   const seen = new Set();
@@ -198,6 +254,8 @@ async function main() {
     fail(`current key ${api.current()} outside any callback`);
   server.close();
   h2.close();
+  h2e.close();
+  h2c.close();
   backend.close();
   raw.close();
   api.stop('done');
@@ -205,6 +263,7 @@ async function main() {
     console.error(failures.join('\n'));
     process.exit(1);
   }
-  console.log(`ok: ${all.length} requests, ${writes.length} writes, keys distinct`);
+  console.log(`ok: ${all.length} requests, ${writes.length} writes, keys distinct; ` +
+    `HTTP/2 client streams keyed ${h2right}/${hc.length}, ${JSON.stringify(st.h2)}`);
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -11,6 +11,11 @@
 // --own-usr1: the application handles SIGUSR1 itself (logs "usr1").
 // --tls-backend: the back end speaks HTTPS; calls go through a pool of two
 // keep-alive TLS connections (requests queue for them and reuse them).
+// --grpc PORT: the handler makes a gRPC-js unary call (/sonde.Ctx/<id>, to
+// grpc_echo.js) instead, over one channel shared by every request: ids
+// starting with 'e' use a channel GET /warm connected (waitForReady);
+// ids starting with 'f' a channel the first such request opens (grpc-js
+// queues the calls made while it connects). Logs "grpc id=<id>".
 // GET /ok answers at once (the bench's trivial route).
 'use strict';
 const http = require('http');
@@ -28,6 +33,25 @@ if (process.argv.includes('--own-usr1'))
   process.on('SIGUSR1', () => log('usr1'));
 
 const tlsBackend = process.argv.includes('--tls-backend');
+const gi = process.argv.indexOf('--grpc');
+const grpcPort = gi > 0 ? Number(process.argv[gi + 1]) : 0;
+let grpc = null;
+let grpcWarm = null;
+let grpcCold = null;
+if (grpcPort) {
+  grpc = require(require('path').join(__dirname, '..', 'grpc_peers', 'node', 'node_modules', '@grpc', 'grpc-js'));
+  grpcWarm = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+}
+
+function grpcCall(id) {
+  if (id.startsWith('f') && grpcCold === null)
+    grpcCold = new grpc.Client(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
+  const client = id.startsWith('f') ? grpcCold : grpcWarm;
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(`/sonde.Ctx/${id}`, (b) => b, (b) => b, Buffer.from(id),
+      (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
 const tlsAgent = new https.Agent({ keepAlive: true, maxSockets: 2, rejectUnauthorized: false });
 
 function backend(id) {
@@ -59,6 +83,14 @@ function redis(id) {
 
 async function handle(id, res) {
   await sleep(sleepMs);
+  if (grpcPort) {
+    await grpcCall(id);
+    log(`grpc id=${id}`);
+    log(`served id=${id}`);
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end(`ok ${id}\n`);
+    return;
+  }
   await backend(id);
   log(`backend id=${id}`);
   if (rport) {
@@ -75,6 +107,13 @@ const server = http.createServer((req, res) => {
   if (req.url === '/ok') {
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.length });
     res.end(body);
+    return;
+  }
+  if (req.url === '/warm' && grpcWarm !== null) {
+    grpcWarm.waitForReady(Date.now() + 10000, (err) => {
+      res.writeHead(err ? 503 : 200);
+      res.end();
+    });
     return;
   }
   const m = /^\/req\/([A-Za-z0-9_-]+)/.exec(req.url);
