@@ -116,9 +116,9 @@ static __always_inline int data_exit(long ret, __u8 dir, __u8 call)
 	if (c->tls)
 		return 0;
 	if (a.nocopy)
-		return sonde_emit_data(tgid, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
+		return sonde_emit_data(tgid, pf, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
 	if (call <= SONDE_CALL_RECVFROM)
-		return sonde_emit_data(tgid, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL,
+		return sonde_emit_data(tgid, pf, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL,
 				       (const void *)a.buf, ret);
 	iov = (const struct iovec *)a.buf;
 	iovcnt = a.iovcnt;
@@ -131,7 +131,7 @@ static __always_inline int data_exit(long ret, __u8 dir, __u8 call)
 		bpf_probe_read_user(&cnt, sizeof(cnt), &m->msg_iovlen);
 		iovcnt = cnt > SONDE_MAX_IOV ? SONDE_MAX_IOV : cnt;
 	}
-	return sonde_emit_data_iov(tgid, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL, iov, iovcnt,
+	return sonde_emit_data_iov(tgid, pf, tid, a.fd, c, dir, SONDE_EV_SRC_SYSCALL, iov, iovcnt,
 				   ret);
 }
 
@@ -192,10 +192,11 @@ static __always_inline int nobuf_exit(long ret, __u32 fd, __u8 dir)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
+	__u8 pf = sonde_pid_flags(tgid);
 	struct sonde_kconn *c;
 	__u64 file;
 
-	if (ret <= 0 || !sonde_is_watched(tgid))
+	if (ret <= 0 || !(pf & SONDE_PID_CAPTURE))
 		return 0;
 	file = sonde_fd_file(bpf_get_current_task_btf(), fd);
 	if (!file)
@@ -203,7 +204,7 @@ static __always_inline int nobuf_exit(long ret, __u32 fd, __u8 dir)
 	c = sonde_conn_get(tgid, (__u32)id, fd, file);
 	if (!c || c->tls)
 		return 0;
-	return sonde_emit_data(tgid, (__u32)id, fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
+	return sonde_emit_data(tgid, pf, (__u32)id, fd, c, dir, SONDE_EV_SRC_SYSCALL, NULL, ret);
 }
 
 static __always_inline struct pt_regs *sonde_regs(void)

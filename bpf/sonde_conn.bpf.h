@@ -24,6 +24,7 @@
 
 #include "sonde_sock.bpf.h"
 
+#define SONDE_IOV_BATCH 4
 #define SONDE_MAX_IOV 64 /* iovecs walked per readv/writev/recvmsg/sendmsg (gRPC
                           * writes each frame as several, up to the cap) */
 
@@ -631,10 +632,10 @@ static __always_inline long sonde_data_plan(__u32 tgid, struct sonde_kconn *c, _
 }
 
 /* Take the scratch record and fill everything but the payload. */
-static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 tid, __u32 fd,
-							      struct sonde_kconn *c, __u8 dir,
-							      __u8 source, __u32 len, __u64 pos,
-							      __u8 flags)
+static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u8 pf, __u32 tid,
+							      __u32 fd, struct sonde_kconn *c,
+							      __u8 dir, __u8 source, __u32 len,
+							      __u64 pos, __u8 flags)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct sonde_scratch *s = bpf_map_lookup_elem(&scratch, &cpu);
@@ -655,7 +656,7 @@ static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 
 	ev->flags = flags;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 	ev->ctx = 0;
-	if (sonde_pid_flags(tgid) & SONDE_PID_CONTEXTS) {
+	if (pf & SONDE_PID_CONTEXTS) {
 		__u64 *k = bpf_map_lookup_elem(&sonde_thread_ctx, &tid);
 
 		if (k && !(*k & SONDE_CTX_INDIRECT)) {
@@ -672,7 +673,7 @@ static __always_inline struct sonde_ev_data *sonde_data_begin(__u32 tgid, __u32 
 	return ev;
 }
 
-static __always_inline int sonde_data_end(__u32 tgid, struct sonde_kconn *c,
+static __always_inline int sonde_data_end(__u32 tgid, __u8 pf, struct sonde_kconn *c,
 					  struct sonde_ev_data *ev, __u32 cap_len)
 {
 	if (cap_len > SONDE_MAX_PAYLOAD)
@@ -687,7 +688,7 @@ static __always_inline int sonde_data_end(__u32 tgid, struct sonde_kconn *c,
 	 * should publish what the thread serves before it calls out. */
 	if (sonde_output(tgid, ev, sizeof(*ev) + cap_len,
 			 ev->dir == SONDE_EV_DIR_INGRESS &&
-				 (sonde_pid_flags(tgid) & SONDE_PID_INJECT))) {
+				 (pf & SONDE_PID_INJECT))) {
 		c->shed = shed_high ? 1 : 0;
 		return -1;
 	}
@@ -697,7 +698,7 @@ static __always_inline int sonde_data_end(__u32 tgid, struct sonde_kconn *c,
 /* DATA for len bytes moved through c, payload in one user buffer. A NULL
  * ubuf sends the record without payload (sendfile, splice, MSG_TRUNC: the
  * position still advances and the record says how much moved). */
-static __always_inline int sonde_emit_data(__u32 tgid, __u32 tid, __u32 fd,
+static __always_inline int sonde_emit_data(__u32 tgid, __u8 pf, __u32 tid, __u32 fd,
 					   struct sonde_kconn *c, __u8 dir, __u8 source,
 					   const void *ubuf, __u32 len)
 {
@@ -713,19 +714,19 @@ static __always_inline int sonde_emit_data(__u32 tgid, __u32 tid, __u32 fd,
 		flags |= SONDE_EVF_NOBUF;
 		sonde_count(SONDE_CNT_NOBUF);
 	}
-	ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len, pos, flags);
+	ev = sonde_data_begin(tgid, pf, tid, fd, c, dir, source, len, pos, flags);
 	if (!ev)
 		return -1;
 	if (n > SONDE_MAX_PAYLOAD)
 		n = SONDE_MAX_PAYLOAD;
 	if (n > 0 && bpf_probe_read_user(ev->data, n, ubuf))
 		n = 0;
-	return sonde_data_end(tgid, c, ev, n);
+	return sonde_data_end(tgid, pf, c, ev, n);
 }
 
 /* DATA for len bytes moved through c, payload spread over up to
  * SONDE_MAX_IOV user iovecs (readv/writev/recvmsg/sendmsg). */
-static __always_inline int sonde_emit_data_iov(__u32 tgid, __u32 tid, __u32 fd,
+static __always_inline int sonde_emit_data_iov(__u32 tgid, __u8 pf, __u32 tid, __u32 fd,
 					       struct sonde_kconn *c, __u8 dir, __u8 source,
 					       const struct iovec *iov, __u32 iovcnt, __u32 len)
 {
@@ -734,24 +735,35 @@ static __always_inline int sonde_emit_data_iov(__u32 tgid, __u32 tid, __u32 fd,
 	__u64 pos;
 	__u8 flags;
 	long n = sonde_data_plan(tgid, c, dir, source, len, &pos, &flags);
+	struct iovec vs[2 * SONDE_IOV_BATCH];
 	int i;
 
 	if (n < 0)
 		return 0;
-	ev = sonde_data_begin(tgid, tid, fd, c, dir, source, len, pos, flags);
+	ev = sonde_data_begin(tgid, pf, tid, fd, c, dir, source, len, pos, flags);
 	if (!ev)
 		return -1;
 	cap = (__u32)n;
 	if (!iov)
 		cap = 0;
+	/* The iovec array is read SONDE_IOV_BATCH entries at a time: each
+	 * bpf_probe_read_user costs about as much as the bytes it copies. */
 	for (i = 0; i < SONDE_MAX_IOV; i++) {
 		struct iovec v;
 		__u64 k;
 
 		if (i >= iovcnt || off >= cap)
 			break;
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
-			break;
+		if ((i & (SONDE_IOV_BATCH - 1)) == 0) {
+			__u32 sz = (iovcnt - i) * sizeof(vs[0]);
+
+			if (sz > SONDE_IOV_BATCH * sizeof(vs[0]))
+				sz = SONDE_IOV_BATCH * sizeof(vs[0]);
+			sz &= sizeof(vs) - 1; /* a no-op, for the verifier: vs is twice the batch */
+			if (bpf_probe_read_user(vs, sz, &iov[i]))
+				break;
+		}
+		v = vs[i & (SONDE_IOV_BATCH - 1)];
 		k = v.iov_len;
 		if (k > cap - off)
 			k = cap - off;
@@ -762,7 +774,7 @@ static __always_inline int sonde_emit_data_iov(__u32 tgid, __u32 tid, __u32 fd,
 			break;
 		off += k;
 	}
-	return sonde_data_end(tgid, c, ev, off);
+	return sonde_data_end(tgid, pf, c, ev, off);
 }
 
 #endif /* SONDE_CONN_BPF_H */

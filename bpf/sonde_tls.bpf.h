@@ -141,8 +141,9 @@ static __always_inline void sonde_tls_note_read(__u64 id, __u32 fd, __u64 file, 
 
 	if (tls || sonde_tls_looks(ubuf, len))
 		bpf_map_update_elem(&tls_last_read, &id, &v, BPF_ANY);
-	else
-		bpf_map_delete_elem(&tls_last_read, &id);
+	else if (bpf_map_lookup_elem(&tls_last_read, &id))
+		bpf_map_delete_elem(&tls_last_read, &id); /* a delete takes the bucket
+							     lock: only when there is one */
 }
 
 /* --- called from the uprobes ----------------------------------------------- */
@@ -260,7 +261,8 @@ static __always_inline int sonde_tls_exit(struct pt_regs *ctx, int ex)
 		return 0;
 	c->tls = 1;
 	sonde_count(SONDE_CNT_TLS_DATA);
-	return sonde_emit_data(tgid, tid, fd, c, a.dir, SONDE_EV_SRC_TLS, (const void *)a.buf, n);
+	return sonde_emit_data(tgid, sonde_pid_flags(tgid), tid, fd, c, a.dir, SONDE_EV_SRC_TLS,
+			       (const void *)a.buf, n);
 }
 
 /* SSL_free / SSL_shutdown: forget the object's socket. */

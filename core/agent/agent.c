@@ -323,6 +323,10 @@ static int run_live(struct agent *a)
 		uint64_t now = now_ns(CLOCK_MONOTONIC);
 		uint64_t wall = now_ns(CLOCK_REALTIME);
 
+		/* Printed spans go out once per drained slice. */
+		if (a->print && a->print->flush)
+			a->print->flush(a->print->ctx);
+
 		if (next_timer && wall >= next_timer)
 			next_timer = host_timers_run(a->host, wall);
 		else if (!next_timer)

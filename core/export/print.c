@@ -2,11 +2,14 @@
  * print.c - the stdout span printer (JSON lines or human text lines).
  *
  * The one idea: a span becomes one complete line in memory first, then one
- * locked fwrite + fflush puts it out, so concurrent emitters never interleave
- * and a reader piping into jq always sees whole objects. Everything that
+ * locked fwrite puts it into the stream's buffer, so concurrent emitters
+ * never interleave. The agent flushes the stream after each slice of
+ * records it drains (print sink's flush), not after every span: a write(2)
+ * per span cost more than making the span. Everything that
  * came off the wire (names, attribute values) is sanitised on the way out:
  * JSON gets valid UTF-8, the terminal gets no control characters.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -14,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <jansson.h>
 
 #include <sonde/plugin.h>
 
@@ -60,130 +61,132 @@ static bool is_root(const struct span *s)
 
 /* ---- JSON ----------------------------------------------------------- */
 
-/* A malloc'd copy of s with each byte of invalid UTF-8 replaced by U+FFFD. */
-static char *utf8_clean(const char *s)
+/* Written straight into the line, not through a JSON library's object tree
+ * (jansson made and freed one per span: about 9 us a span, most of the
+ * agent's time with --print json). The output is what jansson's compact
+ * dump gives: keys in insertion order, "\u00XX" for other control bytes,
+ * UTF-8 passed through, reals as %.17g with ".0" when integral. Bytes that
+ * are not UTF-8 become U+FFFD, as utf8_repair does. */
+static void j_str(FILE *f, const char *s)
 {
-	bool oom = false;
-	char *c = utf8_repair(s, &oom);
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t n = strlen((const char *)p);
 
-	return c || oom ? c : strdup(s);
+	fputc_unlocked('"', f);
+	while (n) {
+		size_t l = utf8_seq_len(p, n);
+
+		if (!l) {
+			fwrite_unlocked("\xef\xbf\xbd", 1, 3, f);
+			l = 1;
+		} else if (l > 1) {
+			fwrite_unlocked(p, 1, l, f);
+		} else if (*p == '"' || *p == '\\') {
+			fputc_unlocked('\\', f);
+			fputc_unlocked(*p, f);
+		} else if (*p >= 0x20) {
+			fputc_unlocked(*p, f);
+		} else {
+			const char *e = *p == '\b' ? "\\b" : *p == '\f' ? "\\f" : *p == '\n' ? "\\n"
+			              : *p == '\r' ? "\\r" : *p == '\t' ? "\\t" : NULL;
+
+			if (e) {
+				fwrite_unlocked(e, 1, 2, f);
+			} else {
+				fwrite_unlocked("\\u00", 1, 4, f);
+				fputc_unlocked(hex[*p >> 4], f);
+				fputc_unlocked(hex[*p & 15], f);
+			}
+		}
+		p += l;
+		n -= l;
+	}
+	fputc_unlocked('"', f);
 }
 
-/* A JSON string from bytes that may not be UTF-8 (see utf8_clean). */
-static json_t *json_str_safe(const char *s)
+static void j_key(FILE *f, bool *first, const char *key)
 {
-	char *clean;
-	json_t *j;
-
-	if (!s)
-		s = "";
-	if (utf8_valid(s))
-		return json_string(s);
-	clean = utf8_clean(s);
-	if (!clean)
-		return NULL;
-	j = json_string(clean);
-	free(clean);
-	return j;
+	if (!*first)
+		fputc_unlocked(',', f);
+	*first = false;
+	j_str(f, key);
+	fputc_unlocked(':', f);
 }
 
-static json_t *json_double_safe(double d)
+static void j_i64(FILE *f, int64_t v)
 {
-	if (isnan(d))
-		return json_string("NaN");
-	if (isinf(d))
-		return json_string(d > 0 ? "Infinity" : "-Infinity");
-	return json_real(d);
+	char b[24];
+	int n = snprintf(b, sizeof(b), "%" PRId64, v);
+
+	fwrite_unlocked(b, 1, (size_t)n, f);
 }
 
-static json_t *attr_json(const struct attr *a)
+static void j_double(FILE *f, double d)
+{
+	char b[40], *e;
+	int n;
+
+	if (isnan(d) || isinf(d)) {
+		j_str(f, isnan(d) ? "NaN" : d > 0 ? "Infinity" : "-Infinity");
+		return;
+	}
+	n = snprintf(b, sizeof(b) - 2, "%.17g", d);
+	if (!strchr(b, '.') && !strchr(b, 'e')) {
+		memcpy(b + n, ".0", 3);
+		n += 2;
+	}
+	if ((e = strchr(b, 'e'))) { /* "1e+20" -> "1e20", "1e-05" -> "1e-5" */
+		char *q = e + 1, *r;
+
+		if (*q == '-')
+			q++;
+		for (r = q; *r == '+' || *r == '0'; r++)
+			;
+		if (!*r)
+			r--;
+		memmove(q, r, strlen(r) + 1);
+		n = (int)strlen(b);
+	}
+	fwrite_unlocked(b, 1, (size_t)n, f);
+}
+
+static void j_attr(FILE *f, const struct attr *a)
 {
 	switch (a->type) {
-	case ATTR_STR: return json_str_safe(a->v.s);
-	case ATTR_INT: return json_integer((json_int_t)a->v.i);
-	case ATTR_DOUBLE: return json_double_safe(a->v.d);
-	case ATTR_BOOL: return json_boolean(a->v.b);
+	case ATTR_STR: j_str(f, a->v.s); return;
+	case ATTR_INT: j_i64(f, a->v.i); return;
+	case ATTR_DOUBLE: j_double(f, a->v.d); return;
+	case ATTR_BOOL: fputs_unlocked(a->v.b ? "true" : "false", f); return;
 	}
-	return json_null();
+	fputs_unlocked("null", f);
 }
 
-/* Sets key (sanitised) to v, stealing v. -1 on failure. */
-static int obj_set(json_t *obj, const char *key, json_t *v)
+static void j_attrs(FILE *f, const struct attr_list *l, const struct resource *r)
 {
-	char *clean = NULL;
-	int ret;
+	bool first = true;
 
-	if (!v)
-		return -1;
-	if (!utf8_valid(key)) {
-		clean = utf8_clean(key);
-		if (!clean) {
-			json_decref(v);
-			return -1;
-		}
-		key = clean;
-	}
-	ret = json_object_set_new(obj, key, v); /* steals v even on failure */
-	free(clean);
-	return ret;
-}
-
-static json_t *attrs_json(const struct attr_list *l)
-{
-	json_t *o = json_object();
-
-	if (!o)
-		return NULL;
+	fputc_unlocked('{', f);
 	for (size_t i = 0; l && i < l->n; i++) {
-		if (obj_set(o, l->a[i].key, attr_json(&l->a[i])) < 0)
-			goto fail;
+		j_key(f, &first, l->a[i].key);
+		j_attr(f, &l->a[i]);
 	}
-	return o;
-fail:
-	json_decref(o);
-	return NULL;
-}
-
-static json_t *resource_json(const struct resource *r)
-{
-	json_t *o;
-
-	if (!r)
-		return json_object();
-	o = attrs_json(&r->attrs);
-	if (o && r->service_name && !attr_find(&r->attrs, "service.name") &&
-	    obj_set(o, "service.name", json_str_safe(r->service_name)) < 0) {
-		json_decref(o);
-		return NULL;
+	if (r && r->service_name && !attr_find(&r->attrs, "service.name")) {
+		j_key(f, &first, "service.name");
+		j_str(f, r->service_name);
 	}
-	return o;
-}
-
-static json_t *status_json(const struct span *s)
-{
-	json_t *o = json_object();
-
-	if (!o)
-		return NULL;
-	if (obj_set(o, "code", json_string(status_name(s->status))) < 0)
-		goto fail;
-	if (s->status_msg && *s->status_msg &&
-	    obj_set(o, "message", json_str_safe(s->status_msg)) < 0)
-		goto fail;
-	return o;
-fail:
-	json_decref(o);
-	return NULL;
+	fputc_unlocked('}', f);
 }
 
 static char *format_json(const struct span *s)
 {
 	char trace[33], span[17], parent[17], scope[sizeof(s->scope) + 1];
-	json_t *o = json_object();
-	char *dump = NULL, *line = NULL;
-	size_t n;
+	char *buf = NULL;
+	size_t len = 0;
+	bool first = true;
+	FILE *f = open_memstream(&buf, &len);
 
-	if (!o)
+	if (!f)
 		return NULL;
 	hex_encode(s->trace_id, sizeof(s->trace_id), trace);
 	hex_encode(s->span_id, sizeof(s->span_id), span);
@@ -191,54 +194,60 @@ static char *format_json(const struct span *s)
 		parent[0] = '\0';
 	else
 		hex_encode(s->parent_span_id, sizeof(s->parent_span_id), parent);
-	n = strnlen(s->scope, sizeof(s->scope));
-	memcpy(scope, s->scope, n);
-	scope[n] = '\0';
-	if (obj_set(o, "trace_id", json_string(trace)) < 0 ||
-	    obj_set(o, "span_id", json_string(span)) < 0 ||
-	    obj_set(o, "parent_span_id", json_string(parent)) < 0 ||
-	    obj_set(o, "name", json_str_safe(s->name)) < 0 ||
-	    obj_set(o, "kind", json_string(kind_name(s->kind))) < 0 ||
-	    obj_set(o, "start_time_unix_nano", json_integer((json_int_t)s->start_unix_ns)) < 0 ||
-	    obj_set(o, "end_time_unix_nano", json_integer((json_int_t)s->end_unix_ns)) < 0 ||
-	    obj_set(o, "status", status_json(s)) < 0 ||
-	    obj_set(o, "attributes", attrs_json(&s->attrs)) < 0 ||
-	    obj_set(o, "resource", resource_json(s->res)) < 0 ||
-	    obj_set(o, "scope", json_str_safe(scope)) < 0)
-		goto out;
+	len = strnlen(s->scope, sizeof(s->scope));
+	memcpy(scope, s->scope, len);
+	scope[len] = '\0';
+	fputc_unlocked('{', f);
+	j_key(f, &first, "trace_id");
+	j_str(f, trace);
+	j_key(f, &first, "span_id");
+	j_str(f, span);
+	j_key(f, &first, "parent_span_id");
+	j_str(f, parent);
+	j_key(f, &first, "name");
+	j_str(f, s->name);
+	j_key(f, &first, "kind");
+	j_str(f, kind_name(s->kind));
+	j_key(f, &first, "start_time_unix_nano");
+	j_i64(f, (int64_t)s->start_unix_ns);
+	j_key(f, &first, "end_time_unix_nano");
+	j_i64(f, (int64_t)s->end_unix_ns);
+	j_key(f, &first, "status");
+	fputs_unlocked("{\"code\":", f);
+	j_str(f, status_name(s->status));
+	if (s->status_msg && *s->status_msg) {
+		fputs_unlocked(",\"message\":", f);
+		j_str(f, s->status_msg);
+	}
+	fputc_unlocked('}', f);
+	j_key(f, &first, "attributes");
+	j_attrs(f, &s->attrs, NULL);
+	j_key(f, &first, "resource");
+	j_attrs(f, s->res ? &s->res->attrs : NULL, s->res);
+	j_key(f, &first, "scope");
+	j_str(f, scope);
 	if (s->n_links) {
-		json_t *links = json_array();
-
-		for (uint32_t i = 0; links && i < s->n_links; i++) {
+		j_key(f, &first, "links");
+		fputc_unlocked('[', f);
+		for (uint32_t i = 0; i < s->n_links; i++) {
 			char lt[33], ls[17];
-			json_t *l = json_object();
 
 			hex_encode(s->links[i].trace_id, 16, lt);
 			hex_encode(s->links[i].span_id, 8, ls);
-			if (!l || obj_set(l, "trace_id", json_string(lt)) < 0 ||
-			    obj_set(l, "span_id", json_string(ls)) < 0 ||
-			    json_array_append_new(links, l) < 0) {
-				json_decref(l);
-				break;
-			}
+			fputs_unlocked(i ? ",{\"trace_id\":\"" : "{\"trace_id\":\"", f);
+			fputs_unlocked(lt, f);
+			fputs_unlocked("\",\"span_id\":\"", f);
+			fputs_unlocked(ls, f);
+			fputs_unlocked("\"}", f);
 		}
-		if (obj_set(o, "links", links) < 0)
-			goto out;
+		fputc_unlocked(']', f);
 	}
-	dump = json_dumps(o, JSON_COMPACT);
-	if (!dump)
-		goto out;
-	n = strlen(dump);
-	line = malloc(n + 2);
-	if (!line)
-		goto out;
-	memcpy(line, dump, n);
-	line[n] = '\n';
-	line[n + 1] = '\0';
-out:
-	free(dump);
-	json_decref(o);
-	return line;
+	fputs_unlocked("}\n", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 /* ---- text ----------------------------------------------------------- */
@@ -403,7 +412,6 @@ static void print_emit(void *ctx, struct span *s)
 		return;
 	flockfile(p->out);
 	fwrite_unlocked(line, 1, strlen(line), p->out);
-	fflush_unlocked(p->out);
 	funlockfile(p->out);
 	free(line);
 }

@@ -202,6 +202,50 @@ START_TEST(json_hostile_values)
 }
 END_TEST
 
+/* The printer writes JSON itself: its line is byte for byte what jansson's
+ * compact dump of the same document gives (escapes, number forms, order). */
+START_TEST(json_is_what_jansson_would_write)
+{
+	static const double ds[] = {0.25, 3.0, -0.0, 1e20, 1e-5, 123456789.123, 2.5e-300, 1e300};
+	struct span *s = mkspan(false);
+	char ctl[40], key[16], *line, *dump;
+	json_t *j;
+	size_t n = 0;
+
+	for (int c = 1; c < 0x20; c++)
+		ctl[n++] = (char)c;
+	ctl[n++] = '"';
+	ctl[n++] = '\\';
+	ctl[n++] = '/';
+	ctl[n++] = 0x7f;
+	ctl[n] = '\0';
+	attr_set_str(&s->attrs, "x.ctl", ctl, n);
+	attr_set_str(&s->attrs, "x.utf8", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9);
+	for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]); i++) {
+		snprintf(key, sizeof(key), "x.d%zu", i);
+		attr_set_double(&s->attrs, key, ds[i]);
+	}
+	attr_set_bool(&s->attrs, "x.t", true);
+	attr_set_bool(&s->attrs, "x.f", false);
+	attr_set_int(&s->attrs, "x.min", INT64_MIN);
+	s->status = SONDE_STATUS_ERROR;
+	span_set_status_msg(s, "bad \"thing\"\n");
+	line = print_format(s, PRINT_JSON);
+	ck_assert_ptr_nonnull(line);
+	n = strlen(line);
+	ck_assert_int_eq(line[n - 1], '\n');
+	line[n - 1] = '\0';
+	j = json_loads(line, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	dump = json_dumps(j, JSON_COMPACT);
+	ck_assert_str_eq(line, dump);
+	free(dump);
+	json_decref(j);
+	free(line);
+	span_unref(s);
+}
+END_TEST
+
 START_TEST(sink_writes_lines)
 {
 	struct span *a = mkspan(true), *b = mkspan(false);
@@ -215,7 +259,9 @@ START_TEST(sink_writes_lines)
 	ck_assert_ptr_nonnull(sink);
 	ck_assert_ptr_nonnull(sink->emit);
 	sink->emit(sink->ctx, a);
-	ck_assert_uint_gt(len, 0); /* flushed after each line */
+	sink->flush(sink->ctx); /* the agent flushes after each drained slice */
+	ck_assert_uint_gt(len, 0);
+	ck_assert_int_eq(buf[len - 1], '\n'); /* whole lines only */
 	sink->emit(sink->ctx, b);
 	sink->flush(sink->ctx);
 	print_sink_free(sink);
@@ -300,6 +346,7 @@ static Suite *print_suite(void)
 	tcase_add_test(tc, json_every_key);
 	tcase_add_test(tc, json_root_unset_kinds);
 	tcase_add_test(tc, json_hostile_values);
+	tcase_add_test(tc, json_is_what_jansson_would_write);
 	tcase_add_test(tc, sink_writes_lines);
 	tcase_add_test(tc, text_line);
 	tcase_add_test(tc, text_client_error_and_hostile);
