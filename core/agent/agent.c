@@ -547,6 +547,10 @@ static int run(struct agent *a)
 			metrics_sum(a->metrics, "sonde.events.dropped", "{record}",
 			            "Records of the service's processes the kernel dropped: ring buffer "
 			            "full, or shed under pressure.",
+			            true, NULL, 0),
+			metrics_sum(a->metrics, "sonde.events.dropped.size", "By",
+			            "Bytes of the records of the service's processes the kernel dropped "
+			            "(record headers and payload).",
 			            true, NULL, 0));
 	if (cfg->replay_path) {
 		if (pipeline_replay(a->pl, cfg->replay_path, err, sizeof(err))) {

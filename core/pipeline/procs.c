@@ -39,7 +39,7 @@ struct procs {
 	struct hmap procs;    /* tgid -> struct proc */
 	char hostname[256];
 	bool starting;        /* the process being watched was seen starting */
-	struct metric_hist *dropped;
+	struct metric_hist *dropped, *dropped_bytes;
 };
 
 /* --- listening sockets: inode -> port, from /proc/net/tcp{,6} -------- */
@@ -537,9 +537,11 @@ static void adopt_children(struct procs *ps, uint32_t parent, struct service *sv
 	}
 }
 
-void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped)
+void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped,
+                           struct metric_hist *dropped_bytes)
 {
 	ps->dropped = dropped;
+	ps->dropped_bytes = dropped_bytes;
 }
 
 static void account_drops(struct procs *ps, struct proc *p)
@@ -551,6 +553,11 @@ static void account_drops(struct procs *ps, struct proc *p)
 	if (recs > p->dropped_seen) {
 		metrics_hist_record(ps->dropped, p->res, (double)(recs - p->dropped_seen), NULL);
 		p->dropped_seen = recs;
+	}
+	if (ps->dropped_bytes && bytes > p->dropped_bytes_seen) {
+		metrics_hist_record(ps->dropped_bytes, p->res, (double)(bytes - p->dropped_bytes_seen),
+		                    NULL);
+		p->dropped_bytes_seen = bytes;
 	}
 }
 

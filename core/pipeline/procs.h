@@ -43,6 +43,7 @@ struct proc {
 	unsigned n_listen;
 	bool existed;        /* found running (scan, listen), not seen starting */
 	uint64_t dropped_seen; /* kernel drops already added to the drop metric */
+	uint64_t dropped_bytes_seen; /* ... and their bytes */
 };
 
 /* Told about every change, on the pipeline's thread. on_gone runs before
@@ -79,7 +80,9 @@ bool procs_have_exe_selector(const struct procs *ps);
 
 /* The per-service sum the kernel's drops for each process are added to
  * (sonde.events.dropped); NULL: not counted. */
-void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped);
+/* Records the kernel dropped per service, and their bytes (either NULL). */
+void procs_set_drop_metric(struct procs *ps, struct metric_hist *dropped,
+                           struct metric_hist *dropped_bytes);
 /* Adds what the kernel dropped since the last call, for every process; a
  * process that goes is accounted for one last time before it is forgotten. */
 void procs_account_drops(struct procs *ps);
