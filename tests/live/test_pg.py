@@ -301,8 +301,14 @@ def test_big_row(pg):
         r = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", "postgres",
                             "-At", "-c", q], capture_output=True, text=True, timeout=30)
         agent.wait_spans(2, timeout=10, pred=lambda s: s["scope"] == "sql")
-        time.sleep(0.3)
-        metrics = fetch(f"http://127.0.0.1:{pprom}/metrics")
+        # The agent publishes its own counters every 500 ms: wait for the
+        # skipped bytes to show (or 3 s) rather than for a fixed time.
+        deadline = time.time() + 3
+        while True:
+            time.sleep(0.3)
+            metrics = fetch(f"http://127.0.0.1:{pprom}/metrics")
+            if prom_sum(metrics, "sonde_payload_bytes_skipped_total") > 0 or time.time() > deadline:
+                break
     finally:
         agent.stop()
     check_eq(len(r.stdout.strip()), 2000000, "psql read the 2 MB row")
