@@ -70,6 +70,8 @@ struct metric_hist {
 	struct series **all;    /* creation order */
 	size_t n_all, cap_all;
 	size_t n_regular;       /* non-overflow series, capped */
+	struct series *last;    /* the series found last: tried first, without
+	                           hashing (series live as long as the metric) */
 };
 
 struct scalar {
@@ -498,19 +500,23 @@ static struct series *series_get(struct metric_hist *h, const struct resource *r
 {
 	const char *service = res ? res->service_name : NULL;
 	bool overflow = false;
-	uint64_t hash = series_hash(service, values, h->n_keys, false);
-	struct series *s = series_find(h, hash, service, values, false);
-	struct series **grown;
+	uint64_t hash;
+	struct series *s = h->last, **grown;
 
-	if (s)
+	/* A busy service records the same labels again and again: comparing
+	 * them with the last series is cheaper than hashing them. */
+	if (s && series_matches(s, s->hash, service, values, h->n_keys, false))
 		return s;
+	hash = series_hash(service, values, h->n_keys, false);
+	if ((s = series_find(h, hash, service, values, false)))
+		return h->last = s;
 	if (h->n_regular >= METRICS_MAX_SERIES) {
 		overflow = true;
 		values = NULL;
 		hash = series_hash(service, NULL, h->n_keys, true);
 		s = series_find(h, hash, service, NULL, true);
 		if (s)
-			return s;
+			return h->last = s;
 	}
 	if (h->n_all == h->cap_all) {
 		size_t ncap = h->cap_all ? h->cap_all * 2 : 16;
@@ -531,7 +537,7 @@ static struct series *series_get(struct metric_hist *h, const struct resource *r
 	s->next = h->table[hash & (h->table_size - 1)];
 	h->table[hash & (h->table_size - 1)] = s;
 	hist_maybe_grow(h);
-	return s;
+	return h->last = s;
 }
 
 /* Index of the bucket for v: the first i with v <= bounds[i] (le is

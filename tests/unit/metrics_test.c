@@ -167,10 +167,15 @@ START_TEST(series_per_attribute_set)
 	metrics_hist_record(h, NULL, 0.1, get_b);
 	metrics_hist_record(h, NULL, 0.1, get_absent);
 	metrics_hist_record(h, NULL, 0.1, get_empty);      /* "" differs from absent */
+	metrics_hist_record(h, NULL, 0.1, get_a);          /* back to an earlier set */
+	metrics_hist_record(h, NULL, 0.1, get_empty);
 	ps = points(m);
 	ck_assert_uint_eq(ps->n, 4);
 	ck_assert_str_eq(ps->p[0].vals[1], "/a");
-	ck_assert_uint_eq(ps->p[0].count, 2);
+	ck_assert_uint_eq(ps->p[0].count, 3);
+	ck_assert_uint_eq(ps->p[1].count, 1);
+	ck_assert_uint_eq(ps->p[2].count, 1);
+	ck_assert_uint_eq(ps->p[3].count, 2);
 	ck_assert_str_eq(ps->p[1].vals[1], "/b");
 	ck_assert_str_eq(ps->p[2].vals[1], "\x01");
 	ck_assert_str_eq(ps->p[3].vals[1], "");
