@@ -463,9 +463,6 @@ static void on_task(struct java_state *st, const struct java_rec *r, const struc
  * from user space, for a carrier whose SLOT came before contexts went on
  * (key_threads then gave it its thread key), never over anything else.
  * VSTART and VEND link and end the virtual thread's key. */
-#ifndef SONDE_CTX_INDIRECT
-#define SONDE_CTX_INDIRECT (1ull << 63)
-#endif
 static void on_vthread(struct java_state *st, const struct java_rec *r, const struct java_msg *m)
 {
 	if (m->kind == JAVA_MSG_SLOT) {

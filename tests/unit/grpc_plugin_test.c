@@ -1194,9 +1194,9 @@ static bool child_of(const struct span *c, const struct span *p)
 	return !memcmp(c->trace_id, p->trace_id, 16) && !memcmp(c->parent_span_id, p->span_id, 8);
 }
 
-/* Writes [from, to) of c on thread tid. */
-static void feed_tid(struct th_conn *fc, const struct conv *c, enum sonde_role role, unsigned from,
-                     unsigned to, uint32_t tid)
+/* Writes [from, to) of c on thread tid, each chunk with runtime context ctx. */
+static void feed_tid_ctx(struct th_conn *fc, const struct conv *c, enum sonde_role role,
+                         unsigned from, unsigned to, uint32_t tid, uint64_t ctx)
 {
 	for (unsigned i = from; i < to && i < c->n; i++) {
 		struct sonde_chunk ch = { 0 };
@@ -1206,8 +1206,16 @@ static void feed_tid(struct th_conn *fc, const struct conv *c, enum sonde_role r
 		ch.data = c->w[i].p;
 		ch.len = ch.orig_len = c->w[i].len;
 		ch.tid = tid;
+		ch.context = ctx;
 		th_conn_feed_chunk(fc, &ch);
 	}
+}
+
+/* Writes [from, to) of c on thread tid. */
+static void feed_tid(struct th_conn *fc, const struct conv *c, enum sonde_role role, unsigned from,
+                     unsigned to, uint32_t tid)
+{
+	feed_tid_ctx(fc, c, role, from, to, tid, 0);
 }
 
 /* Sum of the points of a counter with (optionally) one attribute value. */
@@ -1682,17 +1690,7 @@ END_TEST
 static void feed_ctx(struct th_conn *fc, const struct conv *c, enum sonde_role role, unsigned from,
                      unsigned to, uint64_t ctx)
 {
-	for (unsigned i = from; i < to && i < c->n; i++) {
-		struct sonde_chunk ch = { 0 };
-
-		ch.dir = dir_of(c->from_client[i], role);
-		ch.ts_unix_ns = ts_of(i);
-		ch.data = c->w[i].p;
-		ch.len = ch.orig_len = c->w[i].len;
-		ch.tid = 7;
-		ch.context = ctx;
-		th_conn_feed_chunk(fc, &ch);
-	}
+	feed_tid_ctx(fc, c, role, from, to, 7, ctx);
 }
 
 /* SDK 1.2: a runtime plugin says which context opened each stream of a

@@ -501,6 +501,11 @@ struct sonde_host_api {
 
 #define SONDE_STREAM_CTX_MAX 32
 
+/* 1.2. A sonde_thread_ctx value with this bit is the user address of the
+ * thread's current key, not a key (sonde/bpf.h has it for BPF programs;
+ * here for a plugin's user space that writes such entries). */
+#define SONDE_CTX_INDIRECT (1ull << 63)
+
 #define SONDE_PROCESS_CONTEXTS (1u << 0)
 
 /* Record types 1..99 are the host's, 100..999 its recordings'; plugins
