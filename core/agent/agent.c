@@ -168,6 +168,11 @@ static void publish_self_metrics(struct agent *a)
 	metrics_counter_set(m, "sonde_spans_total", "Spans produced.", hn->spans);
 	metrics_counter_set(m, "sonde_spans_dropped_total",
 	                    "Spans abandoned (connection closed first, limits).", hn->spans_dropped);
+	if (a->print)
+		metrics_counter_set(m, "sonde_print_spans_dropped_total",
+		                    "Spans not printed: the reader of the agent's standard output "
+		                    "fell more than 8 MiB behind.",
+		                    print_sink_dropped(a->print));
 	metrics_counter_set(m, "sonde_stream_gaps_total",
 	                    "Places where captured bytes were missing from a stream.", cn->gaps);
 	metrics_counter_set(m, "sonde_connections_total", "Connections seen.", cn->opened);

@@ -1,11 +1,15 @@
 /*
  * print.c - the stdout span printer (JSON lines or human text lines).
  *
- * The one idea: a span becomes one complete line in memory first, then one
- * locked fwrite puts it into the stream's buffer, so concurrent emitters
- * never interleave. The agent flushes the stream after each slice of
- * records it drains (print sink's flush), not after every span: a write(2)
- * per span cost more than making the span. Everything that
+ * The one idea: a span becomes one complete line in memory first and is
+ * appended, under a mutex, to a bounded buffer; a writer thread of the
+ * sink's own swaps that buffer out and writes it. So concurrent emitters
+ * never interleave, and the thread that drains the ring buffer never
+ * waits on a slow reader (a pipe to a busy script, a paused terminal):
+ * when the buffer is full the span is dropped and counted. The agent
+ * signals the writer after each slice of records it drains (the sink's
+ * flush), not after every span: a write(2) per span cost more than making
+ * the span. Everything that
  * came off the wire (names, attribute values) is sanitised on the way out:
  * JSON gets valid UTF-8, the terminal gets no control characters.
  */
@@ -13,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +33,13 @@ struct print_ctx {
 	struct span_sink sink; /* first: print_sink_free gets this pointer */
 	FILE *out;
 	enum print_mode mode;
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	pthread_t writer;
+	char *buf;        /* lines waiting for the writer */
+	size_t len, cap;
+	bool stop;
+	uint64_t dropped; /* spans not printed: the buffer was full */
 };
 
 static const char *kind_name(int kind)
@@ -407,12 +419,19 @@ static void print_emit(void *ctx, struct span *s)
 {
 	struct print_ctx *p = ctx;
 	char *line = print_format(s, p->mode);
+	size_t l;
 
 	if (!line)
 		return;
-	flockfile(p->out);
-	fwrite_unlocked(line, 1, strlen(line), p->out);
-	funlockfile(p->out);
+	l = strlen(line);
+	pthread_mutex_lock(&p->mu);
+	if (p->len + l > p->cap) {
+		p->dropped++;
+	} else {
+		memcpy(p->buf + p->len, line, l);
+		p->len += l;
+	}
+	pthread_mutex_unlock(&p->mu);
 	free(line);
 }
 
@@ -420,25 +439,93 @@ static void print_flush(void *ctx)
 {
 	struct print_ctx *p = ctx;
 
-	fflush(p->out);
+	pthread_mutex_lock(&p->mu);
+	if (p->len)
+		pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->mu);
 }
 
-struct span_sink *print_sink_new(FILE *out, enum print_mode mode)
+/* Takes what is waiting (swapping in its own empty buffer, so emitters go
+ * on at once) and writes it with no lock held. Exits once stopped and
+ * empty, so everything emitted before print_sink_free is written. */
+static void *print_writer(void *arg)
+{
+	struct print_ctx *p = arg;
+	char *mine = malloc(p->cap);
+	bool broken = mine == NULL;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->len && !p->stop)
+			pthread_cond_wait(&p->wake, &p->mu);
+		if (!p->len)
+			break;
+		size_t n = p->len;
+		if (broken) {
+			p->len = 0; /* nowhere to write: keep taking so emit goes on */
+			continue;
+		}
+		char *full = p->buf;
+		p->buf = mine;
+		p->len = 0;
+		mine = full;
+		pthread_mutex_unlock(&p->mu);
+		if (fwrite(mine, 1, n, p->out) != n || fflush(p->out) != 0)
+			broken = true; /* a closed pipe or a full disk: stop trying */
+		pthread_mutex_lock(&p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(mine);
+	return NULL;
+}
+
+struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t cap)
 {
 	struct print_ctx *p;
 
-	if (!out || (mode != PRINT_JSON && mode != PRINT_TEXT))
+	if (!out || (mode != PRINT_JSON && mode != PRINT_TEXT) || cap == 0)
 		return NULL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	p->out = out;
 	p->mode = mode;
+	p->cap = cap;
+	p->buf = malloc(cap);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	fflush(out); /* what the caller wrote before goes first */
+	if (!p->buf || pthread_create(&p->writer, NULL, print_writer, p) != 0) {
+		pthread_cond_destroy(&p->wake);
+		pthread_mutex_destroy(&p->mu);
+		free(p->buf);
+		free(p);
+		return NULL;
+	}
 	p->sink.name = "print";
 	p->sink.emit = print_emit;
 	p->sink.flush = print_flush;
 	p->sink.ctx = p;
 	return &p->sink;
+}
+
+struct span_sink *print_sink_new(FILE *out, enum print_mode mode)
+{
+	return print_sink_new_capped(out, mode, PRINT_BUFFER_BYTES);
+}
+
+uint64_t print_sink_dropped(struct span_sink *sink)
+{
+	struct print_ctx *p;
+	uint64_t n;
+
+	if (!sink)
+		return 0;
+	p = sink->ctx;
+	pthread_mutex_lock(&p->mu);
+	n = p->dropped;
+	pthread_mutex_unlock(&p->mu);
+	return n;
 }
 
 void print_sink_free(struct span_sink *sink)
@@ -448,6 +535,13 @@ void print_sink_free(struct span_sink *sink)
 	if (!sink)
 		return;
 	p = sink->ctx;
-	fflush(p->out);
+	pthread_mutex_lock(&p->mu);
+	p->stop = true;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->writer, NULL);
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->mu);
+	free(p->buf);
 	free(p);
 }

@@ -14,19 +14,33 @@
 #ifndef SONDE_PRINT_H
 #define SONDE_PRINT_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/config.h"
 #include "telemetry/span.h"
 
+/* Bytes of printed lines that may wait for a slow reader before spans are
+ * dropped (and counted) instead of blocking the agent. */
+#define PRINT_BUFFER_BYTES (8u << 20)
+
 /* A sink writing to `out` (borrowed: the caller closes it after
- * print_sink_free). Each span is one write of one whole line followed by
- * fflush, so lines from several threads never interleave. v1 writes
- * synchronously: a full pipe blocks the emitting thread until the reader
- * catches up. Returns NULL for PRINT_NONE, a NULL out, or out of memory. */
+ * print_sink_free; nobody else writes to it meanwhile). emit formats one
+ * whole line and appends it to a buffer of PRINT_BUFFER_BYTES; flush wakes
+ * the sink's writer thread, which writes it out. Lines from several
+ * threads never interleave, and emit never waits on the reader: a span
+ * that does not fit is dropped (print_sink_dropped). Returns NULL for
+ * PRINT_NONE, a NULL out, or out of memory. */
 struct span_sink *print_sink_new(FILE *out, enum print_mode mode);
 
-/* Flushes and frees a sink from print_sink_new. NULL is a no-op. */
+/* The same with a buffer of cap bytes (tests). */
+struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t cap);
+
+/* Spans dropped because the reader was too slow. 0 for NULL. */
+uint64_t print_sink_dropped(struct span_sink *sink);
+
+/* Writes what is waiting, stops the writer and frees a sink from
+ * print_sink_new. Blocks until the reader took it. NULL is a no-op. */
 void print_sink_free(struct span_sink *sink);
 
 /* One span as one line, '\n'-terminated, malloc'd (caller frees). NULL for

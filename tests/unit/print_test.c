@@ -6,8 +6,10 @@
 #include <check.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sonde/plugin.h>
 
@@ -246,6 +248,63 @@ START_TEST(json_is_what_jansson_would_write)
 }
 END_TEST
 
+/* A reader that does not read: emit never waits for it. Spans beyond the
+ * buffer are dropped and counted, and every span is either printed whole
+ * or counted once the reader catches up. */
+struct slow_reader {
+	int fd;
+	size_t lines;
+};
+
+static void *read_all(void *arg)
+{
+	struct slow_reader *r = arg;
+	char b[4096];
+	ssize_t n;
+
+	while ((n = read(r->fd, b, sizeof(b))) > 0)
+		for (ssize_t i = 0; i < n; i++)
+			r->lines += b[i] == '\n';
+	return NULL;
+}
+
+START_TEST(sink_never_waits_for_a_slow_reader)
+{
+	struct span *s = mkspan(true);
+	int fds[2];
+	FILE *w;
+	struct span_sink *sink;
+	struct slow_reader r = {0};
+	pthread_t t;
+	const int n = 5000;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	w = fdopen(fds[1], "w");
+	ck_assert_ptr_nonnull(w);
+	/* 16 KiB of buffer; the pipe holds 64 KiB; 5000 lines are ~2 MB. If
+	 * emit waited on the pipe, this loop would never end (the test's
+	 * timeout fails it): nobody reads until it is done. */
+	sink = print_sink_new_capped(w, PRINT_JSON, 16384);
+	ck_assert_ptr_nonnull(sink);
+	for (int i = 0; i < n; i++) {
+		sink->emit(sink->ctx, s);
+		if (i % 64 == 0)
+			sink->flush(sink->ctx);
+	}
+	ck_assert_uint_gt(print_sink_dropped(sink), 0);
+	r.fd = fds[0];
+	ck_assert_int_eq(pthread_create(&t, NULL, read_all, &r), 0);
+	uint64_t dropped = print_sink_dropped(sink);
+	print_sink_free(sink);
+	fclose(w);
+	pthread_join(t, NULL);
+	close(fds[0]);
+	ck_assert_uint_gt(r.lines, 0);
+	ck_assert_uint_eq(r.lines + dropped, (uint64_t)n);
+	span_unref(s);
+}
+END_TEST
+
 START_TEST(sink_writes_lines)
 {
 	struct span *a = mkspan(true), *b = mkspan(false);
@@ -260,11 +319,11 @@ START_TEST(sink_writes_lines)
 	ck_assert_ptr_nonnull(sink->emit);
 	sink->emit(sink->ctx, a);
 	sink->flush(sink->ctx); /* the agent flushes after each drained slice */
-	ck_assert_uint_gt(len, 0);
-	ck_assert_int_eq(buf[len - 1], '\n'); /* whole lines only */
 	sink->emit(sink->ctx, b);
 	sink->flush(sink->ctx);
-	print_sink_free(sink);
+	print_sink_free(sink); /* writes what is still waiting */
+	ck_assert_uint_gt(len, 0);
+	ck_assert_int_eq(buf[len - 1], '\n'); /* whole lines only */
 	fclose(f);
 
 	nl = strchr(buf, '\n');
@@ -348,6 +407,7 @@ static Suite *print_suite(void)
 	tcase_add_test(tc, json_hostile_values);
 	tcase_add_test(tc, json_is_what_jansson_would_write);
 	tcase_add_test(tc, sink_writes_lines);
+	tcase_add_test(tc, sink_never_waits_for_a_slow_reader);
 	tcase_add_test(tc, text_line);
 	tcase_add_test(tc, text_client_error_and_hostile);
 	suite_add_tcase(s, tc);
