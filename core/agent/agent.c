@@ -171,7 +171,7 @@ static void publish_self_metrics(struct agent *a)
 	if (a->print)
 		metrics_counter_set(m, "sonde_print_spans_dropped_total",
 		                    "Spans not printed: the reader of the agent's standard output "
-		                    "fell more than 8 MiB behind.",
+		                    "fell more than 64 MiB behind.",
 		                    print_sink_dropped(a->print));
 	metrics_counter_set(m, "sonde_stream_gaps_total",
 	                    "Places where captured bytes were missing from a stream.", cn->gaps);

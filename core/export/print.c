@@ -2,8 +2,9 @@
  * print.c - the stdout span printer (JSON lines or human text lines).
  *
  * The one idea: a span becomes one complete line in memory first and is
- * appended, under a mutex, to a bounded buffer; a writer thread of the
- * sink's own swaps that buffer out and writes it. So concurrent emitters
+ * appended, under a mutex, to a buffer that grows up to a bound; a writer
+ * thread of the
+ * sink's own swaps it out and writes it. So concurrent emitters
  * never interleave, and the thread that drains the ring buffer never
  * waits on a slow reader (a pipe to a busy script, a paused terminal):
  * when the buffer is full the span is dropped and counted. The agent
@@ -37,7 +38,8 @@ struct print_ctx {
 	pthread_cond_t wake;
 	pthread_t writer;
 	char *buf;        /* lines waiting for the writer */
-	size_t len, cap;
+	size_t len, size; /* bytes in buf, bytes allocated */
+	size_t cap;       /* most bytes that may wait */
 	bool stop;
 	uint64_t dropped; /* spans not printed: the buffer was full */
 };
@@ -425,7 +427,21 @@ static void print_emit(void *ctx, struct span *s)
 		return;
 	l = strlen(line);
 	pthread_mutex_lock(&p->mu);
-	if (p->len + l > p->cap) {
+	if (p->len + l > p->size && p->len + l <= p->cap) {
+		size_t n = p->size ? p->size : PRINT_BUFFER_START;
+		char *nb;
+
+		while (n < p->len + l)
+			n *= 2;
+		if (n > p->cap)
+			n = p->cap;
+		nb = realloc(p->buf, n);
+		if (nb) {
+			p->buf = nb;
+			p->size = n;
+		}
+	}
+	if (p->len + l > p->size) {
 		p->dropped++;
 	} else {
 		memcpy(p->buf + p->len, line, l);
@@ -451,8 +467,9 @@ static void print_flush(void *ctx)
 static void *print_writer(void *arg)
 {
 	struct print_ctx *p = arg;
-	char *mine = malloc(p->cap);
-	bool broken = mine == NULL;
+	char *mine = NULL;
+	size_t mine_size = 0;
+	bool broken = false;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -466,9 +483,13 @@ static void *print_writer(void *arg)
 			continue;
 		}
 		char *full = p->buf;
+		size_t full_size = p->size;
+
 		p->buf = mine;
+		p->size = mine_size;
 		p->len = 0;
 		mine = full;
+		mine_size = full_size;
 		pthread_mutex_unlock(&p->mu);
 		if (fwrite(mine, 1, n, p->out) != n || fflush(p->out) != 0)
 			broken = true; /* a closed pipe or a full disk: stop trying */
@@ -491,11 +512,10 @@ struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t 
 	p->out = out;
 	p->mode = mode;
 	p->cap = cap;
-	p->buf = malloc(cap);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	fflush(out); /* what the caller wrote before goes first */
-	if (!p->buf || pthread_create(&p->writer, NULL, print_writer, p) != 0) {
+	if (pthread_create(&p->writer, NULL, print_writer, p) != 0) {
 		pthread_cond_destroy(&p->wake);
 		pthread_mutex_destroy(&p->mu);
 		free(p->buf);

@@ -21,12 +21,14 @@
 #include "telemetry/span.h"
 
 /* Bytes of printed lines that may wait for a slow reader before spans are
- * dropped (and counted) instead of blocking the agent. */
-#define PRINT_BUFFER_BYTES (8u << 20)
+ * dropped (and counted) instead of blocking the agent. The buffer starts at
+ * PRINT_BUFFER_START and doubles as needed. */
+#define PRINT_BUFFER_BYTES (64u << 20)
+#define PRINT_BUFFER_START (64u << 10)
 
 /* A sink writing to `out` (borrowed: the caller closes it after
  * print_sink_free; nobody else writes to it meanwhile). emit formats one
- * whole line and appends it to a buffer of PRINT_BUFFER_BYTES; flush wakes
+ * whole line and appends it to a buffer of up to PRINT_BUFFER_BYTES; flush wakes
  * the sink's writer thread, which writes it out. Lines from several
  * threads never interleave, and emit never waits on the reader: a span
  * that does not fit is dropped (print_sink_dropped). Returns NULL for

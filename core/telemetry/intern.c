@@ -30,13 +30,16 @@ struct cache_slot {
 };
 static __thread struct cache_slot cache[CACHE_SLOTS];
 
-/* Read-only PT_LOAD segments of the loaded objects, under lock. */
-#define RO_MAX 128
+/* Read-only PT_LOAD segments of the loaded objects, under lock. The agent
+ * maps about 50 objects with 3-4 read-only segments each (libcurl and its
+ * TLS stack, libbpf, the plugins): a fixed list of 128 once left out the
+ * plugins, loaded last, whose keys then paid a strcmp on every use. So the
+ * list grows with what is loaded. */
 struct ro_range {
 	uintptr_t lo, hi;
 };
-static struct ro_range ro[RO_MAX];
-static unsigned n_ro, ro_gen = 1; /* slots of gen 0 (never filled) never hit */
+static struct ro_range *ro;
+static unsigned n_ro, ro_cap, ro_gen = 1; /* slots of gen 0 (never filled) never hit */
 static bool ro_read;
 
 static int ro_collect(struct dl_phdr_info *info, size_t size, void *arg)
@@ -46,8 +49,17 @@ static int ro_collect(struct dl_phdr_info *info, size_t size, void *arg)
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
 
-		if (p->p_type != PT_LOAD || (p->p_flags & PF_W) || n_ro == RO_MAX)
+		if (p->p_type != PT_LOAD || (p->p_flags & PF_W))
 			continue;
+		if (n_ro == ro_cap) {
+			unsigned ncap = ro_cap ? ro_cap * 2 : 256;
+			struct ro_range *nr = realloc(ro, ncap * sizeof(*nr));
+
+			if (!nr)
+				return 1; /* out of memory: what is listed stays right */
+			ro = nr;
+			ro_cap = ncap;
+		}
 		ro[n_ro].lo = info->dlpi_addr + p->p_vaddr;
 		ro[n_ro].hi = ro[n_ro].lo + p->p_memsz;
 		n_ro++;
@@ -68,6 +80,16 @@ static bool ro_locked(const char *s)
 		if (a >= ro[i].lo && a < ro[i].hi)
 			return true;
 	return false;
+}
+
+bool intern_is_readonly(const char *s)
+{
+	bool r;
+
+	pthread_mutex_lock(&lock);
+	r = ro_locked(s);
+	pthread_mutex_unlock(&lock);
+	return r;
 }
 
 void intern_mappings_changed(void)

@@ -12,6 +12,7 @@
 #ifndef SONDE_TELEMETRY_INTERN_H
 #define SONDE_TELEMETRY_INTERN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The interned copy of s (NUL-terminated), or NULL when out of memory.
@@ -22,6 +23,10 @@ const char *intern_n(const char *s, size_t len);
 /* Objects were loaded or unloaded (dlopen, dlclose): read the read-only
  * segments again and forget every cached pointer. */
 void intern_mappings_changed(void);
+
+/* Whether s lies in a read-only segment of a loaded object (its text can
+ * never change, so the cache trusts it without a compare). */
+bool intern_is_readonly(const char *s);
 /* Number of distinct keys interned so far (tests, self-metrics). */
 size_t intern_count(void);
 

@@ -226,9 +226,15 @@ static void finish(struct redis_conn *rc, struct pending *p, uint64_t ts, const 
 	if (!p->span)
 		return;
 	if (rc->db >= 0) {
-		int n = snprintf(db, sizeof(db), "%lld", (long long)rc->db);
+		/* Decimal by hand: this runs for every command. */
+		char *e = db + sizeof(db), *q = e;
+		uint64_t v = (uint64_t)rc->db;
 
-		h->span_attr_str(p->span, "db.namespace", db, (size_t)n);
+		do {
+			*--q = (char)('0' + v % 10);
+			v /= 10;
+		} while (v && q > db);
+		h->span_attr_str(p->span, "db.namespace", q, (size_t)(e - q));
 	}
 	if (errtype) {
 		h->span_attr_str(p->span, "error.type", errtype, strlen(errtype));

@@ -2,8 +2,11 @@
  * redis_cmd.c - the command table and the functions that turn client bytes
  * into exportable names (span name, db.query.text, error.type).
  *
- * The table is sorted by name (strcmp order, checked by the unit test) and
- * searched with bsearch after upper-casing the word into a small buffer.
+ * The table is sorted by name (strcmp order, checked by the unit test).
+ * Lookups upper-case the word into a small buffer and find it through an
+ * open-addressing hash index over the table, built once (a binary search
+ * cost eight string compares per command, a tenth of the agent's time on
+ * pipelined Redis).
  * It lists the commands of Redis 7 that matter for naming and privacy:
  * which ones take a key first, which ones take a subcommand, which ones
  * carry secrets, and which ones do not follow "one command, one reply".
@@ -12,6 +15,8 @@
  */
 #include "redis_cmd.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,9 +267,31 @@ static const struct redis_cmd_def cmd_table[] = {
 
 #define N_CMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
 
-static int cmp_def(const void *key, const void *elem)
+/* Slots of the hash index: a power of two, at least twice the table. */
+#define CMD_SLOTS 1024
+
+static uint16_t cmd_index[CMD_SLOTS]; /* 1 + table position; 0 empty */
+static pthread_once_t cmd_index_once = PTHREAD_ONCE_INIT;
+
+static uint32_t name_hash(const char *p, size_t len)
 {
-	return strcmp(key, ((const struct redis_cmd_def *)elem)->name);
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return h;
+}
+
+static void cmd_index_build(void)
+{
+	_Static_assert(N_CMDS * 2 <= CMD_SLOTS, "command hash index too small");
+	for (size_t i = 0; i < N_CMDS; i++) {
+		uint32_t j = name_hash(cmd_table[i].name, strlen(cmd_table[i].name));
+
+		while (cmd_index[j & (CMD_SLOTS - 1)])
+			j++;
+		cmd_index[j & (CMD_SLOTS - 1)] = (uint16_t)(i + 1);
+	}
 }
 
 /* Upper-case a word into out (REDIS_NAME_MAX bytes). -1 when too long or
@@ -288,7 +315,15 @@ const struct redis_cmd_def *redis_cmd_lookup(const char *p, size_t len)
 
 	if (upper_word(p, len, up) < 0)
 		return NULL;
-	return bsearch(up, cmd_table, N_CMDS, sizeof(cmd_table[0]), cmp_def);
+	pthread_once(&cmd_index_once, cmd_index_build);
+	for (uint32_t j = name_hash(up, len);; j++) {
+		uint16_t at = cmd_index[j & (CMD_SLOTS - 1)];
+
+		if (!at)
+			return NULL;
+		if (!strcmp(cmd_table[at - 1].name, up))
+			return &cmd_table[at - 1];
+	}
 }
 
 int redis_cmd_is_prefix(const char *p, size_t len)
@@ -344,7 +379,12 @@ void redis_cmd_name(const char *p, size_t len, char *out)
 	const struct redis_cmd_def *d = redis_cmd_lookup(p, len);
 
 	if (d) {
-		snprintf(out, REDIS_NAME_MAX, "%s", d->name);
+		size_t n = strlen(d->name);
+
+		if (n >= REDIS_NAME_MAX)
+			n = REDIS_NAME_MAX - 1;
+		memcpy(out, d->name, n);
+		out[n] = '\0';
 		return;
 	}
 	if (module_token(p, len)) {

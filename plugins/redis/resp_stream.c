@@ -182,6 +182,39 @@ static int finish_line(struct resp_stream *s, int *done)
 	return on_header(s, &h, done);
 }
 
+/* A whole header line at the start of p (type byte, at most
+ * RESP_INLINE_KEEP line bytes, CRLF): read in one go, without the byte
+ * states. Returns 1 when it was (and *used bytes were consumed), 0 to let
+ * the byte states do it (an inline command, a line cut by the chunk's end,
+ * a longer line, or bytes they will reject the same way), or a negative
+ * error from the header. What it leaves in s is what the byte states
+ * leave, so where a chunk ends never changes the result. */
+static int header_whole(struct resp_stream *s, const uint8_t *p, size_t n, size_t *used,
+                        int *done)
+{
+	size_t lim = n < RESP_INLINE_KEEP + 3 ? n : RESP_INLINE_KEEP + 3;
+	struct resp_hdr h;
+	ssize_t r;
+
+	if (s->request && s->depth == 0 && (!s->in_msg || !s->top_seen) && p[0] != RESP_ARRAY)
+		return 0;
+	r = resp_parse_hdr(p, lim, &h);
+	if (r < 3)
+		return 0;
+	if (!s->in_msg) {
+		memset(&s->cur, 0, sizeof(s->cur));
+		s->in_msg = 1;
+		s->top_seen = 0;
+		s->arg_idx = 0;
+	}
+	s->line_type = p[0];
+	s->line_len = (uint32_t)(r - 3);
+	s->line_cr = 0;
+	*used = (size_t)r;
+	r = on_header(s, &h, done);
+	return r < 0 ? (int)r : 1;
+}
+
 static int line_bytes(struct resp_stream *s, const uint8_t *p, size_t n, size_t *used,
                       int *done)
 {
@@ -314,6 +347,13 @@ ssize_t resp_stream_feed(struct resp_stream *s, const uint8_t *buf, size_t len,
 
 		switch (s->state) {
 		case RS_HDR:
+			rc = header_whole(s, buf + off, len - off, &used, done);
+			if (rc > 0) {
+				rc = 0;
+				break;
+			}
+			if (rc < 0)
+				return rc;
 			rc = start_value(s, buf[off]);
 			used = rc > 0 ? 1 : 0;
 			break;

@@ -36,6 +36,9 @@ START_TEST(intern_literals_and_reused_buffers)
 	intern_mappings_changed();
 	ck_assert_ptr_eq(intern(buf), a);
 	ck_assert_str_eq(intern(lit), "sonde.test.literal");
+	/* A literal is trusted without a compare, a buffer never. */
+	ck_assert(intern_is_readonly(lit));
+	ck_assert(!intern_is_readonly(buf));
 }
 END_TEST
 
