@@ -424,7 +424,9 @@ static bool has_selectors(const struct config *cfg)
 static int start_sinks(struct agent *a, char *err, size_t errlen)
 {
 	if (a->cfg->print != PRINT_NONE) {
-		a->print = print_sink_new(stdout, a->cfg->print);
+		a->print = a->cfg->replay_path
+		                   ? print_sink_new_opts(stdout, a->cfg->print, PRINT_BUFFER_BYTES, true)
+		                   : print_sink_new(stdout, a->cfg->print);
 		host_add_sink(a->host, a->print);
 	}
 	a->otlp = otlp_start(&a->cfg->otlp, a->metrics, err, errlen);

@@ -35,7 +35,9 @@ struct print_ctx {
 	FILE *out;
 	enum print_mode mode;
 	pthread_mutex_t mu;
-	pthread_cond_t wake;
+	pthread_cond_t wake;   /* the writer: lines are waiting */
+	pthread_cond_t room;   /* waiting emitters: the writer took the lines */
+	bool wait_when_full;   /* replay: no ring to protect, lose nothing */
 	pthread_t writer;
 	char *buf;        /* lines waiting for the writer */
 	size_t len, size; /* bytes in buf, bytes allocated */
@@ -427,6 +429,10 @@ static void print_emit(void *ctx, struct span *s)
 		return;
 	l = strlen(line);
 	pthread_mutex_lock(&p->mu);
+	while (p->wait_when_full && p->len && p->len + l > p->cap) {
+		pthread_cond_signal(&p->wake);
+		pthread_cond_wait(&p->room, &p->mu);
+	}
 	if (p->len + l > p->size && p->len + l <= p->cap) {
 		size_t n = p->size ? p->size : PRINT_BUFFER_START;
 		char *nb;
@@ -446,6 +452,10 @@ static void print_emit(void *ctx, struct span *s)
 	} else {
 		memcpy(p->buf + p->len, line, l);
 		p->len += l;
+		/* A long run of spans between flushes (a replay) is written
+		 * while it is made, not all at the end. */
+		if (p->len >= PRINT_WAKE_BYTES && p->len - l < PRINT_WAKE_BYTES)
+			pthread_cond_signal(&p->wake);
 	}
 	pthread_mutex_unlock(&p->mu);
 	free(line);
@@ -480,6 +490,7 @@ static void *print_writer(void *arg)
 		size_t n = p->len;
 		if (broken) {
 			p->len = 0; /* nowhere to write: keep taking so emit goes on */
+			pthread_cond_broadcast(&p->room);
 			continue;
 		}
 		char *full = p->buf;
@@ -490,6 +501,7 @@ static void *print_writer(void *arg)
 		p->len = 0;
 		mine = full;
 		mine_size = full_size;
+		pthread_cond_broadcast(&p->room);
 		pthread_mutex_unlock(&p->mu);
 		if (fwrite(mine, 1, n, p->out) != n || fflush(p->out) != 0)
 			broken = true; /* a closed pipe or a full disk: stop trying */
@@ -500,7 +512,8 @@ static void *print_writer(void *arg)
 	return NULL;
 }
 
-struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t cap)
+struct span_sink *print_sink_new_opts(FILE *out, enum print_mode mode, size_t cap,
+                                      bool wait_when_full)
 {
 	struct print_ctx *p;
 
@@ -512,10 +525,13 @@ struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t 
 	p->out = out;
 	p->mode = mode;
 	p->cap = cap;
+	p->wait_when_full = wait_when_full;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
+	pthread_cond_init(&p->room, NULL);
 	fflush(out); /* what the caller wrote before goes first */
 	if (pthread_create(&p->writer, NULL, print_writer, p) != 0) {
+		pthread_cond_destroy(&p->room);
 		pthread_cond_destroy(&p->wake);
 		pthread_mutex_destroy(&p->mu);
 		free(p->buf);
@@ -531,7 +547,7 @@ struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t 
 
 struct span_sink *print_sink_new(FILE *out, enum print_mode mode)
 {
-	return print_sink_new_capped(out, mode, PRINT_BUFFER_BYTES);
+	return print_sink_new_opts(out, mode, PRINT_BUFFER_BYTES, false);
 }
 
 uint64_t print_sink_dropped(struct span_sink *sink)
@@ -560,6 +576,7 @@ void print_sink_free(struct span_sink *sink)
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	pthread_join(p->writer, NULL);
+	pthread_cond_destroy(&p->room);
 	pthread_cond_destroy(&p->wake);
 	pthread_mutex_destroy(&p->mu);
 	free(p->buf);

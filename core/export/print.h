@@ -14,6 +14,7 @@
 #ifndef SONDE_PRINT_H
 #define SONDE_PRINT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -25,6 +26,8 @@
  * PRINT_BUFFER_START and doubles as needed. */
 #define PRINT_BUFFER_BYTES (64u << 20)
 #define PRINT_BUFFER_START (64u << 10)
+/* Waiting bytes past which emit wakes the writer without a flush. */
+#define PRINT_WAKE_BYTES (256u << 10)
 
 /* A sink writing to `out` (borrowed: the caller closes it after
  * print_sink_free; nobody else writes to it meanwhile). emit formats one
@@ -35,8 +38,11 @@
  * PRINT_NONE, a NULL out, or out of memory. */
 struct span_sink *print_sink_new(FILE *out, enum print_mode mode);
 
-/* The same with a buffer of cap bytes (tests). */
-struct span_sink *print_sink_new_capped(FILE *out, enum print_mode mode, size_t cap);
+/* The same with a buffer of up to cap bytes; with wait_when_full, emit
+ * waits for the writer instead of dropping (a replay, where no ring buffer
+ * fills while the agent waits). */
+struct span_sink *print_sink_new_opts(FILE *out, enum print_mode mode, size_t cap,
+                                      bool wait_when_full);
 
 /* Spans dropped because the reader was too slow. 0 for NULL. */
 uint64_t print_sink_dropped(struct span_sink *sink);

@@ -284,7 +284,7 @@ START_TEST(sink_never_waits_for_a_slow_reader)
 	/* 16 KiB of buffer; the pipe holds 64 KiB; 5000 lines are ~2 MB. If
 	 * emit waited on the pipe, this loop would never end (the test's
 	 * timeout fails it): nobody reads until it is done. */
-	sink = print_sink_new_capped(w, PRINT_JSON, 16384);
+	sink = print_sink_new_opts(w, PRINT_JSON, 16384, false);
 	ck_assert_ptr_nonnull(sink);
 	for (int i = 0; i < n; i++) {
 		sink->emit(sink->ctx, s);
@@ -301,6 +301,36 @@ START_TEST(sink_never_waits_for_a_slow_reader)
 	close(fds[0]);
 	ck_assert_uint_gt(r.lines, 0);
 	ck_assert_uint_eq(r.lines + dropped, (uint64_t)n);
+	span_unref(s);
+}
+END_TEST
+
+/* A replay's printer loses nothing: emit waits for the reader instead. */
+START_TEST(sink_waits_in_replay_mode)
+{
+	struct span *s = mkspan(false);
+	int fds[2];
+	FILE *w;
+	struct span_sink *sink;
+	struct slow_reader r = {0};
+	pthread_t t;
+	const int n = 5000;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	w = fdopen(fds[1], "w");
+	ck_assert_ptr_nonnull(w);
+	r.fd = fds[0];
+	ck_assert_int_eq(pthread_create(&t, NULL, read_all, &r), 0);
+	sink = print_sink_new_opts(w, PRINT_JSON, 16384, true);
+	ck_assert_ptr_nonnull(sink);
+	for (int i = 0; i < n; i++)
+		sink->emit(sink->ctx, s); /* no flush: the buffer's fill wakes the writer */
+	ck_assert_uint_eq(print_sink_dropped(sink), 0);
+	print_sink_free(sink);
+	fclose(w);
+	pthread_join(t, NULL);
+	close(fds[0]);
+	ck_assert_uint_eq(r.lines, (uint64_t)n);
 	span_unref(s);
 }
 END_TEST
@@ -408,6 +438,7 @@ static Suite *print_suite(void)
 	tcase_add_test(tc, json_is_what_jansson_would_write);
 	tcase_add_test(tc, sink_writes_lines);
 	tcase_add_test(tc, sink_never_waits_for_a_slow_reader);
+	tcase_add_test(tc, sink_waits_in_replay_mode);
 	tcase_add_test(tc, text_line);
 	tcase_add_test(tc, text_client_error_and_hostile);
 	suite_add_tcase(s, tc);
