@@ -16,7 +16,7 @@
 #   BENCH_RATE_FRACTION fixed rate, as a fraction of the lower saturation
 #                       throughput of bare and watched (default 0.5)
 #   BENCH_CONNS=N       connections held for the footprint (10000)
-#   BENCH_SKIP="node https ..."  sections to leave out (http https redis
+#   BENCH_SKIP="node https ..."  sections to leave out (machine http https redis
 #                       node parse sql pipeline footprint)
 #
 # Pinning (2 cores): the server (nginx worker, redis-server, node) and the
@@ -641,6 +641,21 @@ section_pipeline() {
   MED[pipeline_records]=$recs
 }
 
+# ---- section 0: what the machine charges ----------------------------------------------------
+
+# bench/vm_costs.sh: a syscall, an empty syscall tracepoint program, a ring
+# buffer record and a uprobe hit, priced with the smallest BPF programs.
+section_machine() {
+  local out tag name val unit
+  if ! out=$(VMCOST_CPU=$CPU_LOAD "$SRC/bench/vm_costs.sh" "$BUILD" 2>&1); then
+    note "machine costs not measured: $(echo "$out" | tail -1)"
+    return 0
+  fi
+  while read -r tag name val unit; do
+    [ "$tag" = VMCOST ] && emit "vm_$name" "$unit" "$val"
+  done <<<"$out"
+}
+
 # ---- section 5: footprint -------------------------------------------------------------------
 
 bpf_memlock_kb() { # bytes of BPF maps held by a pid, in KiB
@@ -712,6 +727,14 @@ table() {
   echo "sonde bench: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
   echo "reps=$REPS (interleaved A,B; medians of per-rep ratios), quick=$QUICK; server+agent on CPU$CPU_SRV, load on CPU$CPU_LOAD; load average at start: $LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo
+  if [ -n "${MED[vm_uprobe_hit]:-}" ]; then
+    echo "0. What this machine charges (bench/vm_costs.sh, smallest programs)"
+    printf '   a syscall (getppid) %s ns; an empty syscall tracepoint program adds %s ns (bpf_stats counts it as %s ns per run);\n' \
+      "${MED[vm_syscall_getppid]}" "${MED[vm_tracepoint_empty_added]}" "${MED[vm_tracepoint_empty_bpf_stats]}"
+    printf '   a ring-buffer record (reserve + discard) %s ns; a uprobe hit %s ns, with its uretprobe %s ns\n' \
+      "${MED[vm_ringbuf_reserve_bpf_stats]}" "${MED[vm_uprobe_hit]}" "${MED[vm_uprobe_and_uretprobe_hit]}"
+    echo
+  fi
   if [ -n "${MED[http_tput_ratio]:-}${MED[https_tput_ratio]:-}${MED[redis_get_tput_ratio]:-}" ]; then
   echo "1. Overhead on a real server (b = sonde watching, a = not; ratios b/a)"
   printf '%-15s %10s %8s %8s %8s | %7s %8s %8s | %10s %8s %10s %7s  %s\n' scenario "bare rps" "tput" "p50" "p99" "rate/s" "p50" "p99" "agent CPU" "BPF" "server CPU" "lost" "agent saw"
@@ -856,6 +879,8 @@ main() {
   awk -v l="${LOAD0%% *}" 'BEGIN { exit !(l > 1.0) }' &&
     note "warning: the machine is busy (load $LOAD0) before the bench starts; expect noise"
 
+  section machine
+  skip machine || section_machine
   section "npm install"
   if ! skip node; then otel_install || true; fi
 
