@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,7 +481,12 @@ static void *print_writer(void *arg)
 	char *mine = NULL;
 	size_t mine_size = 0;
 	bool broken = false;
+	sigset_t all;
 
+	/* Signals (SIGTERM, SIGINT) are the main thread's: one landing here
+	 * would cut a write short and lose the lines still to come. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->len && !p->stop)
