@@ -39,6 +39,7 @@ struct procs {
 	struct hmap procs;    /* tgid -> struct proc */
 	char hostname[256];
 	bool starting;        /* the process being watched was seen starting */
+	unsigned sweeps;      /* procs_sweep calls so far */
 	struct metric_hist *dropped, *dropped_bytes;
 };
 
@@ -618,9 +619,17 @@ void procs_sweep(struct procs *ps)
 
 	if (ps->replay)
 		return;
-	for (size_t it = 0; n < 256 && hmap_next(&ps->procs, &it, &key, &val);)
-		if (kill((pid_t)key, 0) && errno == ESRCH)
+	ps->sweeps++;
+	for (size_t it = 0; n < 256 && hmap_next(&ps->procs, &it, &key, &val);) {
+		struct proc *p = val;
+
+		if (!kill((pid_t)key, 0) || errno != ESRCH)
+			p->gone_at_sweep = 0;
+		else if (!p->gone_at_sweep)
+			p->gone_at_sweep = ps->sweeps; /* its records may still come */
+		else
 			gone[n++] = key;
+	}
 	for (size_t i = 0; i < n; i++)
 		procs_forget(ps, (uint32_t)gone[i]);
 }

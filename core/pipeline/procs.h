@@ -44,6 +44,7 @@ struct proc {
 	bool existed;        /* found running (scan, listen), not seen starting */
 	uint64_t dropped_seen; /* kernel drops already added to the drop metric */
 	uint64_t dropped_bytes_seen; /* ... and their bytes */
+	unsigned gone_at_sweep; /* the sweep that first found it gone (0: none) */
 };
 
 /* Told about every change, on the pipeline's thread. on_gone runs before
@@ -89,7 +90,10 @@ void procs_account_drops(struct procs *ps);
 
 /* A full /proc scan for processes the selectors choose. */
 void procs_scan(struct procs *ps);
-/* Forget processes that no longer exist (their EXIT record was lost). */
+/* Forget processes that no longer exist (their EXIT record was lost). A
+ * process is forgotten at the second sweep that finds it gone, not the
+ * first: a short-lived one (a curl) may have exited while its records,
+ * EXIT included, still wait in the ring behind a burst. */
 void procs_sweep(struct procs *ps);
 /* Every watched process (do not watch or forget from fn). */
 void procs_foreach(struct procs *ps, void (*fn)(void *ctx, struct proc *p), void *ctx);
