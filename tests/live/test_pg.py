@@ -301,6 +301,16 @@ def test_big_row(pg):
         r = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", "postgres",
                             "-At", "-c", q], capture_output=True, text=True, timeout=30)
         agent.wait_spans(2, timeout=10, pred=lambda s: s["scope"] == "sql")
+        # skip_to lands only once the agent has read a row's header. On
+        # loopback one 2 MB row can be moved before that (the agent may be
+        # off the CPU for the few ms it takes), so a second query sends
+        # three more, each 0.1 s after the last: by then the agent has
+        # caught up, and each later row's body is skipped.
+        r2 = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+                             "-d", "postgres", "-At", "-c",
+                             "SELECT repeat('y', 2000000) || g FROM generate_series(1, 3) g, "
+                             "LATERAL (SELECT pg_sleep(0.1)) s"],
+                            capture_output=True, text=True, timeout=30)
         # The agent publishes its own counters every 500 ms: wait for the
         # skipped bytes to show (or 3 s) rather than for a fixed time.
         deadline = time.time() + 3
@@ -321,8 +331,10 @@ def test_big_row(pg):
     # The policy lands when the agent has read the chunk with the row's
     # header: the writes and reads made before that are copied as usual
     # (how many depends on the agent's lag), the later ones inside the row
-    # are not. Nothing is skipped without skip_to.
-    check(0 < skipped <= 2 * 2000000, f"skip_to: {skipped} payload bytes not copied (of 2 x 2000000 moved)")
+    # are not. Nothing is skipped without skip_to. (Both queries: 8 MB each
+    # way.)
+    check_eq([len(l) for l in r2.stdout.split()], [2000001] * 3, "psql read the three paced 2 MB rows")
+    check(0 < skipped <= 2 * 8000000, f"skip_to: {skipped} payload bytes not copied (of 2 x 8000000 moved)")
 
 
 def test_tls(d):
