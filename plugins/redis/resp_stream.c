@@ -136,6 +136,17 @@ static int on_header(struct resp_stream *s, const struct resp_hdr *h, int *done)
 	return value_done(s, h->type == RESP_ATTR, done);
 }
 
+/* The first value of a message starts a fresh summary. */
+static void begin_msg(struct resp_stream *s)
+{
+	if (s->in_msg)
+		return;
+	memset(&s->cur, 0, sizeof(s->cur));
+	s->in_msg = 1;
+	s->top_seen = 0;
+	s->arg_idx = 0;
+}
+
 /* First byte of a value. Consumes it (returns 1) unless it starts an inline
  * command, which the inline state reads from its first byte (returns 0). */
 static int start_value(struct resp_stream *s, uint8_t b)
@@ -143,12 +154,7 @@ static int start_value(struct resp_stream *s, uint8_t b)
 	struct resp_hdr h;
 	ssize_t r;
 
-	if (!s->in_msg) {
-		memset(&s->cur, 0, sizeof(s->cur));
-		s->in_msg = 1;
-		s->top_seen = 0;
-		s->arg_idx = 0;
-	}
+	begin_msg(s);
 	s->line_len = 0;
 	s->line_cr = 0;
 	if (s->request && s->depth == 0 && !s->top_seen && b != RESP_ARRAY) {
@@ -201,12 +207,7 @@ static int header_whole(struct resp_stream *s, const uint8_t *p, size_t n, size_
 	r = resp_parse_hdr(p, lim, &h);
 	if (r < 3)
 		return 0;
-	if (!s->in_msg) {
-		memset(&s->cur, 0, sizeof(s->cur));
-		s->in_msg = 1;
-		s->top_seen = 0;
-		s->arg_idx = 0;
-	}
+	begin_msg(s);
 	s->line_type = p[0];
 	s->line_len = (uint32_t)(r - 3);
 	s->line_cr = 0;

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -256,6 +257,15 @@ struct slow_reader {
 	size_t lines;
 };
 
+/* A JSON sink over a fresh pipe: *w is its write end, fds[0] the read end. */
+static struct span_sink *pipe_sink(int fds[2], FILE **w, bool wait_when_full)
+{
+	ck_assert_int_eq(pipe(fds), 0);
+	*w = fdopen(fds[1], "w");
+	ck_assert_ptr_nonnull(*w);
+	return print_sink_new_opts(*w, PRINT_JSON, 16384, wait_when_full);
+}
+
 static void *read_all(void *arg)
 {
 	struct slow_reader *r = arg;
@@ -278,13 +288,10 @@ START_TEST(sink_never_waits_for_a_slow_reader)
 	pthread_t t;
 	const int n = 5000;
 
-	ck_assert_int_eq(pipe(fds), 0);
-	w = fdopen(fds[1], "w");
-	ck_assert_ptr_nonnull(w);
 	/* 16 KiB of buffer; the pipe holds 64 KiB; 5000 lines are ~2 MB. If
 	 * emit waited on the pipe, this loop would never end (the test's
 	 * timeout fails it): nobody reads until it is done. */
-	sink = print_sink_new_opts(w, PRINT_JSON, 16384, false);
+	sink = pipe_sink(fds, &w, false);
 	ck_assert_ptr_nonnull(sink);
 	for (int i = 0; i < n; i++) {
 		sink->emit(sink->ctx, s);
@@ -316,12 +323,9 @@ START_TEST(sink_waits_in_replay_mode)
 	pthread_t t;
 	const int n = 5000;
 
-	ck_assert_int_eq(pipe(fds), 0);
-	w = fdopen(fds[1], "w");
-	ck_assert_ptr_nonnull(w);
+	sink = pipe_sink(fds, &w, true);
 	r.fd = fds[0];
 	ck_assert_int_eq(pthread_create(&t, NULL, read_all, &r), 0);
-	sink = print_sink_new_opts(w, PRINT_JSON, 16384, true);
 	ck_assert_ptr_nonnull(sink);
 	for (int i = 0; i < n; i++)
 		sink->emit(sink->ctx, s); /* no flush: the buffer's fill wakes the writer */
