@@ -496,7 +496,7 @@ int sched_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	if (!pf)
 		return 0;
 	/* A forked worker serves and injects like its parent (prefork). */
-	pf |= all & (SONDE_PID_INJECT | SONDE_PID_SERVES);
+	pf |= all & (SONDE_PID_INJECT | SONDE_PID_SERVES | SONDE_PID_TLS);
 	ctgid = BPF_CORE_READ(child, tgid);
 	cpid = BPF_CORE_READ(child, pid);
 	if (ctgid == ptgid || cpid != ctgid)

@@ -400,6 +400,7 @@ static int start_capture(struct agent *a, char *err, size_t errlen)
 	co.shed_pct = cfg->shed_percent;
 	co.budget_bytes = cfg->budget_bytes;
 	co.max_connections = cfg->max_connections;
+	co.tls_per_process = cfg->tls_per_process;
 	for (size_t i = 0; i < cfg->n_services; i++)
 		co.inject |= cfg->services[i].inject_traceparent;
 	/* With an exe_path selector, new programs that may match are watched

@@ -387,6 +387,7 @@ static int capture_load(struct capture *c, const struct capture_opts *o, char *e
 	capture_set_exec_adopt(c, o, skel);
 	capture_set_pressure(o, rb, skel);
 	inject_prepare(c, SONDE_HAS_OPT(o, inject) && o->inject);
+	c->tls_per_process = SONDE_HAS_OPT(o, tls_per_process) && o->tls_per_process;
 	c->pid_words = (capture_pid_max() + 7) / 8;
 	rc = bpf_map__set_max_entries(skel->maps.events, rb);
 	if (!rc)

@@ -36,6 +36,7 @@ struct capture_opts {
 	uint32_t max_connections; /* the kernel's connection table; 0 = 65536 */
 	bool inject;            /* load the traceparent injection programs (a
 	                           service asked for it) */
+	bool tls_per_process;   /* capture_tls_share does nothing */
 };
 
 /* True when opts (of its own struct_size) carries field f. */
@@ -133,6 +134,11 @@ int capture_stats(struct capture *c, struct capture_stats *out);
  * negative errno. Detach when the process goes away. */
 int capture_tls_attach(struct capture *c, uint32_t tgid);
 void capture_tls_detach(struct capture *c, uint32_t tgid);
+/* tgid forks children: attach its TLS library files once for every process
+ * (the programs filter by the kernel's pid flags), so a child is covered
+ * from its first instruction instead of from when discovery attaches it.
+ * Returns how many files became shared. */
+int capture_tls_share(struct capture *c, uint32_t tgid);
 
 /* Runtime plugins' BPF objects (plugin_bpf.c): load with the host's shared
  * maps reused, attach uprobes (per pid, or every process for pid 0), give

@@ -23,6 +23,7 @@ struct capture {
 	struct ring_buffer *rb;
 	struct capture_tls *tls; /* core/tls.c; NULL until the first attach */
 	bool uprobe_multi;       /* TLS uprobes go through uprobe_multi links */
+	bool tls_per_process;    /* never share TLS uprobes (capture_tls_share) */
 	struct capture_features feat;
 	capture_cb cb;
 	void *ctx;

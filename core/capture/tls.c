@@ -77,15 +77,6 @@ static const char *const tls_sym_names[TLS_NSYM] = {
 #define TLS_MAX_FILES 8         /* candidate files looked at per maps read */
 
 /* One ELF file examined (cached by device, inode, size and mtime). */
-struct tls_lib {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime;
-	bool ssl;                  /* defines SSL_read and SSL_write */
-	uint64_t off[TLS_NSYM];    /* file offset of each function; 0 = absent */
-};
-
 /* What tears one attachment down: a libbpf perf-event link, or the fd of
  * a uprobe_multi link (which libbpf 1.1 cannot create). */
 struct tls_link {
@@ -93,12 +84,27 @@ struct tls_link {
 	int fd;
 };
 
-/* One library file attached in one process. */
+/* One library file attached in one process (or, as a library's `shared`
+ * attachment, in every process). */
 struct tls_file {
 	dev_t dev;
 	ino_t ino;
 	int nlinks;
+	bool shared;               /* covered by the library's shared attachment */
 	struct tls_link links[TLS_MAX_LINKS];
+};
+
+struct tls_lib {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	bool ssl;                  /* defines SSL_read and SSL_write */
+	uint64_t off[TLS_NSYM];    /* file offset of each function; 0 = absent */
+	/* Attached without a pid filter (the programs check the kernel's pid
+	 * flags): set once a watched process that uses the file forks, so a
+	 * forked child is covered from its first instruction. */
+	struct tls_file shared;
 };
 
 struct tls_proc {
@@ -125,6 +131,8 @@ struct capture_tls {
 	size_t nlibs, libs_cap;
 	uint64_t last_poll_ns;
 };
+
+static void tls_gc_push(struct tls_gc *gc, struct tls_link *links, int n);
 
 /* A candidate mapping from /proc/PID/maps. */
 struct tls_map {
@@ -241,8 +249,8 @@ static bool tls_lib_is(const struct tls_lib *lib, const struct stat *st)
 }
 
 /* The cached scan of the file st describes, scanning path on first sight. */
-static const struct tls_lib *tls_lib_get(struct capture_tls *t, const struct stat *st,
-					 const char *path)
+static struct tls_lib *tls_lib_get(struct capture_tls *t, const struct stat *st,
+				   const char *path)
 {
 	struct tls_lib *lib = NULL;
 
@@ -252,6 +260,7 @@ static const struct tls_lib *tls_lib_get(struct capture_tls *t, const struct sta
 		if (tls_lib_is(&t->libs[i], st))
 			return &t->libs[i];
 		lib = &t->libs[i]; /* rewritten in place: scan again */
+		tls_gc_push(&t->gc, lib->shared.links, lib->shared.nlinks);
 		break;
 	}
 	if (!lib && t->nlibs == t->libs_cap) {
@@ -532,8 +541,8 @@ static void tls_file_detach(struct capture_tls *t, struct tls_file *f)
 	f->nlinks = 0;
 }
 
-/* Attach every program for the functions lib defines, in tgid only, one
- * perf-event uprobe each. */
+/* Attach every program for the functions lib defines, in tgid only (0: in
+ * every process), one perf-event uprobe each. */
 static int tls_file_attach_perf(struct capture *c, uint32_t tgid, const char *path,
 				const struct tls_lib *lib, struct tls_file *f)
 {
@@ -549,7 +558,7 @@ static int tls_file_attach_perf(struct capture *c, uint32_t tgid, const char *pa
 
 			if (!p[r])
 				continue;
-			l = bpf_program__attach_uprobe_opts(p[r], (pid_t)tgid, path,
+			l = bpf_program__attach_uprobe_opts(p[r], tgid ? (pid_t)tgid : -1, path,
 							    (size_t)lib->off[s], &uo);
 			if (!l)
 				return errno ? -errno : -EINVAL;
@@ -623,7 +632,8 @@ bool tls_probe_uprobe_multi(void)
 }
 
 /* Attach the two dispatch programs as one entry and one return uprobe_multi
- * link covering every function lib defines, in tgid only. */
+ * link covering every function lib defines, in tgid only (0: in every
+ * process). */
 static int tls_file_attach_multi(struct capture *c, uint32_t tgid, const char *path,
 				 const struct tls_lib *lib, struct tls_file *f)
 {
@@ -736,7 +746,7 @@ static void tls_proc_alias(struct tls_proc *p, dev_t dev, ino_t ino)
 static int tls_attach_map(struct capture *c, struct tls_proc *p, const struct tls_map *m)
 {
 	struct capture_tls *t = c->tls;
-	const struct tls_lib *lib;
+	struct tls_lib *lib;
 	struct tls_file *nf;
 	struct stat st;
 	char path[600];
@@ -762,13 +772,18 @@ static int tls_attach_map(struct capture *c, struct tls_proc *p, const struct tl
 	memset(nf, 0, sizeof(*nf));
 	nf->dev = st.st_dev;
 	nf->ino = st.st_ino;
-	rc = tls_file_attach(c, p->tgid, path, lib, nf);
-	if (rc)
+	nf->shared = lib->shared.nlinks > 0;
+	if (!nf->shared && (rc = tls_file_attach(c, p->tgid, path, lib, nf)))
 		return rc;
 	nlinks = nf->nlinks;
 	p->nfiles++;
 	if (m->dev != st.st_dev || m->ino != st.st_ino)
 		tls_proc_alias(p, m->dev, m->ino);
+	if (!nlinks) {
+		fprintf(stderr, "sonde: tls: pid %u: %s is covered by its shared uprobes\n",
+			p->tgid, m->path);
+		return 1;
+	}
 	fprintf(stderr, "sonde: tls: pid %u: uprobes on %s (%s%s%s; %d %s)\n", p->tgid, m->path,
 		lib->off[TLS_SSL_READ_EX] ? "SSL_read/_ex, SSL_write/_ex" : "SSL_read, SSL_write",
 		lib->off[TLS_SSL_DO_HANDSHAKE] ? ", SSL_do_handshake" : "",
@@ -782,7 +797,7 @@ static size_t tls_proc_libs(const struct tls_proc *p)
 	size_t n = 0;
 
 	for (size_t i = 0; i < p->nfiles; i++)
-		n += p->files[i].nlinks > 0;
+		n += p->files[i].nlinks > 0 || p->files[i].shared;
 	return n;
 }
 
@@ -829,15 +844,114 @@ static void tls_proc_free(struct capture_tls *t, struct tls_proc *p)
 	free(p);
 }
 
+/* A path naming the file dev/ino (as stat() sees it) through a mapping of
+ * tgid. 0 or -errno. */
+static int tls_lib_path(uint32_t tgid, dev_t dev, ino_t ino, char *buf, size_t len)
+{
+	struct tls_map maps[TLS_MAX_FILES];
+	struct stat st;
+	int n = tls_read_maps(tgid, maps, TLS_MAX_FILES);
+
+	for (int i = 0; i < n; i++)
+		if (!tls_open_path(tgid, &maps[i], buf, len, &st) && st.st_dev == dev &&
+		    st.st_ino == ino)
+			return 0;
+	return n < 0 ? n : -ENOENT;
+}
+
+/* Whether any process still asked about uses the file dev/ino. */
+static bool tls_file_in_use(struct capture_tls *t, dev_t dev, ino_t ino)
+{
+	uint64_t key;
+	void *val;
+
+	for (size_t it = 0; hmap_next(&t->procs, &it, &key, &val);)
+		if (tls_proc_has(val, dev, ino))
+			return true;
+	return false;
+}
+
 void capture_tls_detach(struct capture *c, uint32_t tgid)
 {
+	struct capture_tls *t = c ? c->tls : NULL;
 	struct tls_proc *p;
 
-	if (!c || !c->tls)
+	if (!t)
 		return;
-	p = hmap_del(&c->tls->procs, tgid);
-	if (p)
-		tls_proc_free(c->tls, p);
+	p = hmap_del(&t->procs, tgid);
+	if (!p)
+		return;
+	tls_proc_free(t, p);
+	/* A shared attachment lasts while a watched process uses its file:
+	 * after that, other processes would trap on it for nothing. */
+	for (size_t i = 0; i < t->nlibs; i++) {
+		struct tls_lib *lib = &t->libs[i];
+
+		if (lib->shared.nlinks && !tls_file_in_use(t, lib->dev, lib->ino)) {
+			tls_file_detach(t, &lib->shared);
+			fprintf(stderr, "sonde: tls: shared uprobes on dev %lu inode %lu removed "
+					"(no watched process uses the file)\n",
+				(unsigned long)lib->dev, (unsigned long)lib->ino);
+		}
+	}
+}
+
+int capture_tls_share(struct capture *c, uint32_t tgid)
+{
+	struct capture_tls *t = c ? c->tls : NULL;
+	struct tls_proc *p = t ? hmap_get(&t->procs, tgid) : NULL;
+	int shared = 0;
+
+	if (!p || !c->skel || c->tls_per_process)
+		return 0;
+	for (size_t i = 0; i < p->nfiles; i++) {
+		struct tls_file *f = &p->files[i];
+		struct tls_lib *lib = NULL;
+		char path[600];
+		int rc;
+
+		if (f->shared || !f->nlinks)
+			continue; /* covered already, or an alias */
+		for (size_t j = 0; j < t->nlibs && !lib; j++)
+			if (t->libs[j].dev == f->dev && t->libs[j].ino == f->ino)
+				lib = &t->libs[j];
+		if (!lib || !lib->ssl)
+			continue;
+		if (!lib->shared.nlinks) {
+			if (tls_lib_path(tgid, f->dev, f->ino, path, sizeof(path)))
+				continue;
+			rc = tls_file_attach(c, 0, path, lib, &lib->shared);
+			if (rc) {
+				fprintf(stderr, "sonde: tls: pid %u forks: cannot attach shared "
+						"uprobes: %s\n", tgid, strerror(-rc));
+				continue;
+			}
+			fprintf(stderr, "sonde: tls: pid %u forks: uprobes on dev %lu inode %lu "
+					"are now shared by every process (its children are covered "
+					"from their first instruction)\n",
+				tgid, (unsigned long)f->dev, (unsigned long)f->ino);
+			shared++;
+		}
+		/* Per-process links on the same file would run the programs
+		 * twice per call: the shared ones replace them. */
+		for (size_t it = 0, k; ; ) {
+			uint64_t key;
+			void *val;
+
+			if (!hmap_next(&t->procs, &it, &key, &val))
+				break;
+			struct tls_proc *q = val;
+			for (k = 0; k < q->nfiles; k++) {
+				struct tls_file *g = &q->files[k];
+
+				if (g->dev == lib->dev && g->ino == lib->ino && !g->shared) {
+					tls_file_detach(t, g);
+					g->shared = true;
+				}
+			}
+		}
+	}
+	return shared;
 }
 
 /* --- late libraries ------------------------------------------------------------ */
@@ -879,6 +993,8 @@ void tls_free(struct capture *c)
 		return;
 	for (size_t it = 0; hmap_next(&t->procs, &it, &key, &val);)
 		tls_proc_free(t, val);
+	for (size_t i = 0; i < t->nlibs; i++)
+		tls_file_detach(t, &t->libs[i].shared);
 	hmap_free(&t->procs);
 	tls_gc_fini(&t->gc);
 	free(t->libs);

@@ -27,6 +27,7 @@
  *     shed_percent: 75             # ring fill where per-process shedding starts
  *     budget_bytes: 2097152        # a process's share per 100 ms under pressure
  *     max_connections: 65536       # the kernel's connection table
+ *     tls_shared_uprobes: true     # false: TLS uprobes per process only
  *   export:
  *     print: json | text | none
  *     prometheus: { port: 9464, address: 127.0.0.1 }
@@ -116,6 +117,7 @@ struct config {
 	uint32_t shed_percent;           /* 0 = default 75; 101 = never shed */
 	uint32_t budget_bytes;           /* 0 = a quarter of the ring */
 	uint32_t max_connections;        /* 0 = default 65536 */
+	bool tls_per_process;            /* never share TLS uprobes (forking servers) */
 	enum print_mode print;
 	uint16_t prom_port;              /* 0 = off */
 	char *prom_address;              /* default 127.0.0.1 */

@@ -855,6 +855,20 @@ static int cap_maxconns(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_
 	return rc < 0 ? -1 : 0;
 }
 
+/* capture.tls_shared_uprobes: false keeps TLS uprobes per process even for
+ * processes that fork (their children are then attached by discovery). */
+static int cap_tls_shared(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
+			  const char *path)
+{
+	struct config *c = obj;
+	bool shared = true;
+	int rc = get_bool(ld, k, v, path, &shared);
+
+	if (rc == 0)
+		c->tls_per_process = !shared;
+	return rc < 0 ? -1 : 0;
+}
+
 static int cap_ringbuf(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,
 		       const char *path)
 {
@@ -876,7 +890,8 @@ static int cap_ringbuf(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t
 static const struct field capture_fields[] = {
 	{ "payload_cap", cap_payload },       { "ringbuf_bytes", cap_ringbuf },
 	{ "shed_percent", cap_shed },         { "budget_bytes", cap_budget },
-	{ "max_connections", cap_maxconns },  { NULL, NULL },
+	{ "max_connections", cap_maxconns },  { "tls_shared_uprobes", cap_tls_shared },
+	{ NULL, NULL },
 };
 
 static int top_capture(struct loader *ld, void *obj, yaml_node_t *k, yaml_node_t *v,

@@ -526,6 +526,9 @@ static void adopt_children(struct procs *ps, uint32_t parent, struct service *sv
 	if (depth >= 4)
 		return;
 	n = list_children(parent, kids, 64);
+	/* A process with children forks: share its TLS uprobes (procs_on_fork). */
+	if (n && ps->cap)
+		capture_tls_share(ps->cap, parent);
 	for (unsigned i = 0; i < n; i++) {
 		if (hmap_get(&ps->procs, kids[i]))
 			continue;
@@ -761,6 +764,10 @@ void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev)
 			capture_unwatch(ps->cap, ev->h.tgid);
 		return;
 	}
+	/* Before the child is attached: from now on the parent's next children
+	 * are covered by the TLS uprobes from their first instruction. */
+	if (ps->cap)
+		capture_tls_share(ps->cap, parent->tgid);
 	ps->starting = true;
 	child = procs_watch(ps, ev->h.tgid, parent->svc);
 	ps->starting = false;

@@ -134,6 +134,7 @@ static const char full_yaml[] =
 	"  shed_percent: 60\n"
 	"  budget_bytes: 1048576\n"
 	"  max_connections: 131072\n"
+	"  tls_shared_uprobes: false\n"
 	"export:\n"
 	"  print: json\n"
 	"  prometheus: { port: 9464, address: 0.0.0.0 }\n"
@@ -212,6 +213,7 @@ START_TEST(test_full_round_trip)
 	ck_assert_uint_eq(c.shed_percent, 60);
 	ck_assert_uint_eq(c.budget_bytes, 1048576);
 	ck_assert_uint_eq(c.max_connections, 131072);
+	ck_assert(c.tls_per_process);
 	ck_assert_int_eq(c.print, PRINT_JSON);
 	ck_assert_uint_eq(c.prom_port, 9464);
 	ck_assert_str_eq(c.prom_address, "0.0.0.0");
@@ -446,6 +448,8 @@ START_TEST(test_enum_and_value_errors)
 	expect_error("capture:\n  max_connections: 10\n", 2,
 		     "capture.max_connections must be between 1024 and");
 	expect_error("capture:\n  budget_bytes: -1\n", 2, "capture.budget_bytes");
+	expect_error("capture:\n  tls_shared_uprobes: sometimes\n", 2,
+		     "capture.tls_shared_uprobes");
 }
 END_TEST
 
