@@ -195,6 +195,10 @@ static void publish_self_metrics(struct agent *a)
 	                    "Same-host links not made: the server span continued an incoming "
 	                    "traceparent of another trace.",
 	                    hn->link_conflicts);
+	metrics_counter_set(m, "sonde_trace_link_waits_expired_total",
+	                    "Server spans that ended before the client span of their "
+	                    "request was read, waited for it in vain, and went out unlinked.",
+	                    hn->links_unmatched_held);
 	metrics_gauge_set(m, "sonde_instrumented_processes", "Processes being watched.",
 	                  (double)procs_count(pipeline_procs(a->pl)));
 	metrics_gauge_set(m, "sonde_open_connections", "Connections being tracked.",

@@ -381,6 +381,8 @@ static void detect(struct sonde_conn *c, const struct sonde_chunk *ch)
 
 int host_conn_data(struct sonde_conn *c, const struct sonde_chunk *ch)
 {
+	if (ch->ts_unix_ns > c->host->last_data_ns)
+		c->host->last_data_ns = ch->ts_unix_ns;
 	if (c->state == HOST_CONN_OWNED)
 		return feed(c, ch);
 	if (c->state == HOST_CONN_DETECTING)

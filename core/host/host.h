@@ -54,6 +54,8 @@ struct host_counters {
 	uint64_t link_collisions; /* links not made: two requests' keys collided */
 	uint64_t link_conflicts;  /* links not made: an incoming traceparent of
 	                             another trace came first */
+	uint64_t links_unmatched_held; /* server spans held for a client span that
+	                                  did not come in time (sent unlinked) */
 	uint64_t injected;        /* traceparents the kernel inserted */
 	uint64_t injected_matched; /* ... whose client span took their ids */
 	uint64_t stream_ctx_given;     /* stream contexts runtime plugins gave (1.2) */

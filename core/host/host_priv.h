@@ -184,6 +184,7 @@ struct host {
 	struct ctx_entry *ctxs;            /* open addressing on (pid, key) */
 	size_t n_ctxs, cap_ctxs;
 	struct sonde_timer *timers;        /* sorted by due */
+	uint64_t last_data_ns;             /* latest data chunk's time (unix ns) */
 	bool timers_running;
 	struct sonde_bpf *bpfs;
 	struct record_claim claims[32];
@@ -221,6 +222,9 @@ void links_remap(struct host *h, struct span *s);
 /* True when s belongs to a trace waiting for its link: kept (a reference
  * taken) and emitted when the wait ends. */
 bool links_park(struct host *h, struct span *s);
+/* A server span ends still waiting for its client span: hold it (it leaves
+ * with the link, or unlinked when the wait runs out). True if held. */
+bool links_hold(struct host *h, struct sonde_span *sp);
 /* An incoming (SERVER) or forwarded (CLIENT) traceparent, parsed. */
 int links_traceparent(struct sonde_span *sp, const uint8_t trace_id[16],
                       const uint8_t span_id[8], uint8_t flags);

@@ -19,6 +19,15 @@
  * server span's first trace id in between (its children) are moved at their
  * end through a small remap table; one that ends while its trace is still
  * waiting is parked, and leaves when the wait is over (link or not).
+ *
+ * The server span itself can end first too: the client's write returns
+ * after the kernel has handed its bytes to the server, and a client thread
+ * held up right there (preempted, an interrupt) lets the server read, answer
+ * and end its span before the client's record is written. Such a span is
+ * held, parked in its own entry, until its client span comes or the wait
+ * runs out: HOLD_RECORDS_NS of record time past its end (the client's record
+ * is behind it in the same ring) or HOLD_WALL_NS of clock time when no
+ * records come, checked by a host timer every HOLD_TICK_NS.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -28,6 +37,9 @@
 
 #define LINKS_MAX 65536   /* entries waiting; beyond, new ones are refused */
 #define REMAP_MAX 1024    /* trace ids moved recently */
+#define HOLD_RECORDS_NS 50000000ULL   /* 50 ms of later records */
+#define HOLD_WALL_NS 1000000000ULL    /* 1 s of clock time */
+#define HOLD_TICK_NS 100000000ULL     /* how often held spans are looked at */
 
 struct link_key {
 	uint16_t cport, sport;
@@ -41,6 +53,9 @@ struct link {
 	struct link_key k;
 	bool server;                 /* a server span waiting for its client */
 	struct sonde_span *span;     /* the span that owns the entry */
+	struct span *held;           /* a server span that ended waiting (it is
+	                                also parked[0]); span is then NULL */
+	uint64_t held_end;           /* its end (unix ns) */
 	uint8_t trace_id[16], span_id[8], trace_flags;
 	struct span **parked;        /* ended spans of the waiting trace */
 	size_t n_parked;
@@ -68,6 +83,8 @@ struct links {
 	struct hmap client_ports;    /* local port of watched CLIENT TCP
 	                                connections -> how many (as a pointer) */
 	size_t n;
+	size_t n_held;               /* entries with a held server span */
+	struct sonde_timer *hold_timer;
 	struct remap remaps[REMAP_MAX];
 	size_t n_remaps, next_remap;
 };
@@ -167,6 +184,8 @@ static void unpark(struct host *h, struct link *l)
 
 static void link_free(struct host *h, struct links *ls, uint64_t hash, struct link *l)
 {
+	if (l->held)
+		ls->n_held--;
 	if (l->server && hmap_get(&ls->waiting, trace_key(l->trace_id)) == l)
 		hmap_del(&ls->waiting, trace_key(l->trace_id));
 	unpark(h, l);
@@ -205,16 +224,14 @@ void links_remap(struct host *h, struct span *s)
 	}
 }
 
-/* The server span srv is the child of the client context in l. */
-static void adopt(struct host *h, struct sonde_span *srv, const struct link *l)
+/* The server span s is the child of the client context in l. */
+static bool adopt_span(struct host *h, struct span *s, const struct link *l)
 {
-	struct span *s = srv->s;
-
 	/* A server span that continues an incoming traceparent of another
 	 * trace keeps it: moving that trace would move what others built. */
 	if (s->remote_parent && memcmp(s->trace_id, l->trace_id, 16)) {
 		h->n.link_conflicts++;
-		return;
+		return false;
 	}
 	if (memcmp(s->trace_id, l->trace_id, 16)) {
 		remap_add(h->links, s->trace_id, l->trace_id);
@@ -223,8 +240,16 @@ static void adopt(struct host *h, struct sonde_span *srv, const struct link *l)
 	memcpy(s->parent_span_id, l->span_id, 8);
 	s->trace_flags = l->trace_flags;
 	s->remote_parent = false;
-	srv->psrc = PARENT_LINK;
 	h->n.links++;
+	return true;
+}
+
+/* The same for a server span still open. */
+static void adopt(struct host *h, struct sonde_span *srv, const struct link *l)
+{
+	if (!adopt_span(h, srv->s, l))
+		return;
+	srv->psrc = PARENT_LINK;
 	tracer_serving(h, srv);
 }
 
@@ -377,8 +402,11 @@ int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 		/* The other end is here: link, and the entry has done its job. */
 		struct link ids = client_ids(server ? l->span : sp);
 
-		adopt(h, server ? sp : l->span, &ids);
-		link_free(h, ls, hash, l);
+		if (l->held)
+			adopt_span(h, l->held, &ids);
+		else
+			adopt(h, server ? sp : l->span, &ids);
+		link_free(h, ls, hash, l); /* a held span leaves with its parked */
 		return SONDE_OK;
 	}
 	if (l) {
@@ -387,6 +415,61 @@ int links_span_pos(struct sonde_span *sp, uint8_t source, uint64_t pos)
 		link_free(h, ls, hash, l);
 	}
 	return add_entry(ls, hash, &k, sp, server);
+}
+
+/* Held server spans whose wait ran out leave unlinked. */
+static void hold_tick(void *arg, uint64_t now)
+{
+	struct host *h = arg;
+	struct links *ls = h->links;
+	uint64_t key;
+	void *val;
+
+	if (!ls || !ls->n_held)
+		return;
+	for (size_t it = 0; ls->n_held && hmap_next(&ls->by_hash, &it, &key, &val);) {
+		struct link *l = val;
+
+		if (!l->held)
+			continue;
+		if (h->last_data_ns >= l->held_end + HOLD_RECORDS_NS ||
+		    now >= l->held_end + HOLD_WALL_NS) {
+			h->n.links_unmatched_held++;
+			link_free(h, ls, key, l);
+			it = 0; /* the map changed: start over (few entries are held) */
+		}
+	}
+}
+
+bool links_hold(struct host *h, struct sonde_span *sp)
+{
+	struct links *ls = h->links;
+	struct link *l = sp->link;
+	struct span **np;
+
+	if (!ls || !l || !l->server || l->span != sp || l->n_parked >= PARKED_MAX ||
+	    hmap_get(&ls->by_hash, sp->link_hash) != l)
+		return false;
+	if (!ls->hold_timer) {
+		ls->hold_timer = runtime_timer_start(h, NULL, sp->s->end_unix_ns, HOLD_TICK_NS,
+		                                     HOLD_TICK_NS, hold_tick, h);
+		if (!ls->hold_timer)
+			return false;
+	}
+	np = realloc(l->parked, (l->n_parked + 1) * sizeof(*np));
+	if (!np)
+		return false;
+	l->parked = np;
+	/* First out when the wait ends, before the children parked earlier. */
+	memmove(np + 1, np, l->n_parked * sizeof(*np));
+	np[0] = span_ref(sp->s);
+	l->n_parked++;
+	l->held = sp->s;
+	l->held_end = sp->s->end_unix_ns;
+	l->span = NULL;
+	sp->link = NULL;
+	ls->n_held++;
+	return true;
 }
 
 bool links_park(struct host *h, struct span *s)
@@ -561,6 +644,7 @@ void links_free(struct host *h)
 		unpark(h, l);
 		free(l);
 	}
+	ls->n_held = 0; /* the host frees hold_timer with the other timers */
 	for (size_t it = 0; hmap_next(&ls->fwd, &it, &key, &val);)
 		free(val);
 	hmap_free(&ls->by_hash);

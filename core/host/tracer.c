@@ -444,13 +444,15 @@ void tracer_emit(struct host *h, struct span *s)
 void tracer_end(struct sonde_span *sp, uint64_t end_unix_ns)
 {
 	struct host *h = sp->host;
+	bool held;
 
-	detach(sp);
 	sp->s->end_unix_ns = end_unix_ns < sp->s->start_unix_ns ? sp->s->start_unix_ns : end_unix_ns;
+	held = sp->link && links_hold(h, sp);
+	detach(sp);
 	links_remap(h, sp->s);
 	record_metrics(sp);
 	h->n.spans++;
-	if (!links_park(h, sp->s))
+	if (!held && !links_park(h, sp->s))
 		tracer_emit(h, sp->s);
 	span_unref(sp->s);
 	slot_put(h, sp);

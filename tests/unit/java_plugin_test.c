@@ -259,8 +259,10 @@ START_TEST(hand_off_parents_the_call_under_its_request)
 	struct th_conn *srv = conn(p, SONDE_ROLE_SERVER, 6);
 	const struct th_span *server, *client, *lone;
 
-	conn(p, SONDE_ROLE_CLIENT, FD);
-	conn(p, SONDE_ROLE_CLIENT, FD + 1);
+	/* Calls to a back end, not the other end of srv (whose server span
+	 * would then wait for that end's client span). */
+	conn_port(p, SONDE_ROLE_CLIENT, FD, 40001);
+	conn_port(p, SONDE_ROLE_CLIENT, FD + 1, 40002);
 	socket_ctx(srv, SONDE_DIR_INGRESS, 1000, sreq, sizeof(sreq) - 1, 100, thr);
 	task_msg(p, JAVA_MSG_BEGIN, 200, task, thr);
 	data_ctx(p, 2000, 1, FD, 9, req, REQ_LEN, 200, task);

@@ -1812,6 +1812,9 @@ static void ends_free(struct ends *e)
 {
 	th_conn_close(e->cl, e->ts + 1000);
 	th_conn_close(e->sv, e->ts + 1000);
+	/* Server spans still held for a client span that will not come leave
+	 * when the wait runs out (links.c). */
+	th_run_timers(e->h, e->ts + 3000000000ULL);
 	ck_assert_uint_eq(th_n_open(e->h), 0);
 	ck_assert_uint_eq(th_misuse(e->h), 0);
 	th_free(e->h);
@@ -1842,9 +1845,8 @@ END_TEST
  * cut at any byte: each Execute is keyed by where its Execute message
  * starts, each statement of the Query by where its text starts. The
  * answers come in one write read at once: the Query's later statements
- * start and end inside that one chunk on each end, so the two spans are
- * never open together and the host cannot link them (it matches open
- * spans); the first one starts at the Query and links. */
+ * start and end inside that one chunk on each end. The server's chunk comes
+ * first, so its ended spans are held until the client's come: all link. */
 START_TEST(link_pipelined_any_split)
 {
 	struct ends e = ends_new(41100, V11);
@@ -1882,7 +1884,7 @@ START_TEST(link_pipelined_any_split)
 	put_strs(&be, 'C', 1, "COMMIT");
 	put_ready(&be);
 	both(&e, BE, be.b, be.n, 0, 0);
-	assert_linked_mask(e.h, 7, 0x0f);
+	assert_linked_mask(e.h, 7, 0x7f);
 	ends_free(&e);
 }
 END_TEST

@@ -1256,6 +1256,9 @@ static void close_pair(struct th_host *h, struct th_conn *cl, struct th_conn *sv
 {
 	th_conn_close(cl, ts);
 	th_conn_close(sv, ts);
+	/* Server spans still held for a client span that will not come leave
+	 * when the wait runs out (links.c). */
+	th_run_timers(h, ts + 3000000000ULL);
 	ck_assert_uint_eq(th_n_open(h), 0);
 	ck_assert_uint_eq(th_misuse(h), 0);
 	th_free(h);
@@ -1292,6 +1295,60 @@ START_TEST(same_host_link_keepalive)
 	                 th_span_find(h, "SET", SONDE_SPAN_CLIENT, 0)->trace_id);
 	ck_assert_uint_eq(th_n_links(h), 2);
 	close_pair(h, cl, sv, 500);
+}
+END_TEST
+
+/* The server reads, answers and ends its span before the client's write
+ * is recorded (the client thread was held up between handing the bytes to
+ * the kernel and its syscall's return): the ended server span is held and
+ * still becomes the child of the client span when that comes. */
+START_TEST(same_host_link_server_ends_first)
+{
+	const char get[] = "*2\r\n$3\r\nGET\r\n$1\r\na\r\n";
+	struct th_conn *cl, *sv;
+	struct th_host *h = pair(40010, 0, &cl, &sv);
+
+	th_conn_feed(sv, IN, 101, get, strlen(get));
+	th_conn_feed(sv, EG, 102, "$-1\r\n", 5);
+	ck_assert_uint_eq(th_n_ended(h), 0); /* held, not sent */
+	th_conn_feed(cl, EG, 100, get, strlen(get));
+	th_conn_feed(cl, IN, 103, "$-1\r\n", 5);
+	ck_assert_uint_eq(th_n_ended(h), 2);
+	assert_linked(h, "GET", 0);
+	ck_assert_uint_eq(th_n_links(h), 1);
+	close_pair(h, cl, sv, 500);
+}
+END_TEST
+
+/* A held server span whose client span never comes goes out unlinked: after
+ * 50 ms of later records, or after 1 s of clock time with no records. */
+START_TEST(same_host_link_wait_runs_out)
+{
+	const char get[] = "*2\r\n$3\r\nGET\r\n$1\r\na\r\n";
+	const uint64_t ms = 1000000, t0 = 1000 * ms;
+	int by_records = _i;
+	struct th_conn *cl, *sv;
+	struct th_host *h = pair(40011, 0, &cl, &sv);
+
+	th_conn_feed(sv, IN, t0, get, strlen(get));
+	th_conn_feed(sv, EG, t0 + 1, "$-1\r\n", 5);
+	th_run_timers(h, t0 + 500 * ms);
+	ck_assert_uint_eq(th_n_ended(h), 0); /* still waiting */
+	if (by_records) {
+		/* The client's next command, 60 ms later: its first one was
+		 * never recorded (lost). */
+		th_conn_feed_lossy(cl, EG, t0 + 60 * ms, strlen(get), get, strlen(get), strlen(get));
+		th_run_timers(h, t0 + 600 * ms);
+	} else {
+		th_run_timers(h, t0 + 1100 * ms);
+	}
+	ck_assert_uint_ge(th_n_ended(h), 1);
+	ck_assert_str_eq(th_span_find(h, "GET", SONDE_SPAN_SERVER, 0)->parent_span_id, "");
+	ck_assert_uint_eq(th_n_links(h), 0);
+	th_conn_close(cl, t0 + 2000 * ms);
+	th_conn_close(sv, t0 + 2000 * ms);
+	ck_assert_uint_eq(th_misuse(h), 0);
+	th_free(h);
 }
 END_TEST
 
@@ -1502,6 +1559,8 @@ static Suite *redis_suite(void)
 	tcase_add_test(tc, test_metric_count_equals_span_count);
 	tcase_add_test(tc, v11_skip_big_value);
 	tcase_add_loop_test(tc, same_host_link_keepalive, 0, 2);
+	tcase_add_test(tc, same_host_link_server_ends_first);
+	tcase_add_loop_test(tc, same_host_link_wait_runs_out, 0, 2);
 	tcase_add_loop_test(tc, same_host_link_pipelined_any_split, 0, 2 * (int)(strlen(PIPE) + 1));
 	tcase_add_test(tc, same_host_link_truncated_value);
 	tcase_add_test(tc, same_host_link_late_spans);
