@@ -541,8 +541,10 @@ static void error_code(const struct pg_msg *m, char out[6])
 			for (int i = 0; i < 5; i++) {
 				char ch = (char)m->body[vs + (size_t)i];
 
-				if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z')))
+				if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z'))) {
+					out[0] = '\0'; /* not a SQLSTATE: none */
 					return;
+				}
 				out[i] = ch;
 			}
 			out[5] = '\0';

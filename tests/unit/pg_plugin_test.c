@@ -615,6 +615,29 @@ START_TEST(test_every_split_point)
 }
 END_TEST
 
+/* An ErrorResponse whose code field is five characters but not a SQLSTATE
+ * (the fuzzer's find: the code was copied up to the bad character and left
+ * unterminated): the span's error.type is _OTHER, with no status code. */
+START_TEST(test_error_code_not_sqlstate)
+{
+	struct t t = setup(SONDE_ROLE_CLIENT);
+	struct msgbuf fe = { .n = 0 }, be = { .n = 0 };
+	const struct th_span *s;
+
+	startup(&t, "shop");
+	put_query(&fe, "SELECT 1");
+	chunk(&t, FE, fe.b, fe.n);
+	put_error(&be, "42x01", "bad");
+	put_ready(&be);
+	chunk(&t, BE, be.b, be.n);
+	ck_assert_uint_eq(th_n_ended(t.h), 1);
+	s = th_ended(t.h, 0);
+	ck_assert_str_eq(str(s, "error.type"), "_OTHER");
+	ck_assert_ptr_null(th_span_attr(s, "db.response.status_code"));
+	teardown(&t);
+}
+END_TEST
+
 /* ---- the extended protocol --------------------------------------------------------- */
 
 /* Three cycles pipelined in one write, answered in one write: each Execute
@@ -1968,6 +1991,7 @@ Suite *pg_suite(void)
 	tcase_add_test(tc, test_server_side);
 	tcase_add_test(tc, test_role_from_startup);
 	tcase_add_test(tc, test_every_split_point);
+	tcase_add_test(tc, test_error_code_not_sqlstate);
 	tcase_add_test(tc, test_pipelined_extended);
 	tcase_add_test(tc, test_prepared_1000);
 	tcase_add_test(tc, test_parse_error_alone);
