@@ -324,7 +324,11 @@ static int run_live(struct agent *a)
 	while (!stop) {
 		if (capture_more(a->cap))
 			sched_yield();
+		/* The slice's records lock the metrics registry once (from the
+		 * first point recorded), not once per point. */
+		host_batch_begin(a->host);
 		int rc = capture_poll(a->cap, capture_more(a->cap) ? 0 : 100);
+		host_batch_end(a->host);
 		if (rc < 0 && rc != -EINTR) {
 			fprintf(stderr, "sonde: ring buffer poll failed: %s\n", strerror(-rc));
 			break;
@@ -477,6 +481,9 @@ static void shutdown_all(struct agent *a)
 	 * its last batch and metrics before the registry goes away. */
 	if (a->pl)
 		pipeline_close_all(a->pl, now_ns(CLOCK_REALTIME));
+	/* Server spans still held for their client's span go out now. */
+	if (a->host)
+		host_links_flush(a->host);
 	if (a->print && a->print->flush)
 		a->print->flush(a->print->ctx);
 	if (a->otlp)

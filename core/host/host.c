@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "host/host_priv.h"
+#include "telemetry/metrics.h"
 
 #define DETECT_MAX_CHUNKS 8   /* give up detection after this many chunks */
 #define DEFAULT_MAX_OPEN_SPANS 1024
@@ -412,4 +413,22 @@ int host_detect(struct host *h, const char *proto, const struct sonde_conn_info 
 	if (!pe)
 		return SONDE_ERR_NOENT;
 	return pe->proto->detect(pe->plugin->state, ci, ch);
+}
+
+void host_batch_begin(struct host *h)
+{
+	if (h)
+		metrics_batch_begin(h->opts.metrics);
+}
+
+void host_batch_end(struct host *h)
+{
+	if (h)
+		metrics_batch_end(h->opts.metrics);
+}
+
+void host_links_flush(struct host *h)
+{
+	if (h)
+		links_free(h);
 }

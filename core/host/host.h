@@ -177,6 +177,15 @@ void host_process_gone(struct host *h, uint32_t pid);
  * claimed it. 1 if one did. */
 int host_record(struct host *h, const void *rec, size_t len);
 
+/* Send the spans same-host links still hold (server spans waiting for
+ * their client's span): at shutdown, while the sinks exist. */
+void host_links_flush(struct host *h);
+
+/* Records are handled in slices: between begin and end the metrics
+ * registry is locked once, for the calling thread (metrics_batch_begin). */
+void host_batch_begin(struct host *h);
+void host_batch_end(struct host *h);
+
 /* Run the plugins' timers that are due at now; returns when the next one
  * is due (unix ns), 0 when none. */
 uint64_t host_timers_run(struct host *h, uint64_t now_unix_ns);

@@ -26,6 +26,7 @@ struct pipeline {
 	struct pipeline_counters n;
 	uint64_t next_timer;       /* replay: when the host's next timer is due */
 	uint64_t cur_ts;           /* wall time of the record being handled, 0 */
+	uint64_t replay_n;         /* records replayed (metrics batches) */
 };
 
 /* --- the process table tells us ---------------------------------------------- */
@@ -276,6 +277,11 @@ static void replay_one(void *ctx, const void *rec, size_t len)
 	const struct sonde_ev_hdr *h = rec;
 
 	if (h->type != SONDE_EV_META_PROC) {
+		/* Metrics are locked once per slice of records, as live. */
+		if (++pl->replay_n % 256 == 1) {
+			host_batch_end(pl->o.host);
+			host_batch_begin(pl->o.host);
+		}
 		pipeline_handle(pl, rec, len);
 		return;
 	}
@@ -294,5 +300,8 @@ static void replay_one(void *ctx, const void *rec, size_t len)
 
 int pipeline_replay(struct pipeline *pl, const char *path, char *err, size_t errlen)
 {
-	return record_read(path, &pl->o.mono_to_real, replay_one, pl, err, errlen);
+	int rc = record_read(path, &pl->o.mono_to_real, replay_one, pl, err, errlen);
+
+	host_batch_end(pl->o.host);
+	return rc;
 }

@@ -31,6 +31,12 @@ enum metric_kind {
 
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
+/* A batch on the calling thread: from the first point it records until
+ * metrics_batch_end, the registry stays locked for it (other threads, a
+ * scrape, wait for the end). Begin before draining a slice of records, end
+ * before anything that may block. Ending a batch not begun does nothing. */
+void metrics_batch_begin(struct metrics *m);
+void metrics_batch_end(struct metrics *m);
 
 /* Register, or find by name, a histogram. Copies all arguments. Returns NULL
  * when the name exists with different bounds/keys/unit. */

@@ -224,27 +224,28 @@ void resource_unref(struct resource *r)
 	free(r);
 }
 
-/* Freed spans kept for reuse: at most POOL_MAX, under a mutex (spans are
- * made on the pipeline thread and may be freed on an exporter's). */
+/* Freed spans kept for reuse: a few per thread, without a lock (the
+ * pipeline thread makes spans and, without an exporter thread, frees them
+ * too), then at most POOL_MAX shared under a mutex (spans are made on the
+ * pipeline thread and may be freed on an exporter's). A thread's own spans
+ * go to the shared pool when it exits. */
 #define POOL_MAX 1024
+#define LOCAL_MAX 64
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct span *pool[POOL_MAX];
 static size_t pool_n;
 
-static struct span *pool_take(void)
-{
-	struct span *s = NULL;
+struct local_pool {
+	struct span *s[LOCAL_MAX];
+	size_t n;
+	bool keyed;
+};
+static __thread struct local_pool local;
+static pthread_key_t local_key;
+static pthread_once_t local_once = PTHREAD_ONCE_INIT;
+static bool local_key_ok;
 
-	pthread_mutex_lock(&pool_lock);
-	if (pool_n)
-		s = pool[--pool_n];
-	pthread_mutex_unlock(&pool_lock);
-	if (s)
-		memset(s, 0, sizeof(*s));
-	return s;
-}
-
-static void pool_give(struct span *s)
+static void pool_give_shared(struct span *s)
 {
 	pthread_mutex_lock(&pool_lock);
 	if (pool_n < POOL_MAX) {
@@ -253,6 +254,54 @@ static void pool_give(struct span *s)
 	}
 	pthread_mutex_unlock(&pool_lock);
 	free(s);
+}
+
+static void local_flush(void *arg)
+{
+	struct local_pool *lp = arg;
+
+	while (lp->n)
+		pool_give_shared(lp->s[--lp->n]);
+}
+
+static void local_key_make(void)
+{
+	local_key_ok = pthread_key_create(&local_key, local_flush) == 0;
+}
+
+static struct span *pool_take(void)
+{
+	struct span *s = NULL;
+
+	if (local.n) {
+		s = local.s[--local.n];
+	} else {
+		pthread_mutex_lock(&pool_lock);
+		if (pool_n)
+			s = pool[--pool_n];
+		pthread_mutex_unlock(&pool_lock);
+	}
+	if (s)
+		memset(s, 0, sizeof(*s));
+	return s;
+}
+
+static void pool_give(struct span *s)
+{
+	if (!local.keyed) {
+		/* The exit hook needs a non-NULL value to run. */
+		pthread_once(&local_once, local_key_make);
+		if (!local_key_ok || pthread_setspecific(local_key, &local)) {
+			pool_give_shared(s);
+			return;
+		}
+		local.keyed = true;
+	}
+	if (local.n < LOCAL_MAX) {
+		local.s[local.n++] = s;
+		return;
+	}
+	pool_give_shared(s);
 }
 
 struct span *span_new(void)

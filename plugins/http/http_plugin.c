@@ -64,12 +64,25 @@
 
 #define HOST_HAS(h, f) ((h)->abi_minor >= 1 && SONDE_HAS_FIELD(h, struct sonde_host_api, f))
 
+/* Guessed routes of recent paths: a service asks for the same paths again
+ * and again, and the guess reads every byte of every segment. One slot per
+ * path hash; short paths and routes only. */
+#define ROUTE_CACHE_SLOTS 256
+#define ROUTE_CACHE_LEN 64
+
+struct route_slot {
+	uint8_t path_len;  /* 0: empty slot */
+	char path[ROUTE_CACHE_LEN];
+	char route[ROUTE_CACHE_LEN];
+};
+
 struct http_plugin {
 	const struct sonde_host_api *host;
 	struct sonde_plugin_handle *self;
 	struct sonde_metric *server_hist;
 	struct sonde_metric *client_hist;
 	const char *const *checked_routes; /* last route list validated */
+	struct route_slot routes[ROUTE_CACHE_SLOTS];
 };
 
 enum http_ds {
@@ -331,6 +344,34 @@ static void set_server_address(struct http_conn *hc, struct sonde_span *s,
 		host->span_attr_int(s, "server.port", port);
 }
 
+/* http_route_guess through the plugin's cache of recent paths. */
+static const char *guess_route(struct http_plugin *pl, const char *path, size_t len, char *buf)
+{
+	size_t n = 0, rl;
+	uint32_t h = 2166136261u;
+	struct route_slot *slot;
+
+	/* The guess reads the path up to its query or fragment: so does the key. */
+	while (n < len && path[n] != '?' && path[n] != '#') {
+		h = (h ^ (uint8_t)path[n]) * 16777619u;
+		n++;
+	}
+	if (!n || n >= ROUTE_CACHE_LEN) {
+		http_route_guess(path, len, buf, HTTP_ROUTE_MAX);
+		return buf;
+	}
+	slot = &pl->routes[(h ^ (h >> 16)) & (ROUTE_CACHE_SLOTS - 1)];
+	if (slot->path_len == n && !memcmp(slot->path, path, n))
+		return slot->route;
+	rl = http_route_guess(path, n, buf, HTTP_ROUTE_MAX);
+	if (rl < ROUTE_CACHE_LEN) {
+		slot->path_len = (uint8_t)n;
+		memcpy(slot->path, path, n);
+		memcpy(slot->route, buf, rl + 1);
+	}
+	return buf;
+}
+
 static const char *pick_route(struct http_conn *hc, const char *path, size_t len, char *buf)
 {
 	const char *r = NULL;
@@ -339,8 +380,7 @@ static const char *pick_route(struct http_conn *hc, const char *path, size_t len
 		r = http_route_find(hc->routes, hc->n_routes, path, len);
 	if (r)
 		return r;
-	http_route_guess(path, len, buf, HTTP_ROUTE_MAX);
-	return buf;
+	return guess_route(hc->pl, path, len, buf);
 }
 
 /* "METHOD route" (or the method alone) into buf, cut to fit. */

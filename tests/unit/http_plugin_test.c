@@ -17,6 +17,7 @@
 /* SDK 1.1 checks read the capture policy the plugin asked for from the
  * real host (the test host has no getter for it). */
 #include "host/host.h"
+#include "http_route.h"
 
 const struct sonde_plugin *sonde_plugin_entry(void);
 
@@ -158,6 +159,35 @@ START_TEST(keep_alive_sequence)
 	ck_assert_ptr_null(th_record_val(r, "error.type"));
 	ck_assert(r->value > 0.0000000499 && r->value < 0.0000000501);
 	finish(9999);
+}
+END_TEST
+
+/* The route of a path seen before comes from the plugin's cache: it is the
+ * same as the guess, for repeated paths, the same path with other queries,
+ * paths that differ in one byte, a path too long to cache and the root. */
+START_TEST(route_cache_same_as_guess)
+{
+	static const char *const paths[] = {
+		"/users/42", "/users/42", "/users/42?page=2", "/users/43", "/users/4x",
+		"/users/42", "/", "/?q=1", "/orders/2024-01-31/items",
+		"/very/long/path/with/many/segments/that/does/not/fit/the/cache/12345",
+		"/very/long/path/with/many/segments/that/does/not/fit/the/cache/12345",
+		"/users/4x",
+	};
+	const size_t n = sizeof(paths) / sizeof(paths[0]);
+	char req[256], want[HTTP_ROUTE_MAX];
+
+	start(SONDE_ROLE_SERVER);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", paths[i]);
+		feed(REQ, 1000 + i * 100, req);
+		feed(RES, 1050 + i * 100, RESP_OK_5);
+	}
+	ck_assert_uint_eq(th_n_ended(H), n);
+	for (size_t i = 0; i < n; i++) {
+		http_route_guess(paths[i], strlen(paths[i]), want, sizeof(want));
+		assert_str_attr(ended(i), "http.route", want);
+	}
 }
 END_TEST
 
@@ -1326,6 +1356,7 @@ static Suite *suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, keep_alive_sequence);
+	tcase_add_test(tc, route_cache_same_as_guess);
 	tcase_add_test(tc, pipelined_requests);
 	tcase_add_test(tc, head_with_content_length);
 	tcase_add_test(tc, interim_responses);

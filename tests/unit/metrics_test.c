@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "export/prom_text.h"
 #include "telemetry/metrics.h"
@@ -544,6 +545,52 @@ START_TEST(concurrent_records)
 }
 END_TEST
 
+/* A batch: the thread that began it records without taking the lock each
+ * time, holding it from its first point to the batch's end; another thread
+ * recording meanwhile waits for the end. Points of both are all counted. */
+struct batch_arg {
+	struct metric_hist *h;
+	int done;
+};
+
+static void *batch_other(void *arg)
+{
+	struct batch_arg *a = arg;
+
+	metrics_hist_record(a->h, NULL, 0.5, NULL);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+START_TEST(batch_holds_the_lock)
+{
+	static const double b[] = { 1.0 };
+	struct metrics *m = metrics_new();
+	struct batch_arg a = { metrics_hist(m, "t", "s", NULL, b, 1, NULL, 0), 0 };
+	struct timespec nap = { 0, 50 * 1000000L };
+	struct pts *ps;
+	pthread_t t;
+
+	metrics_batch_end(m); /* none begun: nothing happens */
+	metrics_batch_begin(m);
+	metrics_hist_record(a.h, NULL, 0.25, NULL);
+	pthread_create(&t, NULL, batch_other, &a);
+	for (int i = 0; i < 3; i++)
+		metrics_hist_record(a.h, NULL, 0.25, NULL);
+	nanosleep(&nap, NULL);
+	ck_assert_int_eq(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);
+	metrics_batch_end(m);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(a.done, 1);
+	ps = points(m);
+	ck_assert_uint_eq(ps->p[0].count, 5);
+	free(ps);
+	metrics_batch_begin(m); /* freed inside a batch: it ends first */
+	metrics_hist_record(a.h, NULL, 0.25, NULL);
+	metrics_free(m);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
 	Suite *s = suite_create("metrics");
@@ -565,6 +612,7 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, label_clashes_skipped);
 	tcase_add_test(tc, scalars);
 	tcase_add_test(tc, concurrent_records);
+	tcase_add_test(tc, batch_holds_the_lock);
 	suite_add_tcase(s, tc);
 	return s;
 }
