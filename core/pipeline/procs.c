@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/hmap.h"
@@ -324,6 +325,41 @@ static uint32_t read_ppid(uint32_t pid)
 	return ppid;
 }
 
+/* How long pid has been running (ms), from the start time in
+ * /proc/PID/stat; -1 when unknown. */
+static int64_t proc_age_ms(uint32_t pid)
+{
+	char path[64], buf[1024], *save = NULL, *tok;
+	unsigned long long start = 0;
+	struct timespec now;
+	long hz = sysconf(_SC_CLK_TCK);
+	int field = 3; /* the first after the command's ')' */
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	tok = strrchr(buf, ')');
+	if (!tok || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &now))
+		return -1;
+	for (tok = strtok_r(tok + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
+		if (field == 22) {
+			start = strtoull(tok, NULL, 10);
+			break;
+		}
+	}
+	if (field != 22)
+		return -1;
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+	       (int64_t)(start * 1000 / (unsigned long long)hz);
+}
+
 static void uuid4(char out[37])
 {
 	uint8_t b[16];
@@ -526,14 +562,18 @@ static void adopt_children(struct procs *ps, uint32_t parent, struct service *sv
 	if (depth >= 4)
 		return;
 	n = list_children(parent, kids, 64);
-	/* A process with children forks: share its TLS uprobes (procs_on_fork). */
-	if (n && ps->cap)
-		capture_tls_share(ps->cap, parent);
 	for (unsigned i = 0; i < n; i++) {
 		if (hmap_get(&ps->procs, kids[i]))
 			continue;
 		struct proc *c = watch_tree(ps, kids[i], svc, depth + 1);
 		struct proc *p = hmap_get(&ps->procs, parent);
+		/* A listening parent whose child holds none of its listening
+		 * sockets hands connections to children (PostgreSQL's backends)
+		 * rather than running workers that accept (nginx): its next
+		 * child must be covered from its first instruction
+		 * (procs_on_fork). */
+		if (c && p && !c->n_listen && p->n_listen && ps->cap)
+			capture_tls_share(ps->cap, parent);
 		if (c && p && !c->n_listen) {
 			memcpy(c->listen_ports, p->listen_ports, sizeof(p->listen_ports));
 			c->n_listen = p->n_listen;
@@ -750,6 +790,8 @@ void procs_on_exec(struct procs *ps, const struct sonde_ev_exec *ev)
 		capture_unwatch(ps->cap, pid);
 }
 
+#define TLS_SHARE_AGE_MS 2000
+
 void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev)
 {
 	struct proc *parent = hmap_get(&ps->procs, ev->ppid);
@@ -764,9 +806,13 @@ void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev)
 			capture_unwatch(ps->cap, ev->h.tgid);
 		return;
 	}
-	/* Before the child is attached: from now on the parent's next children
-	 * are covered by the TLS uprobes from their first instruction. */
-	if (ps->cap)
+	/* A server that forks long after its start forks per connection or on
+	 * demand (PostgreSQL, Apache prefork): before the child is attached,
+	 * share the parent's TLS uprobes, so its next children are covered from
+	 * their first instruction. Workers forked at start-up (nginx) are not a
+	 * reason: their fork is followed at once, and sharing makes every other
+	 * user of the library trap. */
+	if (ps->cap && proc_age_ms(parent->tgid) >= TLS_SHARE_AGE_MS)
 		capture_tls_share(ps->cap, parent->tgid);
 	ps->starting = true;
 	child = procs_watch(ps, ev->h.tgid, parent->svc);
