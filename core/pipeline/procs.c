@@ -817,6 +817,13 @@ void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev)
 	ps->starting = true;
 	child = procs_watch(ps, ev->h.tgid, parent->svc);
 	ps->starting = false;
+	/* A child that holds none of its listening parent's listening sockets
+	 * (it closed them: a PostgreSQL backend or auxiliary process) tells a
+	 * parent that hands connections to children, young or not: share now
+	 * (adopt_children applies the same rule at discovery). Its own first
+	 * moments may have passed unseen; its siblings' will not. */
+	if (child && !child->n_listen && parent->n_listen && ps->cap)
+		capture_tls_share(ps->cap, parent->tgid);
 	if (child && parent && !child->n_listen) {
 		/* Forked workers share the parent's listening sockets. */
 		memcpy(child->listen_ports, parent->listen_ports, sizeof(parent->listen_ports));
