@@ -76,7 +76,6 @@ static const char *const tls_sym_names[TLS_NSYM] = {
 #define TLS_POLL_NS 50000000ull /* drain the rescan flags at most every 50 ms */
 #define TLS_MAX_FILES 8         /* candidate files looked at per maps read */
 
-/* One ELF file examined (cached by device, inode, size and mtime). */
 /* What tears one attachment down: a libbpf perf-event link, or the fd of
  * a uprobe_multi link (which libbpf 1.1 cannot create). */
 struct tls_link {
@@ -94,6 +93,7 @@ struct tls_file {
 	struct tls_link links[TLS_MAX_LINKS];
 };
 
+/* One ELF file examined (cached by device, inode, size and mtime). */
 struct tls_lib {
 	dev_t dev;
 	ino_t ino;
@@ -102,8 +102,9 @@ struct tls_lib {
 	bool ssl;                  /* defines SSL_read and SSL_write */
 	uint64_t off[TLS_NSYM];    /* file offset of each function; 0 = absent */
 	/* Attached without a pid filter (the programs check the kernel's pid
-	 * flags): set once a watched process that uses the file forks, so a
-	 * forked child is covered from its first instruction. */
+	 * flags): set once a watched process that uses the file forks per
+	 * connection (capture_tls_share), so its children are covered from
+	 * their first instruction. */
 	struct tls_file shared;
 };
 
