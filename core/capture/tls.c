@@ -935,14 +935,13 @@ int capture_tls_share(struct capture *c, uint32_t tgid)
 		}
 		/* Per-process links on the same file would run the programs
 		 * twice per call: the shared ones replace them. */
-		for (size_t it = 0, k; ; ) {
-			uint64_t key;
-			void *val;
+		uint64_t key;
+		void *val;
 
-			if (!hmap_next(&t->procs, &it, &key, &val))
-				break;
+		for (size_t it = 0; hmap_next(&t->procs, &it, &key, &val);) {
 			struct tls_proc *q = val;
-			for (k = 0; k < q->nfiles; k++) {
+
+			for (size_t k = 0; k < q->nfiles; k++) {
 				struct tls_file *g = &q->files[k];
 
 				if (g->dev == lib->dev && g->ino == lib->ino && !g->shared) {

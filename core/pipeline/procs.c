@@ -306,58 +306,50 @@ static int read_comm(uint32_t pid, char *out, size_t n)
 	return ok;
 }
 
-static uint32_t read_ppid(uint32_t pid)
+/* The fields of /proc/PID/stat after the command's ')' (field 3 on) into
+ * buf; NULL when unreadable. */
+static char *read_stat(uint32_t pid, char *buf, size_t len)
 {
-	char path[64], buf[512];
+	char path[64], *rp = NULL;
 	FILE *f;
-	unsigned ppid = 0;
 
 	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
-	if (fgets(buf, sizeof(buf), f)) {
-		char *rp = strrchr(buf, ')');
-		if (rp)
-			sscanf(rp + 1, " %*c %u", &ppid);
-	}
+		return NULL;
+	if (fgets(buf, (int)len, f))
+		rp = strrchr(buf, ')');
 	fclose(f);
+	return rp ? rp + 1 : NULL;
+}
+
+static uint32_t read_ppid(uint32_t pid)
+{
+	char buf[512], *st = read_stat(pid, buf, sizeof(buf));
+	unsigned ppid = 0;
+
+	if (st)
+		sscanf(st, " %*c %u", &ppid);
 	return ppid;
 }
 
 /* How long pid has been running (ms), from the start time in
- * /proc/PID/stat; -1 when unknown. */
+ * /proc/PID/stat (field 22); -1 when unknown. */
 static int64_t proc_age_ms(uint32_t pid)
 {
-	char path[64], buf[1024], *save = NULL, *tok;
-	unsigned long long start = 0;
-	struct timespec now;
+	char buf[1024], *save = NULL, *tok = read_stat(pid, buf, sizeof(buf));
 	long hz = sysconf(_SC_CLK_TCK);
-	int field = 3; /* the first after the command's ')' */
-	FILE *f;
+	int field = 3;
+	struct timespec now;
 
-	snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	if (!fgets(buf, sizeof(buf), f)) {
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	tok = strrchr(buf, ')');
 	if (!tok || hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &now))
 		return -1;
-	for (tok = strtok_r(tok + 1, " ", &save); tok; tok = strtok_r(NULL, " ", &save), field++) {
-		if (field == 22) {
-			start = strtoull(tok, NULL, 10);
-			break;
-		}
-	}
-	if (field != 22)
+	for (tok = strtok_r(tok, " ", &save); tok && field < 22; tok = strtok_r(NULL, " ", &save))
+		field++;
+	if (!tok)
 		return -1;
 	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
-	       (int64_t)(start * 1000 / (unsigned long long)hz);
+	       (int64_t)(strtoull(tok, NULL, 10) * 1000 / (unsigned long long)hz);
 }
 
 static void uuid4(char out[37])
@@ -554,6 +546,22 @@ static unsigned list_children(uint32_t parent, uint32_t *kids, unsigned max)
 	return n;
 }
 
+/* child was forked by parent (found at discovery, or its fork read). A
+ * listening parent whose child holds none of its listening sockets hands
+ * connections to children (PostgreSQL's backends) rather than running
+ * workers that accept (nginx): its next child must be covered by the TLS
+ * uprobes from its first instruction, so they are shared now. A child with
+ * no listening socket of its own serves on the parent's ports. */
+static void child_of(struct procs *ps, struct proc *parent, struct proc *child)
+{
+	if (!parent || !child || child->n_listen)
+		return;
+	if (parent->n_listen && ps->cap)
+		capture_tls_share(ps->cap, parent->tgid);
+	memcpy(child->listen_ports, parent->listen_ports, sizeof(parent->listen_ports));
+	child->n_listen = parent->n_listen;
+}
+
 static void adopt_children(struct procs *ps, uint32_t parent, struct service *svc, int depth)
 {
 	uint32_t kids[64];
@@ -566,18 +574,8 @@ static void adopt_children(struct procs *ps, uint32_t parent, struct service *sv
 		if (hmap_get(&ps->procs, kids[i]))
 			continue;
 		struct proc *c = watch_tree(ps, kids[i], svc, depth + 1);
-		struct proc *p = hmap_get(&ps->procs, parent);
-		/* A listening parent whose child holds none of its listening
-		 * sockets hands connections to children (PostgreSQL's backends)
-		 * rather than running workers that accept (nginx): its next
-		 * child must be covered from its first instruction
-		 * (procs_on_fork). */
-		if (c && p && !c->n_listen && p->n_listen && ps->cap)
-			capture_tls_share(ps->cap, parent);
-		if (c && p && !c->n_listen) {
-			memcpy(c->listen_ports, p->listen_ports, sizeof(p->listen_ports));
-			c->n_listen = p->n_listen;
-		}
+
+		child_of(ps, hmap_get(&ps->procs, parent), c);
 	}
 }
 
@@ -817,18 +815,9 @@ void procs_on_fork(struct procs *ps, const struct sonde_ev_proc *ev)
 	ps->starting = true;
 	child = procs_watch(ps, ev->h.tgid, parent->svc);
 	ps->starting = false;
-	/* A child that holds none of its listening parent's listening sockets
-	 * (it closed them: a PostgreSQL backend or auxiliary process) tells a
-	 * parent that hands connections to children, young or not: share now
-	 * (adopt_children applies the same rule at discovery). Its own first
-	 * moments may have passed unseen; its siblings' will not. */
-	if (child && !child->n_listen && parent->n_listen && ps->cap)
-		capture_tls_share(ps->cap, parent->tgid);
-	if (child && parent && !child->n_listen) {
-		/* Forked workers share the parent's listening sockets. */
-		memcpy(child->listen_ports, parent->listen_ports, sizeof(parent->listen_ports));
-		child->n_listen = parent->n_listen;
-	}
+	/* Whatever the parent's age (the child's own first moments may have
+	 * passed unseen; its siblings' will not). */
+	child_of(ps, parent, child);
 }
 
 void procs_on_exit(struct procs *ps, const struct sonde_ev_proc *ev)
