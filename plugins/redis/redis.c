@@ -545,19 +545,29 @@ static const struct sub_name sub_names[] = {
 	{ "unsubscribe", 0, 1 }, { "punsubscribe", 1, 1 }, { "sunsubscribe", 2, 1 },
 };
 
+/* Can m be a pub/sub message or confirmation (an array or push whose first
+ * element is a string)? Every reply is asked, so this goes first. */
+static int names_first(const struct resp_summary *m)
+{
+	const struct resp_copy *a = &m->args[0];
+
+	return (m->type == RESP_ARRAY || m->type == RESP_PUSH) && a->present &&
+	       (a->type == RESP_BULK || a->type == RESP_SIMPLE);
+}
+
 static int first_is(const struct resp_summary *m, const char *s)
 {
 	const struct resp_copy *a = &m->args[0];
 	size_t n = strlen(s);
 
-	return (m->type == RESP_ARRAY || m->type == RESP_PUSH) && a->present &&
-	       (a->type == RESP_BULK || a->type == RESP_SIMPLE) && a->len == n &&
-	       memcmp(a->buf, s, n) == 0;
+	return names_first(m) && a->len == n && memcmp(a->buf, s, n) == 0;
 }
 
 /* The pub/sub confirmation a reply is, or NULL. */
 static const struct sub_name *confirmation(const struct resp_summary *m)
 {
+	if (!names_first(m))
+		return NULL;
 	for (size_t i = 0; i < sizeof(sub_names) / sizeof(sub_names[0]); i++) {
 		if (first_is(m, sub_names[i].name))
 			return &sub_names[i];

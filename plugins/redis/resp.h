@@ -144,7 +144,7 @@ struct resp_copy {
 	uint8_t lost;      /* some of its bytes were skipped unseen */
 	uint16_t len;
 	uint64_t full_len;
-	char buf[RESP_KEEP_LEN];
+	char buf[RESP_KEEP_LEN]; /* its first len bytes; the rest is unspecified */
 };
 
 /* One complete message as copied out by the stream decoder. */

@@ -136,12 +136,52 @@ static int on_header(struct resp_stream *s, const struct resp_hdr *h, int *done)
 	return value_done(s, h->type == RESP_ATTR, done);
 }
 
+/* An empty copy. Its buffer is not cleared: only its first len bytes are
+ * ever read (clearing and copying whole summaries, 350 bytes, was a third
+ * of the decoder's time on pipelined GETs). */
+static void copy_clear(struct resp_copy *c)
+{
+	c->type = 0;
+	c->present = 0;
+	c->lost = 0;
+	c->len = 0;
+	c->full_len = 0;
+}
+
+static void copy_out(struct resp_copy *d, const struct resp_copy *c)
+{
+	d->type = c->type;
+	d->present = c->present;
+	d->lost = c->lost;
+	d->len = c->len;
+	d->full_len = c->full_len;
+	memcpy(d->buf, c->buf, c->len);
+}
+
+/* A completed message to the caller: the copies' used bytes only. */
+static void summary_out(struct resp_summary *out, const struct resp_summary *m)
+{
+	out->type = m->type;
+	out->n = m->n;
+	out->wire_len = m->wire_len;
+	out->lost = m->lost;
+	copy_out(&out->text, &m->text);
+	for (int i = 0; i < RESP_KEEP_ARGS; i++)
+		copy_out(&out->args[i], &m->args[i]);
+}
+
 /* The first value of a message starts a fresh summary. */
 static void begin_msg(struct resp_stream *s)
 {
 	if (s->in_msg)
 		return;
-	memset(&s->cur, 0, sizeof(s->cur));
+	s->cur.type = 0;
+	s->cur.n = 0;
+	s->cur.wire_len = 0;
+	s->cur.lost = 0;
+	copy_clear(&s->cur.text);
+	for (int i = 0; i < RESP_KEEP_ARGS; i++)
+		copy_clear(&s->cur.args[i]);
 	s->in_msg = 1;
 	s->top_seen = 0;
 	s->arg_idx = 0;
@@ -374,7 +414,7 @@ ssize_t resp_stream_feed(struct resp_stream *s, const uint8_t *buf, size_t len,
 		s->cur.wire_len += used;
 	}
 	if (*done)
-		*out = s->cur;
+		summary_out(out, &s->cur);
 	return (ssize_t)off;
 }
 
@@ -401,6 +441,6 @@ uint64_t resp_stream_skip(struct resp_stream *s, uint64_t n, struct resp_summary
 	s->cur.wire_len += used;
 	value_done(s, 0, done);
 	if (*done)
-		*out = s->cur;
+		summary_out(out, &s->cur);
 	return used;
 }
