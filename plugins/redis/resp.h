@@ -194,6 +194,11 @@ int resp_stream_in_msg(const struct resp_stream *s);
 ssize_t resp_stream_feed(struct resp_stream *s, const uint8_t *buf, size_t len,
                          struct resp_summary *out, int *done);
 
+/* 1 when two summaries say the same: their fields and the bytes their
+ * copies hold (a copy's buffer past its len is unspecified, so summaries
+ * are never compared with memcmp). */
+int resp_summary_eq(const struct resp_summary *a, const struct resp_summary *b);
+
 /* Payload bytes of the current bulk string still to come that nobody
  * reads (its copy, if any, is full), its CRLF excluded; 0 otherwise. What
  * a capture policy may leave out. */

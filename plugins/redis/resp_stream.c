@@ -170,6 +170,24 @@ static void summary_out(struct resp_summary *out, const struct resp_summary *m)
 		copy_out(&out->args[i], &m->args[i]);
 }
 
+static int copy_eq(const struct resp_copy *a, const struct resp_copy *b)
+{
+	return a->type == b->type && a->present == b->present && a->lost == b->lost &&
+	       a->len == b->len && a->full_len == b->full_len && a->len <= RESP_KEEP_LEN &&
+	       memcmp(a->buf, b->buf, a->len) == 0;
+}
+
+int resp_summary_eq(const struct resp_summary *a, const struct resp_summary *b)
+{
+	if (a->type != b->type || a->n != b->n || a->wire_len != b->wire_len ||
+	    a->lost != b->lost || !copy_eq(&a->text, &b->text))
+		return 0;
+	for (int i = 0; i < RESP_KEEP_ARGS; i++)
+		if (!copy_eq(&a->args[i], &b->args[i]))
+			return 0;
+	return 1;
+}
+
 /* The first value of a message starts a fresh summary. */
 static void begin_msg(struct resp_stream *s)
 {

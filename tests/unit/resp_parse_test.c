@@ -85,26 +85,6 @@ static int copy_is(const struct resp_copy *c, const char *s)
 	return c->present && c->len == strlen(s) && memcmp(c->buf, s, c->len) == 0;
 }
 
-/* Two copies say the same: their fields and the bytes they hold (a copy's
- * buffer past len is unspecified). */
-static int copy_eq(const struct resp_copy *a, const struct resp_copy *b)
-{
-	return a->type == b->type && a->present == b->present && a->lost == b->lost &&
-	       a->len == b->len && a->full_len == b->full_len && a->len <= RESP_KEEP_LEN &&
-	       memcmp(a->buf, b->buf, a->len) == 0;
-}
-
-static int summary_eq(const struct resp_summary *a, const struct resp_summary *b)
-{
-	if (a->type != b->type || a->n != b->n || a->wire_len != b->wire_len ||
-	    a->lost != b->lost || !copy_eq(&a->text, &b->text))
-		return 0;
-	for (int i = 0; i < RESP_KEEP_ARGS; i++)
-		if (!copy_eq(&a->args[i], &b->args[i]))
-			return 0;
-	return 1;
-}
-
 static int str_is(const struct resp_str *a, const char *s)
 {
 	return a->p && a->len == strlen(s) && memcmp(a->p, s, a->len) == 0;
@@ -125,10 +105,10 @@ static void check_vector(int request, const uint8_t *buf, size_t len)
 	ck_assert_int_eq(stream_all(request, buf, len, 0, &one, 1), 1);
 	ck_assert_uint_eq(one.wire_len, len);
 	ck_assert_int_eq(stream_all(request, buf, len, 1, &each, 1), 1);
-	ck_assert(summary_eq(&one, &each));
+	ck_assert(resp_summary_eq(&one, &each));
 	for (size_t cut = 1; cut < len; cut++) {
 		ck_assert_int_eq(stream_split(request, buf, len, cut, &split, 1), 1);
-		ck_assert_msg(summary_eq(&one, &split), "split at %zu differs", cut);
+		ck_assert_msg(resp_summary_eq(&one, &split), "split at %zu differs", cut);
 	}
 }
 
@@ -483,7 +463,7 @@ START_TEST(test_pipeline_1000)
 
 		snprintf(key, sizeof(key), "key:%d", i);
 		ck_assert(copy_is(&one[i].args[1], key));
-		ck_assert(summary_eq(&one[i], &odd[i]));
+		ck_assert(resp_summary_eq(&one[i], &odd[i]));
 	}
 	free(b);
 	free(one);
@@ -503,7 +483,7 @@ START_TEST(test_reply_pipeline_byte_by_byte)
 	ck_assert_int_eq(stream_all(0, b, 16 * (sizeof(rep) - 1), 0, a, 16), 16);
 	ck_assert_int_eq(stream_all(0, b, 16 * (sizeof(rep) - 1), 1, c, 16), 16);
 	for (int i = 0; i < 16; i++)
-		ck_assert(summary_eq(&a[i], &c[i]));
+		ck_assert(resp_summary_eq(&a[i], &c[i]));
 	ck_assert(copy_is(&a[15].text, "VXK"));
 }
 END_TEST
