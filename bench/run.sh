@@ -843,7 +843,7 @@ table() {
 # ---- main ------------------------------------------------------------------------------------------
 
 build_tools() {
-  local cf="-O2 -g -DNDEBUG -Wall -Wextra -Wno-unused-parameter"
+  local cf="-O3 -g -DNDEBUG -Wall -Wextra -Wno-unused-parameter"
   mkdir -p "$BIN"
   cc $cf -o "$BIN/ratecli" "$SRC/bench/ratecli.c" -lssl -lcrypto || return 1
   cc $cf -o "$BIN/holdconns" "$SRC/bench/holdconns.c" || return 1
