@@ -555,12 +555,13 @@ static int names_first(const struct resp_summary *m)
 	       (a->type == RESP_BULK || a->type == RESP_SIMPLE);
 }
 
+/* m's first element is s (names_first(m) already checked). */
 static int first_is(const struct resp_summary *m, const char *s)
 {
 	const struct resp_copy *a = &m->args[0];
 	size_t n = strlen(s);
 
-	return names_first(m) && a->len == n && memcmp(a->buf, s, n) == 0;
+	return a->len == n && memcmp(a->buf, s, n) == 0;
 }
 
 /* The pub/sub confirmation a reply is, or NULL. */
@@ -577,7 +578,8 @@ static const struct sub_name *confirmation(const struct resp_summary *m)
 
 static int is_message(const struct resp_summary *m)
 {
-	return first_is(m, "message") || first_is(m, "pmessage") || first_is(m, "smessage");
+	return names_first(m) &&
+	       (first_is(m, "message") || first_is(m, "pmessage") || first_is(m, "smessage"));
 }
 
 static int confirms(const struct pending *p, const struct sub_name *sn)
